@@ -1,0 +1,9 @@
+DROP TABLE idempotency_keys;
+DROP TABLE work_order_events;
+DROP TABLE work_orders;
+DROP TABLE customers;
+DROP TABLE login_failures;
+DROP TABLE refresh_tokens;
+DROP TABLE users;
+DROP TABLE crews;
+DROP TABLE areas;

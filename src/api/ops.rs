@@ -1,0 +1,60 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics.
+
+use crate::errors::AppError;
+use crate::state::AppState;
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let checked = state
+        .db(|conn| {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("SELECT 1")?;
+            crate::db::has_pending_migrations(conn).map_err(AppError::internal)
+        })
+        .await;
+    match checked {
+        Ok(false) => HttpResponse::Ok().json(json!({"status": "ready", "warnings": []})),
+        Ok(true) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "migrations_pending", "warnings": []})),
+        Err(e) => {
+            log::warn!("readiness check failed: {e}");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "database_unavailable", "warnings": []}))
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain"), (status = 401)))]
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let token = &state.settings.metrics.scrape_token;
+    if !token.is_empty() && crate::auth::extractor::bearer_token(&req) != Some(token.as_str()) {
+        return Err(AppError::Unauthorized {
+            code: "unauthorized",
+            detail: "a scrape token is required".into(),
+        });
+    }
+    let open = state
+        .db(crate::db::work_orders::count_open_by_status)
+        .await
+        .unwrap_or_default();
+    let pool = state.pool.state();
+    let body = state
+        .metrics
+        .render(&open, pool.idle_connections, pool.connections);
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .body(body))
+}

@@ -1,0 +1,279 @@
+//! Response bodies: what clients see of each resource.
+
+use crate::db::areas::AreaRow;
+use crate::db::crews::CrewRow;
+use crate::db::customers::CustomerRow;
+use crate::db::events::EventRow;
+use crate::db::from_json_list;
+use crate::db::users::UserRow;
+use crate::db::work_orders::WorkOrderRow;
+use crate::domain::{Action, Role};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub crew_id: Option<String>,
+    pub area_codes: Vec<String>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for UserView {
+    fn from(u: UserRow) -> Self {
+        UserView {
+            role: u.role(),
+            area_codes: u.area_codes(),
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            email: u.email,
+            crew_id: u.crew_id,
+            active: u.active,
+            created_at: utc(u.created_at),
+            updated_at: utc(u.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AreaView {
+    pub code: String,
+    pub name: String,
+    pub region_class: String,
+    pub parent_code: Option<String>,
+    pub backup_area_codes: Vec<String>,
+    pub calendar: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<AreaRow> for AreaView {
+    fn from(a: AreaRow) -> Self {
+        AreaView {
+            backup_area_codes: from_json_list(&a.backup_area_codes),
+            code: a.code,
+            name: a.name,
+            region_class: a.region_class,
+            parent_code: a.parent_code,
+            calendar: a.calendar,
+            created_at: utc(a.created_at),
+            updated_at: utc(a.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrewView {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub area_codes: Vec<String>,
+    pub skills: Vec<String>,
+    pub capacity: i32,
+    pub on_duty: bool,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub located_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<CrewRow> for CrewView {
+    fn from(c: CrewRow) -> Self {
+        CrewView {
+            area_codes: from_json_list(&c.area_codes),
+            skills: from_json_list(&c.skills),
+            id: c.id,
+            code: c.code,
+            name: c.name,
+            kind: c.kind,
+            capacity: c.capacity,
+            on_duty: c.on_duty,
+            lat: c.lat,
+            lon: c.lon,
+            located_at: c.located_at.map(utc),
+            created_at: utc(c.created_at),
+            updated_at: utc(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: String,
+    pub account_no: String,
+    pub name: String,
+    pub phone: String,
+    pub email: Option<String>,
+    pub address: String,
+    pub area_code: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub tier: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<CustomerRow> for CustomerView {
+    fn from(c: CustomerRow) -> Self {
+        CustomerView {
+            id: c.id,
+            account_no: c.account_no,
+            name: c.name,
+            phone: c.phone,
+            email: c.email,
+            address: c.address,
+            area_code: c.area_code,
+            lat: c.lat,
+            lon: c.lon,
+            tier: c.tier,
+            created_at: utc(c.created_at),
+            updated_at: utc(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallerView {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A work order as API.md shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkOrderView {
+    pub id: String,
+    pub number: String,
+    pub kind: String,
+    pub category: String,
+    pub grade: Option<String>,
+    pub priority: String,
+    pub channel: String,
+    pub status: String,
+    pub customer_id: Option<String>,
+    pub caller: CallerView,
+    pub area_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: String,
+    pub resolution: Option<String>,
+    pub assigned_crew_id: Option<String>,
+    pub master_id: Option<String>,
+    pub subject_crew_id: Option<String>,
+    pub outage_id: Option<String>,
+    pub urge_count: i32,
+    pub reopen_count: i32,
+    pub satisfaction: Option<String>,
+    pub suspended_until: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// SLA timers of the order; filled by the SLA engine.
+    #[schema(value_type = Vec<Object>)]
+    pub sla: Vec<serde_json::Value>,
+    pub allowed_actions: Vec<Action>,
+    /// Set when the create call found an open order from the same caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+}
+
+impl WorkOrderView {
+    pub fn new(o: WorkOrderRow, allowed_actions: Vec<Action>) -> WorkOrderView {
+        WorkOrderView {
+            number: o.number.unwrap_or_default(),
+            caller: CallerView {
+                name: o.caller_name,
+                phone: o.caller_phone,
+            },
+            id: o.id,
+            kind: o.kind,
+            category: o.category,
+            grade: o.grade,
+            priority: o.priority,
+            channel: o.channel,
+            status: o.status,
+            customer_id: o.customer_id,
+            area_code: o.area_code,
+            address: o.address,
+            lat: o.lat,
+            lon: o.lon,
+            description: o.description,
+            resolution: o.resolution,
+            assigned_crew_id: o.assigned_crew_id,
+            master_id: o.master_id,
+            subject_crew_id: o.subject_crew_id,
+            outage_id: o.outage_id,
+            urge_count: o.urge_count,
+            reopen_count: o.reopen_count,
+            satisfaction: o.satisfaction,
+            suspended_until: o.suspend_until.map(utc),
+            version: o.version,
+            created_at: utc(o.created_at),
+            updated_at: utc(o.updated_at),
+            resolved_at: o.resolved_at.map(utc),
+            closed_at: o.closed_at.map(utc),
+            sla: Vec::new(),
+            allowed_actions,
+            duplicate_of: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorView {
+    pub id: String,
+    pub username: Option<String>,
+    pub role: Option<String>,
+}
+
+/// A work-order event; `id` is its position in the event stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub work_order_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub actor: Option<ActorView>,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+impl From<EventRow> for EventView {
+    fn from(e: EventRow) -> Self {
+        EventView {
+            id: e.id,
+            work_order_id: e.work_order_id,
+            event_type: e.event_type,
+            actor: e.actor_id.map(|id| ActorView {
+                id,
+                username: e.actor_username,
+                role: e.actor_role,
+            }),
+            from_status: e.from_status,
+            to_status: e.to_status,
+            reason: e.reason,
+            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
+            at: utc(e.at),
+        }
+    }
+}

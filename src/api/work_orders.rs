@@ -1,0 +1,528 @@
+//! `/api/v1/work-orders`: create (idempotent), list, get, correct, events, notes, actions.
+
+use super::extract::{decode_cursor, if_match, page, path_uuid, JsonBody, Page, PageQuery};
+use super::views::{EventView, WorkOrderView};
+use crate::auth::tokens::sha256_hex;
+use crate::auth::AuthUser;
+use crate::db::idempotency::{self, Claim};
+use crate::db::work_orders::{OrderFilter, WorkOrderRow};
+use crate::domain::values::{check_coordinates, limits, Phone};
+use crate::domain::{Action, Channel, Grade, Kind, Priority, Role, Status};
+use crate::errors::{AppError, Problems};
+use crate::service::work_orders::{
+    self as service, ActRequest, ActionBody, Correction, IdempotencyKey, NewOrder, Rules,
+};
+use crate::state::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+fn rules(state: &AppState) -> Rules {
+    Rules {
+        reopen_window: TimeDelta::days(state.settings.work_orders.reopen_window_days),
+    }
+}
+
+fn order_response(
+    state: &AppState,
+    user: &AuthUser,
+    row: WorkOrderRow,
+    status: StatusCode,
+    duplicate_of: Option<String>,
+) -> HttpResponse {
+    let allowed = service::allowed_actions(&row, user, state.clock.now(), rules(state));
+    let etag = format!("\"{}\"", row.version);
+    let location = format!("/api/v1/work-orders/{}", row.id);
+    let mut view = WorkOrderView::new(row, allowed);
+    view.duplicate_of = duplicate_of;
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::ETAG, etag));
+    if status == StatusCode::CREATED {
+        builder.insert_header((header::LOCATION, location));
+    }
+    builder.json(view)
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallerInput {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    pub kind: Option<Kind>,
+    pub category: Option<String>,
+    pub priority: Option<Priority>,
+    pub channel: Option<Channel>,
+    pub customer_id: Option<String>,
+    pub caller: Option<CallerInput>,
+    pub area_code: Option<String>,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: Option<String>,
+    pub subject_crew_id: Option<String>,
+    pub grade: Option<Grade>,
+    /// Skip the repeat-call check.
+    pub force_new: Option<bool>,
+    /// Link a repair call to an active outage in its area (default true).
+    pub link_outage: Option<bool>,
+}
+
+fn check_uuid(p: &mut Problems, field: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        if uuid::Uuid::parse_str(v).is_err() {
+            p.add(field, "must be a UUID");
+        }
+    }
+}
+
+/// Turns a create body into a validated command, reporting every invalid field.
+fn new_order(
+    c: CreateOrder,
+    categories: &crate::domain::categories::Categories,
+) -> Result<NewOrder, AppError> {
+    let mut p = Problems::default();
+    if c.kind.is_none() {
+        p.add("kind", "is required");
+    }
+    if c.channel.is_none() {
+        p.add("channel", "is required");
+    }
+    match &c.area_code {
+        None => p.add("area_code", "is required"),
+        Some(a) if a.trim().is_empty() || a.chars().count() > limits::CODE => {
+            p.add("area_code", "must be an area code")
+        }
+        _ => {}
+    }
+    p.text(
+        "description",
+        c.description.as_deref(),
+        limits::DESCRIPTION,
+        true,
+    );
+    p.text("address", c.address.as_deref(), limits::ADDRESS, false);
+    check_uuid(&mut p, "customer_id", c.customer_id.as_deref());
+    check_uuid(&mut p, "subject_crew_id", c.subject_crew_id.as_deref());
+    for (f, m) in check_coordinates(c.lat, c.lon) {
+        p.add(f, m);
+    }
+    let mut caller_phone = None;
+    match (&c.customer_id, &c.caller) {
+        (None, None) => p.add("caller", "either customer_id or caller is required"),
+        (_, Some(caller)) => {
+            p.text("caller.name", caller.name.as_deref(), limits::NAME, false);
+            match caller.phone.as_deref().map(Phone::parse) {
+                Some(Ok(phone)) => caller_phone = Some(phone.as_str().to_owned()),
+                Some(Err(m)) => p.add("caller.phone", m),
+                None if c.customer_id.is_none() => {
+                    p.add("caller.phone", "is required without a customer_id")
+                }
+                None => {}
+            }
+        }
+        _ => {}
+    }
+    let mut category = None;
+    if let Some(kind) = c.kind {
+        match &c.category {
+            Some(code) => match categories.find(kind, code) {
+                Some(cat) => category = Some(cat.code.clone()),
+                None => p.add("category", format!("not a category of {kind}")),
+            },
+            None => category = Some(categories.default_for(kind).code.clone()),
+        }
+        if c.grade.is_some() && kind != Kind::Complaint {
+            p.add("grade", "only complaints have a grade");
+        }
+    }
+    p.finish()?;
+    let kind = c.kind.unwrap_or(Kind::Repair);
+    Ok(NewOrder {
+        kind,
+        category: category.unwrap_or_default(),
+        grade: match kind {
+            Kind::Complaint => Some(c.grade.unwrap_or(Grade::General).as_str().to_owned()),
+            _ => None,
+        },
+        priority: c.priority.unwrap_or(Priority::Normal).as_str().to_owned(),
+        channel: c.channel.unwrap_or(Channel::Phone).as_str().to_owned(),
+        customer_id: c.customer_id,
+        caller_name: c.caller.as_ref().and_then(|x| x.name.clone()),
+        caller_phone,
+        area_code: c.area_code.unwrap_or_default(),
+        address: c.address,
+        lat: c.lat,
+        lon: c.lon,
+        description: c.description.unwrap_or_default(),
+        subject_crew_id: c.subject_crew_id,
+    })
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, AppError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("").trim();
+    if key.is_empty() || key.len() > 200 {
+        return Err(AppError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: "Idempotency-Key must be 1 to 200 visible characters".into(),
+        });
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[utoipa::path(post, path = "/api/v1/work-orders", tag = "work orders", request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe creation, kept 24 h per user")),
+    responses((status = 201, body = WorkOrderView), (status = 200, body = WorkOrderView, description = "idempotent repeat"),
+        (status = 403), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    if !user.is(&[Role::Agent, Role::Dispatcher]) {
+        return Err(AppError::forbidden(format!(
+            "a {} may not open work orders",
+            user.role
+        )));
+    }
+    let key = idempotency_key(&req)?;
+    let input: CreateOrder = body.parse()?;
+    let order = new_order(input, &state.settings.categories)?;
+    let now = state.clock.now();
+    let actor = user.0.clone();
+    let settings = state.settings.work_orders.clone();
+    let request_hash = sha256_hex(body.0.to_string().as_bytes());
+    let result = state
+        .db(move |conn| {
+            let Some(key) = key else {
+                return service::create(conn, &actor, order, now, None)
+                    .map(|row| (row, StatusCode::CREATED));
+            };
+            let expired = (now - TimeDelta::hours(settings.idempotency_key_hours)).naive_utc();
+            let stale = (now - TimeDelta::seconds(settings.idempotency_stale_secs)).naive_utc();
+            match idempotency::claim(
+                conn,
+                &actor.id,
+                &key,
+                &request_hash,
+                now.naive_utc(),
+                expired,
+                stale,
+            )? {
+                Claim::InFlight => Err(AppError::Conflict {
+                    code: "idempotency_in_flight",
+                    detail: "a request with this Idempotency-Key is still being processed".into(),
+                    allowed_actions: None,
+                }),
+                Claim::Done {
+                    same_request: false,
+                    ..
+                } => Err(AppError::invalid(
+                    "Idempotency-Key",
+                    "this key was used with a different request body",
+                )),
+                Claim::Done {
+                    status,
+                    work_order_id,
+                    ..
+                } => {
+                    let row = crate::db::work_orders::find(conn, &work_order_id)?
+                        .ok_or(AppError::NotFound { what: "work order" })?;
+                    Ok((
+                        row,
+                        StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),
+                    ))
+                }
+                Claim::Claimed => {
+                    let created = service::create(
+                        conn,
+                        &actor,
+                        order,
+                        now,
+                        Some(IdempotencyKey {
+                            user_id: &actor.id,
+                            key: &key,
+                        }),
+                    );
+                    if created.is_err() {
+                        idempotency::release(conn, &actor.id, &key)?;
+                    }
+                    created.map(|row| (row, StatusCode::CREATED))
+                }
+            }
+        })
+        .await?;
+    let (row, status) = result;
+    Ok(order_response(&state, &user, row, status, None))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct OrderQuery {
+    /// One status or several, comma-separated.
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub priority: Option<String>,
+    pub area_code: Option<String>,
+    pub crew_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub phone: Option<String>,
+    /// running | warning | breached (with the SLA engine).
+    pub sla_state: Option<String>,
+    pub created_from: Option<String>,
+    pub created_to: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn list_of<T: std::str::FromStr>(p: &mut Problems, field: &str, raw: Option<&str>) -> Vec<String> {
+    let Some(raw) = raw else { return Vec::new() };
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if part.parse::<T>().is_err() {
+            p.add(field, format!("unknown value `{part}`"));
+        } else {
+            out.push(part.to_owned());
+        }
+    }
+    out
+}
+
+fn time_of(p: &mut Problems, field: &str, raw: Option<&str>) -> Option<NaiveDateTime> {
+    let raw = raw?;
+    match DateTime::<FixedOffset>::parse_from_rfc3339(raw) {
+        Ok(t) => Some(t.with_timezone(&Utc).naive_utc()),
+        Err(_) => {
+            p.add(field, "must be an RFC 3339 time with offset");
+            None
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/work-orders", tag = "work orders", params(OrderQuery),
+    responses((status = 200, body = Page<WorkOrderView>)), security(("bearer" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<OrderQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner();
+    let paging = PageQuery {
+        limit: q.limit,
+        cursor: None,
+    };
+    let limit = paging.limit()?;
+    let after: Option<(NaiveDateTime, String)> =
+        q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut p = Problems::default();
+    let phone = match q.phone.as_deref().map(Phone::parse) {
+        Some(Ok(x)) => Some(x.as_str().to_owned()),
+        Some(Err(m)) => {
+            p.add("phone", m);
+            None
+        }
+        None => None,
+    };
+    if q.sla_state.is_some() {
+        p.add(
+            "sla_state",
+            "SLA timers are not tracked by this release yet",
+        );
+    }
+    check_uuid(&mut p, "crew_id", q.crew_id.as_deref());
+    check_uuid(&mut p, "customer_id", q.customer_id.as_deref());
+    let filter = OrderFilter {
+        statuses: list_of::<Status>(&mut p, "status", q.status.as_deref()),
+        kinds: list_of::<Kind>(&mut p, "kind", q.kind.as_deref()),
+        priorities: list_of::<Priority>(&mut p, "priority", q.priority.as_deref()),
+        area_codes: q
+            .area_code
+            .as_deref()
+            .map(|a| {
+                a.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        crew_id: q.crew_id,
+        customer_id: q.customer_id,
+        phone,
+        created_from: time_of(&mut p, "created_from", q.created_from.as_deref()),
+        created_to: time_of(&mut p, "created_to", q.created_to.as_deref()),
+        q: q.q.filter(|s| !s.trim().is_empty()),
+        scope_areas: match user.role {
+            Role::Dispatcher | Role::Supervisor => user.area_codes.clone(),
+            _ => Vec::new(),
+        },
+        scope_crew: (user.role == Role::Crew).then(|| user.crew_id.clone().unwrap_or_default()),
+    };
+    p.finish()?;
+    let rows = state
+        .db(move |conn| crate::db::work_orders::list(conn, &filter, after, limit + 1))
+        .await?;
+    let now = state.clock.now();
+    let r = rules(&state);
+    let body: Page<WorkOrderView> = page(
+        rows,
+        limit,
+        |o| (o.created_at, o.id.clone()),
+        |o| {
+            let allowed = service::allowed_actions(&o, &user, now, r);
+            WorkOrderView::new(o, allowed)
+        },
+    );
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "work orders",
+    responses((status = 200, body = WorkOrderView), (status = 404)), security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let actor = user.0.clone();
+    let row = state
+        .db(move |conn| service::load_visible(conn, &actor, &id))
+        .await?;
+    Ok(order_response(&state, &user, row, StatusCode::OK, None))
+}
+
+#[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "work orders", request_body = inline(Object),
+    params(("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = WorkOrderView), (status = 404), (status = 403), (status = 412), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let correction = body.parse::<Correction>();
+    let if_match = if_match(&req);
+    let actor = user.0.clone();
+    let now = state.clock.now();
+    let r = rules(&state);
+    let settings = state.settings.clone();
+    let row = state
+        .db(move |conn| {
+            service::correct(
+                conn,
+                &actor,
+                &id,
+                correction,
+                if_match,
+                now,
+                r,
+                &settings.categories,
+            )
+        })
+        .await?;
+    Ok(order_response(&state, &user, row, StatusCode::OK, None))
+}
+
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}/events", tag = "work orders", params(PageQuery),
+    responses((status = 200, body = Page<EventView>), (status = 404)), security(("bearer" = [])))]
+pub async fn events(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let limit = q.limit()?;
+    let after: Option<i64> = q.cursor()?;
+    let actor = user.0.clone();
+    let rows = state
+        .db(move |conn| {
+            service::load_visible(conn, &actor, &id)?;
+            crate::db::events::for_order(conn, &id, after, limit + 1)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |e| e.id, EventView::from)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteInput {
+    pub text: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/work-orders/{id}/notes", tag = "work orders", request_body = NoteInput,
+    responses((status = 201, body = EventView), (status = 404), (status = 403), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn add_note(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let text = body.parse::<NoteInput>().and_then(|n| {
+        let mut p = Problems::default();
+        p.text("text", Some(&n.text), limits::NOTE, true);
+        p.finish().map(|_| n.text)
+    });
+    let actor = user.0.clone();
+    let now = state.clock.now();
+    let r = rules(&state);
+    let event = state
+        .db(move |conn| service::add_note(conn, &actor, &id, text, now, r))
+        .await?;
+    Ok(HttpResponse::Created().json(EventView::from(event)))
+}
+
+#[utoipa::path(post, path = "/api/v1/work-orders/{id}/{action}", tag = "work orders",
+    params(("action" = String, Path, description = "dispatch, reassign, accept, reject, depart, arrive, contact, resolve, suspend, resume, callback, close, reopen, merge, unmerge, cancel, urge"),
+        ("If-Match" = Option<String>, Header)),
+    request_body = inline(Object),
+    responses((status = 200, body = WorkOrderView), (status = 404), (status = 403), (status = 412), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn act(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let (id, action_name) = path.into_inner();
+    let action = match action_name.parse::<Action>() {
+        Ok(a) if !matches!(a, Action::Note | Action::Update) => a,
+        _ if matches!(action_name.as_str(), "events" | "candidates" | "sla") => {
+            return Ok(crate::errors::problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed on this resource",
+                Default::default(),
+            ))
+        }
+        _ => return Err(AppError::NotFound { what: "action" }),
+    };
+    let id = path_uuid(&id)?;
+    let request = ActRequest {
+        action,
+        body: body.parse::<ActionBody>(),
+        if_match: if_match(&req),
+    };
+    let actor = user.0.clone();
+    let now = state.clock.now();
+    let r = rules(&state);
+    let settings = state.settings.clone();
+    let row = state
+        .db(move |conn| service::act(conn, &actor, &id, request, now, r, &settings.categories))
+        .await?;
+    Ok(order_response(&state, &user, row, StatusCode::OK, None))
+}

@@ -1,0 +1,65 @@
+//! `AuthUser`: the caller, from `Authorization: Bearer <access JWT>`, loaded fresh from the
+//! database so that deactivation and role changes take effect at once.
+
+use crate::domain::Actor;
+use crate::errors::AppError;
+use crate::state::AppState;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use std::ops::Deref;
+
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Actor);
+
+impl Deref for AuthUser {
+    type Target = Actor;
+    fn deref(&self) -> &Actor {
+        &self.0
+    }
+}
+
+fn unauthorized(detail: &str) -> AppError {
+    AppError::Unauthorized {
+        code: "unauthorized",
+        detail: detail.to_owned(),
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<AuthUser, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+            let token = token.ok_or_else(|| unauthorized("missing bearer token"))?;
+            let claims = state
+                .keys
+                .verify(&token, state.clock.now())
+                .map_err(unauthorized)?;
+            let user_id = claims.sub;
+            let user = state
+                .db(move |conn| crate::db::users::find(conn, &user_id))
+                .await?
+                .filter(|u| u.active)
+                .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))?;
+            Ok(AuthUser(user.actor()))
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Layered settings: compiled-in defaults → config/default.toml → config/$GRIDCALL_ENV.toml →
+//! GRIDCALL__SECTION__KEY environment variables; DATABASE_URL picks the database. Settings
+//! are a value handed to the application, never a global.
+
+use crate::domain::categories::Categories;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+const DEFAULT_CATEGORIES: &str = include_str!("../config/categories.toml");
+pub const BUILTIN_JWT_SECRET: &str = "gridcall-development-secret-do-not-use-in-production";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub work_orders: WorkOrderSettings,
+    pub metrics: MetricsSettings,
+    /// Not read from files: loaded from categories.toml beside the settings.
+    #[serde(skip, default = "default_categories")]
+    pub categories: Categories,
+    #[serde(skip)]
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+    pub pool_timeout_secs: u64,
+    pub sqlite_busy_timeout_ms: u32,
+    pub sqlite_synchronous: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+    pub access_token_minutes: i64,
+    pub refresh_token_hours: i64,
+    pub login_max_failures: i64,
+    pub login_window_minutes: i64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkOrderSettings {
+    pub reopen_window_days: i64,
+    pub idempotency_key_hours: i64,
+    pub idempotency_stale_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub scrape_token: String,
+}
+
+fn default_categories() -> Categories {
+    Categories::from_toml(DEFAULT_CATEGORIES)
+        .unwrap_or_else(|e| panic!("shipped categories.toml is invalid: {e}"))
+}
+
+impl Settings {
+    /// Loads the settings from the process environment and the config folder
+    /// (`$GRIDCALL_CONFIG_DIR`, default `./config`; missing files are skipped).
+    pub fn load() -> Result<Settings, String> {
+        let dir = std::env::var("GRIDCALL_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("config"));
+        let env = std::env::var("GRIDCALL_ENV").unwrap_or_else(|_| "development".to_owned());
+        let mut settings = Self::load_from(&dir, &env, std::env::vars())?;
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.trim().is_empty() {
+                settings.database.url = url;
+            }
+        }
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Loads the layers from `dir` with the given environment variables (testable).
+    pub fn load_from(
+        dir: &Path,
+        env: &str,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Settings, String> {
+        let vars: config::Map<String, String> =
+            vars.filter(|(k, _)| k.starts_with("GRIDCALL__")).collect();
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
+            .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("GRIDCALL")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(vars)),
+            )
+            .build()
+            .map_err(|e| format!("settings: {e}"))?;
+        let mut settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| format!("settings: {e}"))?;
+        settings.environment = env.to_owned();
+        let categories_file = dir.join("categories.toml");
+        settings.categories = if categories_file.exists() {
+            let text = std::fs::read_to_string(&categories_file)
+                .map_err(|e| format!("{}: {e}", categories_file.display()))?;
+            Categories::from_toml(&text)
+                .map_err(|e| format!("{}: {e}", categories_file.display()))?
+        } else {
+            default_categories()
+        };
+        Ok(settings)
+    }
+
+    /// Rules that make a configuration unusable.
+    pub fn check(&self) -> Result<(), String> {
+        if self.environment == "production" && self.auth.jwt_secret == BUILTIN_JWT_SECRET {
+            return Err("auth.jwt_secret is the built-in development secret; set GRIDCALL__AUTH__JWT_SECRET".into());
+        }
+        if self.auth.jwt_secret.len() < 32 {
+            return Err("auth.jwt_secret must be at least 32 bytes".into());
+        }
+        if self.auth.access_token_minutes < 1 || self.auth.refresh_token_hours < 1 {
+            return Err("auth token lifetimes must be positive".into());
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err("server.body_limit_bytes must be at least 1024".into());
+        }
+        if self.database.pool_size == 0 {
+            return Err("database.pool_size must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load_from(dir.path(), "test", std::iter::empty()).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.server.body_limit_bytes, 65536);
+        let vars = vec![(
+            "GRIDCALL__AUTH__ACCESS_TOKEN_MINUTES".to_owned(),
+            "7".to_owned(),
+        )];
+        let s = Settings::load_from(dir.path(), "test", vars.into_iter()).unwrap();
+        assert_eq!(s.auth.access_token_minutes, 7);
+    }
+
+    #[test]
+    fn env_file_overrides_defaults_and_production_refuses_builtin_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("production.toml"),
+            "[server]\nworkers = 3\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(dir.path(), "production", std::iter::empty()).unwrap();
+        assert_eq!(s.server.workers, 3);
+        assert!(s.check().is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.toml"), "[server]\nbindd = 'x'\n").unwrap();
+        assert!(Settings::load_from(dir.path(), "x", std::iter::empty()).is_err());
+    }
+}

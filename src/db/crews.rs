@@ -1,0 +1,103 @@
+//! Crews: field crews and handling units.
+
+use super::schema::{crews, work_orders};
+use super::{is_unique_violation, DbConnection};
+use crate::errors::AppError;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crews)]
+pub struct CrewRow {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub area_codes: String,
+    pub skills: String,
+    pub capacity: i32,
+    pub on_duty: bool,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub located_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = crews)]
+pub struct CrewChanges {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub area_codes: Option<String>,
+    pub skills: Option<String>,
+    pub capacity: Option<i32>,
+    pub on_duty: Option<bool>,
+    pub lat: Option<Option<f64>>,
+    pub lon: Option<Option<f64>>,
+    pub located_at: Option<Option<NaiveDateTime>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<CrewRow>, AppError> {
+    Ok(crews::table
+        .find(id)
+        .select(CrewRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut DbConnection, row: &CrewRow) -> Result<(), AppError> {
+    diesel::insert_into(crews::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::AlreadyExists {
+                    detail: format!("crew code `{}` exists", row.code),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(())
+}
+
+pub fn update(conn: &mut DbConnection, id: &str, changes: &CrewChanges) -> Result<(), AppError> {
+    diesel::update(crews::table.find(id))
+        .set(changes)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CrewRow>, AppError> {
+    let mut q = crews::table
+        .select(CrewRow::as_select())
+        .order(crews::code.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(crews::code.gt(after.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Orders assigned to the crew that are still being worked (its load).
+pub fn open_load(conn: &mut DbConnection, crew_id: &str) -> Result<i64, AppError> {
+    Ok(work_orders::table
+        .filter(work_orders::assigned_crew_id.eq(crew_id))
+        .filter(work_orders::status.eq_any([
+            "dispatched",
+            "accepted",
+            "en_route",
+            "on_site",
+            "contacted",
+            "suspended",
+        ]))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,73 @@
+//! The append-only work-order events. Ids come from the database's sequence and only grow.
+
+use super::schema::work_order_events;
+use super::DbConnection;
+use crate::errors::AppError;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = work_order_events)]
+pub struct EventRow {
+    pub id: i64,
+    pub work_order_id: String,
+    pub event_type: String,
+    pub actor_id: Option<String>,
+    pub actor_username: Option<String>,
+    pub actor_role: Option<String>,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub reason: Option<String>,
+    pub data: String,
+    pub at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = work_order_events)]
+pub struct NewEvent {
+    pub work_order_id: String,
+    pub event_type: String,
+    pub actor_id: Option<String>,
+    pub actor_username: Option<String>,
+    pub actor_role: Option<String>,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub reason: Option<String>,
+    pub data: String,
+    pub at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConnection, event: &NewEvent) -> Result<(), AppError> {
+    diesel::insert_into(work_order_events::table)
+        .values(event)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Events of one order, oldest first, after the given id.
+pub fn for_order(
+    conn: &mut DbConnection,
+    work_order_id: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<EventRow>, AppError> {
+    let mut q = work_order_events::table
+        .filter(work_order_events::work_order_id.eq(work_order_id))
+        .select(EventRow::as_select())
+        .order(work_order_events::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(work_order_events::id.gt(after));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// The newest event of an order (read inside the transaction that wrote it).
+pub fn last_for_order(conn: &mut DbConnection, work_order_id: &str) -> Result<EventRow, AppError> {
+    Ok(work_order_events::table
+        .filter(work_order_events::work_order_id.eq(work_order_id))
+        .select(EventRow::as_select())
+        .order(work_order_events::id.desc())
+        .first(conn)?)
+}

@@ -1,0 +1,274 @@
+//! The database layer: one diesel code path over SQLite and PostgreSQL (`MultiConnection`),
+//! the r2d2 pool, embedded migrations and the write-transaction helper. Knows no HTTP.
+
+pub mod areas;
+pub mod auth;
+pub mod crews;
+pub mod customers;
+pub mod events;
+pub mod idempotency;
+pub mod schema;
+pub mod users;
+pub mod work_orders;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+/// A connection to either backend; the backend is chosen by the URL's scheme.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Any key will do, as long as every gridcall instance uses the same one.
+const MIGRATION_LOCK_KEY: i64 = 0x6772_6964_6361_6c6c;
+
+/// Which backend a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Where the database is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct DbTarget {
+    pub backend: Backend,
+    /// For SQLite a file path; for PostgreSQL the URL as given.
+    pub location: String,
+    pub busy_timeout_ms: u32,
+    /// SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes.
+    pub sqlite_synchronous: String,
+}
+
+impl DbTarget {
+    /// Reads `postgres://…` / `postgresql://…` as PostgreSQL; `sqlite://…` or a plain path as SQLite.
+    pub fn from_url(url: &str, busy_timeout_ms: u32, sqlite_synchronous: &str) -> DbTarget {
+        let (backend, location) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (Backend::Postgres, url.to_owned())
+            } else if let Some(path) = url.strip_prefix("sqlite://") {
+                (Backend::Sqlite, path.to_owned())
+            } else {
+                (
+                    Backend::Sqlite,
+                    url.strip_prefix("sqlite:").unwrap_or(url).to_owned(),
+                )
+            };
+        DbTarget {
+            backend,
+            location,
+            busy_timeout_ms,
+            sqlite_synchronous: sqlite_synchronous.to_owned(),
+        }
+    }
+
+    /// Opens one connection, set up for this service (SQLite pragmas on every connection).
+    pub fn connect(&self) -> Result<DbConnection, diesel::r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => diesel::PgConnection::establish(&self.location)
+                .map(DbConnection::Postgresql)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                if let Some(parent) = std::path::Path::new(&self.location).parent() {
+                    if !parent.as_os_str().is_empty() && !parent.exists() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(
+                                format!("cannot create {}: {e}", parent.display()),
+                            ))
+                        })?;
+                    }
+                }
+                let mut conn = diesel::SqliteConnection::establish(&self.location)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let synchronous = match self.sqlite_synchronous.to_ascii_uppercase().as_str() {
+                    "NORMAL" => "NORMAL",
+                    "EXTRA" => "EXTRA",
+                    _ => "FULL",
+                };
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
+                    self.busy_timeout_ms
+                );
+                conn.batch_execute(&pragmas)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// The r2d2 manager: picks the backend by URL itself, because the derived `establish` tries
+/// each backend in turn and hides the real error.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    target: DbTarget,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        self.target.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Builds the pool. Connections are opened lazily after the first, so a start with the
+/// database briefly away still fails loudly on the first one.
+pub fn build_pool(
+    target: &DbTarget,
+    max_size: u32,
+    timeout: Duration,
+) -> Result<DbPool, r2d2::Error> {
+    // SQLite allows one writer at a time; more connections only add readers.
+    r2d2::Pool::builder()
+        .max_size(max_size.max(1))
+        .connection_timeout(timeout)
+        .test_on_check_out(false)
+        .build(ConnectionManager {
+            target: target.clone(),
+        })
+}
+
+/// Applies pending migrations under a lock, so several instances may start at once.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(pg)
+                .map_err(|e| e.to_string())?;
+            let result = pg
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect())
+                .map_err(|e| e.to_string());
+            let unlock =
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                    .execute(pg);
+            let applied = result?;
+            unlock.map_err(|e| e.to_string())?;
+            Ok(applied)
+        }
+        DbConnection::Sqlite(lite) => {
+            // The write lock of an IMMEDIATE transaction is the migration lock; the harness's own
+            // transactions nest inside it as savepoints.
+            lite.immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .map_err(|e| MigrationError(e.to_string()))
+            })
+            .map_err(|e: MigrationError| e.0)
+        }
+    }
+}
+
+/// Whether migrations are missing (for readiness).
+pub fn has_pending_migrations(conn: &mut DbConnection) -> Result<bool, String> {
+    match conn {
+        DbConnection::Postgresql(pg) => pg.has_pending_migration(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(lite) => lite.has_pending_migration(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| e.to_string())
+}
+
+#[derive(Debug)]
+struct MigrationError(String);
+
+impl From<diesel::result::Error> for MigrationError {
+    fn from(e: diesel::result::Error) -> Self {
+        MigrationError(e.to_string())
+    }
+}
+
+/// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
+/// lock is taken up front and a read-then-write cannot fail with "database is locked"; the
+/// busy timeout then queues writers. On PostgreSQL it is an ordinary transaction.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(lite) => {
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(_) => {
+            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(user_error) => {
+            match <DbConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            }
+        }
+    }
+}
+
+/// Whether a diesel error is a unique-key violation.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// JSON text column helpers: lists of codes are kept as JSON arrays.
+pub fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub fn from_json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_by_scheme() {
+        assert_eq!(
+            DbTarget::from_url("postgres://x/y", 1, "FULL").backend,
+            Backend::Postgres
+        );
+        assert_eq!(
+            DbTarget::from_url("postgresql://x/y", 1, "FULL").backend,
+            Backend::Postgres
+        );
+        let t = DbTarget::from_url("sqlite://data/a.db", 1, "FULL");
+        assert_eq!(
+            (t.backend, t.location.as_str()),
+            (Backend::Sqlite, "data/a.db")
+        );
+        assert_eq!(
+            DbTarget::from_url("data/b.db", 1, "FULL").location,
+            "data/b.db"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Table definitions shared by both backends: only SQL types SQLite and PostgreSQL have in
+//! common (UUIDs as text, UTC `Timestamp`, JSON as text).
+
+diesel::table! {
+    areas (code) {
+        code -> Text,
+        name -> Text,
+        region_class -> Text,
+        parent_code -> Nullable<Text>,
+        backup_area_codes -> Text,
+        calendar -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    crews (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        area_codes -> Text,
+        skills -> Text,
+        capacity -> Integer,
+        on_duty -> Bool,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        located_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        display_name -> Text,
+        email -> Nullable<Text>,
+        crew_id -> Nullable<Text>,
+        area_codes -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        family_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Text,
+        username -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> Text,
+        account_no -> Text,
+        name -> Text,
+        phone -> Text,
+        email -> Nullable<Text>,
+        address -> Text,
+        area_code -> Text,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        tier -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    work_orders (seq) {
+        seq -> BigInt,
+        id -> Text,
+        number -> Nullable<Text>,
+        kind -> Text,
+        category -> Text,
+        grade -> Nullable<Text>,
+        priority -> Text,
+        channel -> Text,
+        status -> Text,
+        suspended_from -> Nullable<Text>,
+        suspend_until -> Nullable<Timestamp>,
+        customer_id -> Nullable<Text>,
+        caller_name -> Nullable<Text>,
+        caller_phone -> Nullable<Text>,
+        area_code -> Text,
+        address -> Nullable<Text>,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        description -> Text,
+        resolution -> Nullable<Text>,
+        assigned_crew_id -> Nullable<Text>,
+        master_id -> Nullable<Text>,
+        subject_crew_id -> Nullable<Text>,
+        outage_id -> Nullable<Text>,
+        returned_crew_ids -> Text,
+        urge_count -> Integer,
+        reopen_count -> Integer,
+        satisfaction -> Nullable<Text>,
+        version -> Integer,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    work_order_events (id) {
+        id -> BigInt,
+        work_order_id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        actor_id -> Nullable<Text>,
+        actor_username -> Nullable<Text>,
+        actor_role -> Nullable<Text>,
+        from_status -> Nullable<Text>,
+        to_status -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        data -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        state -> Text,
+        response_status -> Nullable<Integer>,
+        work_order_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    areas,
+    crews,
+    users,
+    refresh_tokens,
+    login_failures,
+    customers,
+    work_orders,
+    work_order_events,
+    idempotency_keys,
+);

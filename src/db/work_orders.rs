@@ -1,0 +1,250 @@
+//! Work orders: rows, guarded updates and the list query.
+
+use super::schema::work_orders;
+use super::DbConnection;
+use crate::errors::AppError;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = work_orders)]
+pub struct WorkOrderRow {
+    pub seq: i64,
+    pub id: String,
+    pub number: Option<String>,
+    pub kind: String,
+    pub category: String,
+    pub grade: Option<String>,
+    pub priority: String,
+    pub channel: String,
+    pub status: String,
+    pub suspended_from: Option<String>,
+    pub suspend_until: Option<NaiveDateTime>,
+    pub customer_id: Option<String>,
+    pub caller_name: Option<String>,
+    pub caller_phone: Option<String>,
+    pub area_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: String,
+    pub resolution: Option<String>,
+    pub assigned_crew_id: Option<String>,
+    pub master_id: Option<String>,
+    pub subject_crew_id: Option<String>,
+    pub outage_id: Option<String>,
+    pub returned_crew_ids: String,
+    pub urge_count: i32,
+    pub reopen_count: i32,
+    pub satisfaction: Option<String>,
+    pub version: i32,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = work_orders)]
+pub struct NewWorkOrder {
+    pub id: String,
+    pub kind: String,
+    pub category: String,
+    pub grade: Option<String>,
+    pub priority: String,
+    pub channel: String,
+    pub status: String,
+    pub customer_id: Option<String>,
+    pub caller_name: Option<String>,
+    pub caller_phone: Option<String>,
+    pub area_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: String,
+    pub subject_crew_id: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Column changes of one state change or correction; `version` and `updated_at` always move.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = work_orders)]
+pub struct WorkOrderChanges {
+    pub category: Option<String>,
+    pub grade: Option<Option<String>>,
+    pub priority: Option<String>,
+    pub status: Option<String>,
+    pub suspended_from: Option<Option<String>>,
+    pub suspend_until: Option<Option<NaiveDateTime>>,
+    pub area_code: Option<String>,
+    pub address: Option<Option<String>>,
+    pub lat: Option<Option<f64>>,
+    pub lon: Option<Option<f64>>,
+    pub description: Option<String>,
+    pub resolution: Option<Option<String>>,
+    pub assigned_crew_id: Option<Option<String>>,
+    pub master_id: Option<Option<String>>,
+    pub returned_crew_ids: Option<String>,
+    pub urge_count: Option<i32>,
+    pub reopen_count: Option<i32>,
+    pub satisfaction: Option<Option<String>>,
+    pub version: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub resolved_at: Option<Option<NaiveDateTime>>,
+    pub closed_at: Option<Option<NaiveDateTime>>,
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<WorkOrderRow>, AppError> {
+    Ok(work_orders::table
+        .filter(work_orders::id.eq(id))
+        .select(WorkOrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Inserts an order and gives it its number: the kind letter, the local date and the row's
+/// sequence value. The sequence is the database's own (no counter row to contend on).
+pub fn insert(
+    conn: &mut DbConnection,
+    row: &NewWorkOrder,
+    number_prefix: &str,
+) -> Result<String, AppError> {
+    diesel::insert_into(work_orders::table)
+        .values(row)
+        .execute(conn)?;
+    let seq: i64 = work_orders::table
+        .filter(work_orders::id.eq(&row.id))
+        .select(work_orders::seq)
+        .first(conn)?;
+    let number = format!("{number_prefix}{seq:06}");
+    diesel::update(work_orders::table.filter(work_orders::id.eq(&row.id)))
+        .set(work_orders::number.eq(&number))
+        .execute(conn)?;
+    Ok(number)
+}
+
+/// Applies `changes` only if the order still has `expected_version`; false if it moved on.
+pub fn guarded_update(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i32,
+    changes: &WorkOrderChanges,
+) -> Result<bool, AppError> {
+    let n = diesel::update(
+        work_orders::table
+            .filter(work_orders::id.eq(id))
+            .filter(work_orders::version.eq(expected_version)),
+    )
+    .set(changes)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Orders merged into `master_id` and still waiting on it.
+pub fn merged_into(
+    conn: &mut DbConnection,
+    master_id: &str,
+) -> Result<Vec<WorkOrderRow>, AppError> {
+    Ok(work_orders::table
+        .filter(work_orders::master_id.eq(master_id))
+        .filter(work_orders::status.eq("merged"))
+        .select(WorkOrderRow::as_select())
+        .order(work_orders::seq.asc())
+        .load(conn)?)
+}
+
+/// The list filters of API.md, already validated.
+#[derive(Debug, Default, Clone)]
+pub struct OrderFilter {
+    pub statuses: Vec<String>,
+    pub kinds: Vec<String>,
+    pub priorities: Vec<String>,
+    pub area_codes: Vec<String>,
+    pub crew_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub phone: Option<String>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+    pub q: Option<String>,
+    /// Scope: only these areas (a scoped dispatcher or supervisor); empty means all.
+    pub scope_areas: Vec<String>,
+    /// Scope: only this crew's orders (a crew user).
+    pub scope_crew: Option<String>,
+}
+
+/// Newest first; the cursor is the (created_at, id) of the last row of the previous page.
+pub fn list(
+    conn: &mut DbConnection,
+    f: &OrderFilter,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<WorkOrderRow>, AppError> {
+    let mut q = work_orders::table
+        .select(WorkOrderRow::as_select())
+        .order((work_orders::created_at.desc(), work_orders::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(
+            work_orders::created_at
+                .lt(at)
+                .or(work_orders::created_at.eq(at).and(work_orders::id.lt(id))),
+        );
+    }
+    if !f.statuses.is_empty() {
+        q = q.filter(work_orders::status.eq_any(f.statuses.clone()));
+    }
+    if !f.kinds.is_empty() {
+        q = q.filter(work_orders::kind.eq_any(f.kinds.clone()));
+    }
+    if !f.priorities.is_empty() {
+        q = q.filter(work_orders::priority.eq_any(f.priorities.clone()));
+    }
+    if !f.area_codes.is_empty() {
+        q = q.filter(work_orders::area_code.eq_any(f.area_codes.clone()));
+    }
+    if !f.scope_areas.is_empty() {
+        q = q.filter(work_orders::area_code.eq_any(f.scope_areas.clone()));
+    }
+    if let Some(crew) = &f.scope_crew {
+        q = q.filter(work_orders::assigned_crew_id.eq(crew.clone()));
+    }
+    if let Some(crew) = &f.crew_id {
+        q = q.filter(work_orders::assigned_crew_id.eq(crew.clone()));
+    }
+    if let Some(customer) = &f.customer_id {
+        q = q.filter(work_orders::customer_id.eq(customer.clone()));
+    }
+    if let Some(phone) = &f.phone {
+        q = q.filter(work_orders::caller_phone.eq(phone.clone()));
+    }
+    if let Some(from) = f.created_from {
+        q = q.filter(work_orders::created_at.ge(from));
+    }
+    if let Some(to) = f.created_to {
+        q = q.filter(work_orders::created_at.lt(to));
+    }
+    if let Some(text) = &f.q {
+        let pattern = super::customers::like_pattern(text);
+        q = q.filter(
+            work_orders::number
+                .like(pattern.clone())
+                .escape('\\')
+                .or(work_orders::address.like(pattern.clone()).escape('\\'))
+                .or(work_orders::description.like(pattern).escape('\\')),
+        );
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Open orders counted by status (for /metrics).
+pub fn count_open_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(work_orders::table
+        .filter(work_orders::status.ne_all(["closed", "cancelled"]))
+        .group_by(work_orders::status)
+        .select((work_orders::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}

@@ -1,0 +1,246 @@
+//! One error type for the service, rendered as `application/problem+json` (RFC 9457) with a
+//! stable snake_case `code`. Internal causes are logged, never sent.
+
+use crate::domain::Action;
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// One invalid field of a request body or query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `caller.phone`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("{detail}")]
+    Forbidden { detail: String },
+    #[error("the resource has changed (version {current})")]
+    PreconditionFailed { current: i32 },
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: String,
+        allowed_actions: Option<Vec<Action>>,
+    },
+    #[error("{detail}")]
+    AlreadyExists { detail: String },
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(message: impl Into<String>) -> AppError {
+        AppError::Internal(message.into().into())
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> AppError {
+        AppError::Forbidden {
+            detail: detail.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthorized { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::BadRequest { code, .. }
+            | AppError::TooManyRequests { code, .. } => code,
+            AppError::NotFound { .. } => "not_found",
+            AppError::Forbidden { .. } => "forbidden",
+            AppError::PreconditionFailed { .. } => "precondition_failed",
+            AppError::AlreadyExists { .. } => "already_exists",
+            AppError::Validation(_) => "validation_failed",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            E::NotFound => AppError::NotFound { what: "resource" },
+            E::DatabaseError(K::UniqueViolation, _) => AppError::AlreadyExists {
+                detail: "a record with this key already exists".to_owned(),
+            },
+            E::DatabaseError(K::ClosedConnection, _) => AppError::Unavailable(Box::new(e)),
+            E::DatabaseError(K::SerializationFailure, _) => AppError::Conflict {
+                code: "concurrent_update",
+                detail: "another change was committed at the same time; try again".to_owned(),
+                allowed_actions: None,
+            },
+            other => AppError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(e: r2d2::Error) -> Self {
+        AppError::Unavailable(Box::new(e))
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> HttpResponse {
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "type".into(),
+        format!("https://gridcall.dev/problems/{code}").into(),
+    );
+    body.insert(
+        "title".into(),
+        status.canonical_reason().unwrap_or("Error").into(),
+    );
+    body.insert("status".into(), status.as_u16().into());
+    body.insert("detail".into(), detail.into());
+    body.insert("code".into(), code.into());
+    body.extend(extra);
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "application/problem+json"))
+        .body(serde_json::Value::Object(body).to_string())
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            AppError::Conflict { .. } | AppError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut extra = serde_json::Map::new();
+        let detail = match self {
+            AppError::Internal(cause) | AppError::Unavailable(cause) => {
+                log::error!("{status}: {}", cause_chain(cause.as_ref()));
+                if status == StatusCode::INTERNAL_SERVER_ERROR {
+                    "an internal error occurred; it has been logged".to_owned()
+                } else {
+                    "the database is not answering; try again shortly".to_owned()
+                }
+            }
+            AppError::Validation(errors) => {
+                extra.insert(
+                    "errors".into(),
+                    serde_json::to_value(errors).unwrap_or_default(),
+                );
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("invalid fields: {}", fields.join(", "))
+            }
+            AppError::Conflict {
+                allowed_actions: Some(actions),
+                ..
+            } => {
+                extra.insert(
+                    "allowed_actions".into(),
+                    serde_json::to_value(actions).unwrap_or_default(),
+                );
+                self.to_string()
+            }
+            AppError::PreconditionFailed { current } => {
+                extra.insert("current_version".into(), (*current).into());
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        let mut response = problem(status, self.code(), &detail, extra);
+        if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Collects field errors and fails with all of them at once.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// Checks a text's length in characters; `required` also refuses blank text.
+    pub fn text(&mut self, field: &str, value: Option<&str>, max: usize, required: bool) {
+        match value {
+            None if required => self.add(field, "is required"),
+            Some(v) if required && v.trim().is_empty() => self.add(field, "must not be blank"),
+            Some(v) if v.chars().count() > max => {
+                self.add(field, format!("must be at most {max} characters"))
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> Result<(), AppError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self.0))
+        }
+    }
+}

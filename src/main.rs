@@ -1,0 +1,190 @@
+//! The `gridcall` command line: serve (the default), migrate, check-config, user create, backup.
+
+use clap::{Parser, Subcommand};
+use gridcall::clock::{Clock, SystemClock};
+use gridcall::config::Settings;
+use gridcall::db::{Backend, DbTarget};
+use gridcall::domain::Role;
+use gridcall::service::users::{self, NewUser};
+use gridcall::startup::{connect, Application};
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "gridcall",
+    version,
+    about = "Work orders, SLA timers and dispatch for a 95598-style service centre"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (the default command).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 (default: server.bind).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load and check every configuration file, then exit.
+    CheckConfig,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Write a consistent copy of the SQLite database while the service runs.
+    Backup {
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input (first line).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        crew_id: Option<String>,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|_| format!("unknown role `{s}`: agent, dispatcher, crew, supervisor or admin"))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match run(cli.command.unwrap_or(Command::Serve { bind: None })) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gridcall: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    let mut settings = Settings::load()?;
+    match command {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                settings.server.bind = bind;
+            }
+            serve(settings)
+        }
+        Command::Migrate => {
+            connect(&settings)?;
+            println!("migrations are up to date");
+            Ok(())
+        }
+        Command::CheckConfig => {
+            println!(
+                "configuration is valid (environment {}, database {})",
+                settings.environment,
+                match DbTarget::from_url(&settings.database.url, 0, "FULL").backend {
+                    Backend::Postgres => "PostgreSQL",
+                    Backend::Sqlite => "SQLite",
+                }
+            );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    role,
+                    display_name,
+                    crew_id,
+                    password_stdin: _,
+                },
+        } => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| format!("reading the password: {e}"))?;
+            let password = input.lines().next().unwrap_or("").to_owned();
+            let pool = connect(&settings)?;
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let cost = gridcall::auth::password::PasswordCost {
+                memory_kib: settings.auth.argon2_memory_kib,
+                iterations: settings.auth.argon2_iterations,
+            };
+            let new = NewUser {
+                username,
+                password,
+                role,
+                display_name,
+                email: None,
+                crew_id,
+                area_codes: Vec::new(),
+            };
+            let user = users::create(&mut conn, new, SystemClock.now(), cost).map_err(describe)?;
+            println!(
+                "created user {} ({}) with id {}",
+                user.username, user.role, user.id
+            );
+            Ok(())
+        }
+        Command::Backup { to } => backup(&settings, &to),
+    }
+}
+
+fn describe(e: gridcall::errors::AppError) -> String {
+    match e {
+        gridcall::errors::AppError::Validation(errors) => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let bind = settings.server.bind.clone();
+        let app = Application::build(settings, Arc::new(SystemClock))?;
+        log::info!("gridcall listening on {bind} (port {})", app.port());
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn backup(settings: &Settings, to: &str) -> Result<(), String> {
+    let target = DbTarget::from_url(
+        &settings.database.url,
+        settings.database.sqlite_busy_timeout_ms,
+        "FULL",
+    );
+    if target.backend == Backend::Postgres {
+        return Err("the database is PostgreSQL: back it up with pg_dump (e.g. `pg_dump -Fc -f gridcall.dump \"$DATABASE_URL\"`)".into());
+    }
+    if std::path::Path::new(to).exists() {
+        return Err(format!("{to} exists; choose a new file"));
+    }
+    let mut conn = target.connect().map_err(|e| e.to_string())?;
+    // VACUUM INTO reads one snapshot: a consistent copy even while the service writes.
+    let statement = format!("VACUUM INTO '{}'", to.replace('\'', "''"));
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(&statement)
+        .map_err(|e| format!("backup: {e}"))?;
+    println!("backup written to {to}");
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Application services: each public function is one use case, run in one transaction over
+//! the database layer with the domain's rules. No HTTP here.
+
+pub mod auth;
+pub mod users;
+pub mod work_orders;

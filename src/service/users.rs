@@ -1,0 +1,187 @@
+//! Creating and changing users: shared by the REST API and the `gridcall user create` CLI.
+
+use crate::auth::password::{check_new_password, hash_password, PasswordCost};
+use crate::db::users::{self as repo, UserChanges, UserRow};
+use crate::db::{areas, auth, crews, to_json_list, write_transaction, DbConnection};
+use crate::domain::Role;
+use crate::errors::{AppError, Problems};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub crew_id: Option<String>,
+    #[serde(default)]
+    pub area_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub crew_id: Option<String>,
+    pub area_codes: Option<Vec<String>>,
+    pub active: Option<bool>,
+    pub password: Option<String>,
+}
+
+fn check_username(p: &mut Problems, username: &str) {
+    let n = username.chars().count();
+    if n == 0 || n > 100 {
+        p.add("username", "must be 1 to 100 characters");
+    } else if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        p.add(
+            "username",
+            "may hold letters, digits, '.', '_', '-' and '@'",
+        );
+    }
+}
+
+fn check_email(p: &mut Problems, email: Option<&str>) {
+    if let Some(e) = email {
+        if e.chars().count() > 254 || !e.contains('@') || e.contains(char::is_whitespace) {
+            p.add("email", "must be an email address");
+        }
+    }
+}
+
+/// Checks crew and area references of a user with this role.
+fn check_refs(
+    conn: &mut DbConnection,
+    p: &mut Problems,
+    role: Role,
+    crew_id: Option<&str>,
+    area_codes: &[String],
+) -> Result<(), AppError> {
+    match (role, crew_id) {
+        (Role::Crew, None) => p.add("crew_id", "a crew user needs a crew_id"),
+        (Role::Crew, Some(id)) => {
+            if crews::find(conn, id)?.is_none() {
+                p.add("crew_id", "no such crew");
+            }
+        }
+        (_, Some(_)) => p.add("crew_id", "only crew users belong to a crew"),
+        _ => {}
+    }
+    let missing = areas::missing(conn, area_codes)?;
+    if !missing.is_empty() {
+        p.add(
+            "area_codes",
+            format!("no such areas: {}", missing.join(", ")),
+        );
+    }
+    Ok(())
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    new: NewUser,
+    now: DateTime<Utc>,
+    cost: PasswordCost,
+) -> Result<UserRow, AppError> {
+    let mut p = Problems::default();
+    check_username(&mut p, &new.username);
+    if let Err(m) = check_new_password(&new.password) {
+        p.add("password", m);
+    }
+    p.text("display_name", new.display_name.as_deref(), 100, false);
+    check_email(&mut p, new.email.as_deref());
+    check_refs(
+        conn,
+        &mut p,
+        new.role,
+        new.crew_id.as_deref(),
+        &new.area_codes,
+    )?;
+    p.finish()?;
+    let hash = hash_password(&new.password, cost).map_err(AppError::internal)?;
+    let row = UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        display_name: new
+            .display_name
+            .clone()
+            .unwrap_or_else(|| new.username.clone()),
+        username: new.username,
+        password_hash: hash,
+        role: new.role.as_str().to_owned(),
+        email: new.email,
+        crew_id: new.crew_id,
+        area_codes: to_json_list(&new.area_codes),
+        active: true,
+        created_at: now.naive_utc(),
+        updated_at: now.naive_utc(),
+    };
+    write_transaction(conn, |conn| repo::insert(conn, &row))?;
+    Ok(row)
+}
+
+/// Changes a user; deactivation and password changes revoke every refresh chain.
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    patch: UserPatch,
+    now: DateTime<Utc>,
+    cost: PasswordCost,
+) -> Result<UserRow, AppError> {
+    let user = repo::find(conn, id)?.ok_or(AppError::NotFound { what: "user" })?;
+    let mut p = Problems::default();
+    let role = patch.role.unwrap_or_else(|| user.role());
+    let crew_id = match (&patch.crew_id, role) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Role::Crew) => user.crew_id.clone(),
+        (None, _) => None,
+    };
+    let area_codes = patch
+        .area_codes
+        .clone()
+        .unwrap_or_else(|| user.area_codes());
+    check_refs(conn, &mut p, role, crew_id.as_deref(), &area_codes)?;
+    p.text(
+        "display_name",
+        patch.display_name.as_deref(),
+        100,
+        patch.display_name.is_some(),
+    );
+    check_email(&mut p, patch.email.as_deref());
+    if let Some(pw) = &patch.password {
+        if let Err(m) = check_new_password(pw) {
+            p.add("password", m);
+        }
+    }
+    p.finish()?;
+    let password_hash = patch
+        .password
+        .as_deref()
+        .map(|pw| hash_password(pw, cost))
+        .transpose()
+        .map_err(AppError::internal)?;
+    let revoke = patch.active == Some(false) || password_hash.is_some();
+    let changes = UserChanges {
+        role: Some(role.as_str().to_owned()),
+        display_name: patch.display_name,
+        email: patch.email.map(Some),
+        crew_id: Some(crew_id),
+        area_codes: Some(to_json_list(&area_codes)),
+        active: patch.active,
+        password_hash,
+        updated_at: Some(now.naive_utc()),
+    };
+    write_transaction(conn, |conn| {
+        repo::update(conn, id, &changes)?;
+        if revoke {
+            auth::revoke_user(conn, id, now.naive_utc())?;
+        }
+        repo::find(conn, id)?.ok_or(AppError::NotFound { what: "user" })
+    })
+}

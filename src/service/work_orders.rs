@@ -1,0 +1,850 @@
+//! Work-order use cases: create, act (every row of the status table), note, correct.
+//! Each is one transaction: the order row, its event and (later) its timers and mail.
+
+use crate::db::events::{self, NewEvent};
+use crate::db::work_orders::{self as repo, NewWorkOrder, WorkOrderChanges, WorkOrderRow};
+use crate::db::{
+    areas, crews, customers, from_json_list, idempotency, to_json_list, write_transaction,
+    DbConnection,
+};
+use crate::domain::categories::Categories;
+use crate::domain::routing::{self, CrewFacts, OrderNeeds};
+use crate::domain::state_machine::{self, callback_reopens, reason_required, OrderFacts, Refusal};
+use crate::domain::values::limits;
+use crate::domain::{Action, Actor, CrewKind, Kind, Satisfaction, Status};
+use crate::errors::{AppError, FieldError};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Settings the work-order rules need.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub reopen_window: TimeDelta,
+}
+
+/// A validated new order.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub kind: Kind,
+    pub category: String,
+    pub grade: Option<String>,
+    pub priority: String,
+    pub channel: String,
+    pub customer_id: Option<String>,
+    pub caller_name: Option<String>,
+    pub caller_phone: Option<String>,
+    pub area_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: String,
+    pub subject_crew_id: Option<String>,
+}
+
+/// The idempotency key a create completes in its own transaction.
+pub struct IdempotencyKey<'a> {
+    pub user_id: &'a str,
+    pub key: &'a str,
+}
+
+fn order_not_found() -> AppError {
+    AppError::NotFound { what: "work order" }
+}
+
+/// Loads an order the actor may see; anything else is 404.
+pub fn load_visible(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+) -> Result<WorkOrderRow, AppError> {
+    repo::find(conn, id)?
+        .filter(|o| actor.sees_order(&o.area_code, o.assigned_crew_id.as_deref()))
+        .ok_or_else(order_not_found)
+}
+
+fn status_of(row: &WorkOrderRow) -> Status {
+    row.status.parse().unwrap_or(Status::New)
+}
+
+fn kind_of(row: &WorkOrderRow) -> Kind {
+    row.kind.parse().unwrap_or(Kind::Repair)
+}
+
+/// The facts the state machine needs of a row.
+pub fn facts(row: &WorkOrderRow, now: DateTime<Utc>, rules: Rules) -> OrderFacts {
+    OrderFacts {
+        status: status_of(row),
+        kind: kind_of(row),
+        suspended_from: row.suspended_from.as_deref().and_then(|s| s.parse().ok()),
+        reopen_window_open: row
+            .closed_at
+            .is_some_and(|c| c.and_utc() + rules.reopen_window >= now),
+    }
+}
+
+/// Actions allowed now for this actor.
+pub fn allowed_actions(
+    row: &WorkOrderRow,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    rules: Rules,
+) -> Vec<Action> {
+    state_machine::allowed_actions(facts(row, now, rules), actor.role)
+}
+
+fn event(
+    order_id: &str,
+    kind: &str,
+    actor: Option<&Actor>,
+    from: Option<Status>,
+    to: Option<Status>,
+    reason: Option<String>,
+    data: serde_json::Value,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        work_order_id: order_id.to_owned(),
+        event_type: kind.to_owned(),
+        actor_id: actor.map(|a| a.id.clone()),
+        actor_username: actor.map(|a| a.username.clone()),
+        actor_role: actor.map(|a| a.role.as_str().to_owned()),
+        from_status: from.map(|s| s.as_str().to_owned()),
+        to_status: to.map(|s| s.as_str().to_owned()),
+        reason,
+        data: data.to_string(),
+        at: now.naive_utc(),
+    }
+}
+
+/// Creates an order and its `created` event (and completes the idempotency key) in one
+/// transaction. The order number uses the local date in Asia/Shanghai.
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    order: NewOrder,
+    now: DateTime<Utc>,
+    key: Option<IdempotencyKey<'_>>,
+) -> Result<WorkOrderRow, AppError> {
+    write_transaction(conn, |conn| {
+        let mut problems = Vec::new();
+        if areas::find(conn, &order.area_code)?.is_none() {
+            problems.push(FieldError::new("area_code", "no such area"));
+        }
+        let customer = match &order.customer_id {
+            Some(id) => {
+                let c = customers::find(conn, id)?;
+                if c.is_none() {
+                    problems.push(FieldError::new("customer_id", "no such customer"));
+                }
+                c
+            }
+            None => None,
+        };
+        if let Some(crew) = &order.subject_crew_id {
+            if crews::find(conn, crew)?.is_none() {
+                problems.push(FieldError::new("subject_crew_id", "no such crew"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AppError::Validation(problems));
+        }
+        let (address, lat, lon) = match (&customer, order.address.is_some() || order.lat.is_some())
+        {
+            (Some(c), false) => (Some(c.address.clone()), c.lat, c.lon),
+            _ => (order.address.clone(), order.lat, order.lon),
+        };
+        let (caller_name, caller_phone) = match (&customer, &order.caller_phone) {
+            (Some(c), None) => (
+                order.caller_name.clone().or(Some(c.name.clone())),
+                Some(c.phone.clone()),
+            ),
+            _ => (order.caller_name.clone(), order.caller_phone.clone()),
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = NewWorkOrder {
+            id: id.clone(),
+            kind: order.kind.as_str().to_owned(),
+            category: order.category.clone(),
+            grade: order.grade.clone(),
+            priority: order.priority.clone(),
+            channel: order.channel.clone(),
+            status: Status::New.as_str().to_owned(),
+            customer_id: order.customer_id.clone(),
+            caller_name,
+            caller_phone,
+            area_code: order.area_code.clone(),
+            address,
+            lat,
+            lon,
+            description: order.description.clone(),
+            subject_crew_id: order.subject_crew_id.clone(),
+            created_by: actor.id.clone(),
+            created_at: now.naive_utc(),
+            updated_at: now.naive_utc(),
+        };
+        let local_date = now
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .format("%Y%m%d");
+        let number = repo::insert(conn, &row, &format!("{}{local_date}", order.kind.letter()))?;
+        events::insert(
+            conn,
+            &event(
+                &id,
+                "created",
+                Some(actor),
+                None,
+                Some(Status::New),
+                None,
+                json!({"number": number, "kind": order.kind, "category": order.category, "priority": order.priority,
+                       "channel": order.channel, "area_code": order.area_code}),
+                now,
+            ),
+        )?;
+        if let Some(key) = &key {
+            idempotency::complete(conn, key.user_id, key.key, 201, &id)?;
+        }
+        repo::find(conn, &id)?.ok_or_else(order_not_found)
+    })
+}
+
+/// The body of an action: every field any action takes; each action accepts only its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub crew_id: Option<String>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub until: Option<DateTime<FixedOffset>>,
+    pub resolution: Option<String>,
+    pub satisfaction: Option<Satisfaction>,
+    pub master_id: Option<String>,
+}
+
+impl ActionBody {
+    fn present(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.crew_id.is_some() {
+            v.push("crew_id");
+        }
+        if self.reason.is_some() {
+            v.push("reason");
+        }
+        if self.note.is_some() {
+            v.push("note");
+        }
+        if self.until.is_some() {
+            v.push("until");
+        }
+        if self.resolution.is_some() {
+            v.push("resolution");
+        }
+        if self.satisfaction.is_some() {
+            v.push("satisfaction");
+        }
+        if self.master_id.is_some() {
+            v.push("master_id");
+        }
+        v
+    }
+}
+
+/// The fields each action takes (API.md).
+fn accepted_fields(action: Action) -> &'static [&'static str] {
+    match action {
+        Action::Dispatch => &["crew_id", "note"],
+        Action::Reassign => &["crew_id", "reason"],
+        Action::Accept | Action::Depart | Action::Arrive | Action::Resume | Action::Urge => {
+            &["note"]
+        }
+        Action::Reject | Action::Reopen | Action::Cancel | Action::Unmerge | Action::Close => {
+            &["reason"]
+        }
+        Action::Suspend => &["reason", "until"],
+        Action::Contact => &["note"],
+        Action::Resolve => &["resolution", "note"],
+        Action::Callback => &["satisfaction", "note"],
+        Action::Merge => &["master_id"],
+        Action::Note | Action::Update => &[],
+    }
+}
+
+fn validate_body(
+    action: Action,
+    kind: Kind,
+    body: &ActionBody,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let mut problems = Vec::new();
+    let accepted = accepted_fields(action);
+    for field in body.present() {
+        if !accepted.contains(&field) {
+            problems.push(FieldError::new(
+                field,
+                format!("`{action}` does not take this field"),
+            ));
+        }
+    }
+    let mut text = |field: &str, value: &Option<String>, max: usize, required: bool| match value {
+        None if required => problems.push(FieldError::new(field, "is required")),
+        Some(v) if required && v.trim().is_empty() => {
+            problems.push(FieldError::new(field, "must not be blank"))
+        }
+        Some(v) if v.chars().count() > max => problems.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        _ => {}
+    };
+    text(
+        "reason",
+        &body.reason,
+        limits::REASON,
+        reason_required(action, kind),
+    );
+    text("note", &body.note, limits::NOTE, action == Action::Contact);
+    text(
+        "resolution",
+        &body.resolution,
+        limits::DESCRIPTION,
+        action == Action::Resolve,
+    );
+    if matches!(action, Action::Reassign) && body.crew_id.is_none() {
+        problems.push(FieldError::new("crew_id", "is required"));
+    }
+    if action == Action::Dispatch && body.crew_id.is_none() {
+        problems.push(FieldError::new(
+            "crew_id",
+            "is required: this release dispatches to an explicit crew (automatic routing is not available yet)",
+        ));
+    }
+    for (field, value) in [("crew_id", &body.crew_id), ("master_id", &body.master_id)] {
+        if let Some(v) = value {
+            if uuid::Uuid::parse_str(v).is_err() {
+                problems.push(FieldError::new(field, "must be a UUID"));
+            }
+        }
+    }
+    if action == Action::Merge && body.master_id.is_none() {
+        problems.push(FieldError::new("master_id", "is required"));
+    }
+    if action == Action::Callback && body.satisfaction.is_none() {
+        problems.push(FieldError::new("satisfaction", "is required"));
+    }
+    if let Some(until) = body.until {
+        if until.with_timezone(&Utc) <= now {
+            problems.push(FieldError::new("until", "must be in the future"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(problems))
+    }
+}
+
+/// Checks `If-Match`: `None` (no header or `*`), or the version it names (`None` inside: unparsable).
+fn check_if_match(if_match: Option<Option<i32>>, version: i32) -> Result<(), AppError> {
+    match if_match {
+        Some(expected) if expected != Some(version) => {
+            Err(AppError::PreconditionFailed { current: version })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn concurrent() -> AppError {
+    AppError::Conflict {
+        code: "concurrent_update",
+        detail: "the order was changed by another request at the same time".into(),
+        allowed_actions: None,
+    }
+}
+
+/// Checks the crew of a dispatch or reassign; returns the eligibility rules it overrides.
+fn crew_for(
+    conn: &mut DbConnection,
+    order: &WorkOrderRow,
+    crew_id: &str,
+    categories: &Categories,
+) -> Result<(crate::db::crews::CrewRow, Vec<&'static str>), AppError> {
+    let crew =
+        crews::find(conn, crew_id)?.ok_or_else(|| AppError::invalid("crew_id", "no such crew"))?;
+    let area = areas::find(conn, &order.area_code)?;
+    let backup = area
+        .map(|a| from_json_list(&a.backup_area_codes))
+        .unwrap_or_default();
+    let kind = kind_of(order);
+    let skill = categories
+        .find(kind, &order.category)
+        .and_then(|c| c.skill.clone());
+    let crew_areas = from_json_list(&crew.area_codes);
+    let skills = from_json_list(&crew.skills);
+    let returned = from_json_list(&order.returned_crew_ids);
+    let load = crews::open_load(conn, &crew.id)?;
+    let facts = CrewFacts {
+        id: &crew.id,
+        kind: crew.kind.parse().unwrap_or(CrewKind::Field),
+        on_duty: crew.on_duty,
+        area_codes: &crew_areas,
+        skills: &skills,
+        capacity: i64::from(crew.capacity),
+        load,
+    };
+    let needs = OrderNeeds {
+        kind,
+        area_code: &order.area_code,
+        backup_area_codes: &backup,
+        skill: skill.as_deref(),
+        returned_crew_ids: &returned,
+    };
+    let overridden = routing::failed_rules(&facts, &needs);
+    Ok((crew, overridden))
+}
+
+/// A request to take an action on an order.
+pub struct ActRequest {
+    pub action: Action,
+    /// The typed body, or why it could not be typed (reported only after the state checks).
+    pub body: Result<ActionBody, AppError>,
+    pub if_match: Option<Option<i32>>,
+}
+
+/// Takes an action: checks in the order 404 → 403 → 412 → 409 → 422, then writes the new
+/// status and its event (and any cascade) in one transaction, guarded on the version.
+pub fn act(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    request: ActRequest,
+    now: DateTime<Utc>,
+    rules: Rules,
+    categories: &Categories,
+) -> Result<WorkOrderRow, AppError> {
+    let action = request.action;
+    write_transaction(conn, |conn| {
+        let order = load_visible(conn, actor, id)?;
+        let f = facts(&order, now, rules);
+        let decision = state_machine::decide(f, action, actor.role);
+        if decision == Err(Refusal::RoleForbidden) {
+            return Err(AppError::forbidden(format!(
+                "a {} may not {action} a {} order",
+                actor.role, f.kind
+            )));
+        }
+        check_if_match(request.if_match, order.version)?;
+        let next = decision.map_err(|_| AppError::Conflict {
+            code: "action_not_allowed",
+            detail: format!("`{action}` is not allowed while the order is {}", f.status),
+            allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
+        })?;
+        let body = request.body?;
+        validate_body(action, f.kind, &body, now)?;
+
+        let mut changes = WorkOrderChanges {
+            status: (next != f.status).then(|| next.as_str().to_owned()),
+            version: Some(order.version + 1),
+            updated_at: Some(now.naive_utc()),
+            ..Default::default()
+        };
+        let mut data = serde_json::Map::new();
+        if let Some(note) = &body.note {
+            data.insert("note".into(), note.clone().into());
+        }
+        let mut to = next;
+        match action {
+            Action::Dispatch | Action::Reassign => {
+                let crew_id = body.crew_id.as_deref().unwrap_or_default();
+                if action == Action::Reassign && order.assigned_crew_id.as_deref() == Some(crew_id)
+                {
+                    return Err(AppError::invalid(
+                        "crew_id",
+                        "the order is already assigned to this crew",
+                    ));
+                }
+                let (crew, overridden) = crew_for(conn, &order, crew_id, categories)?;
+                data.insert("crew_id".into(), crew.id.clone().into());
+                data.insert("crew_code".into(), crew.code.clone().into());
+                data.insert("overridden".into(), json!(overridden));
+                if let Some(previous) = &order.assigned_crew_id {
+                    data.insert("previous_crew_id".into(), previous.clone().into());
+                }
+                changes.assigned_crew_id = Some(Some(crew.id));
+            }
+            Action::Reject => {
+                let mut returned = from_json_list(&order.returned_crew_ids);
+                if let Some(crew) = &order.assigned_crew_id {
+                    data.insert("crew_id".into(), crew.clone().into());
+                    if !returned.contains(crew) {
+                        returned.push(crew.clone());
+                    }
+                }
+                changes.returned_crew_ids = Some(to_json_list(&returned));
+                changes.assigned_crew_id = Some(None);
+            }
+            Action::Suspend => {
+                changes.suspended_from = Some(Some(f.status.as_str().to_owned()));
+                changes.suspend_until = Some(body.until.map(|u| u.with_timezone(&Utc).naive_utc()));
+                if let Some(until) = body.until {
+                    data.insert("until".into(), json!(until.with_timezone(&Utc)));
+                }
+            }
+            Action::Resume => {
+                changes.suspended_from = Some(None);
+                changes.suspend_until = Some(None);
+            }
+            Action::Resolve => {
+                changes.resolution = Some(body.resolution.clone());
+                changes.resolved_at = Some(Some(now.naive_utc()));
+                data.insert("resolution".into(), body.resolution.clone().into());
+            }
+            Action::Callback => {
+                let satisfaction = body.satisfaction.unwrap_or(Satisfaction::Satisfied);
+                changes.satisfaction = Some(Some(satisfaction.as_str().to_owned()));
+                data.insert("satisfaction".into(), satisfaction.as_str().into());
+                if callback_reopens(satisfaction) {
+                    to = Status::Reopened;
+                    reopen(&order, &mut changes, &mut data);
+                } else {
+                    changes.closed_at = Some(Some(now.naive_utc()));
+                }
+                changes.status = Some(to.as_str().to_owned());
+            }
+            Action::Close | Action::Cancel => {
+                changes.closed_at = Some(Some(now.naive_utc()));
+                changes.suspended_from = Some(None);
+                changes.suspend_until = Some(None);
+                if action == Action::Close
+                    && f.status == Status::Resolved
+                    && f.kind.family() != crate::domain::Family::Reply
+                {
+                    data.insert("callback_waived".into(), true.into());
+                }
+            }
+            Action::Reopen => reopen(&order, &mut changes, &mut data),
+            Action::Merge => {
+                let master_id = body.master_id.clone().unwrap_or_default();
+                check_master(conn, actor, &order, &master_id)?;
+                data.insert("master_id".into(), master_id.clone().into());
+                changes.master_id = Some(Some(master_id));
+            }
+            Action::Unmerge => {
+                if let Some(master) = &order.master_id {
+                    data.insert("master_id".into(), master.clone().into());
+                }
+                changes.master_id = Some(None);
+            }
+            Action::Urge => {
+                changes.urge_count = Some(order.urge_count + 1);
+                data.insert("urge_count".into(), (order.urge_count + 1).into());
+                if let Some(crew) = &order.assigned_crew_id {
+                    data.insert("notify_crew_id".into(), crew.clone().into());
+                }
+            }
+            Action::Accept | Action::Depart | Action::Arrive | Action::Contact => {}
+            Action::Note | Action::Update => {
+                return Err(AppError::internal(
+                    "note and update are not actions of this endpoint",
+                ));
+            }
+        }
+        if !repo::guarded_update(conn, &order.id, order.version, &changes)? {
+            return Err(concurrent());
+        }
+        let from = (to != f.status || action != Action::Urge).then_some(f.status);
+        events::insert(
+            conn,
+            &event(
+                &order.id,
+                action.as_str(),
+                Some(actor),
+                from,
+                Some(to),
+                body.reason.clone(),
+                serde_json::Value::Object(data),
+                now,
+            ),
+        )?;
+        if to == Status::Resolved {
+            resolve_merged(conn, &order.id, now)?;
+        }
+        repo::find(conn, &order.id)?.ok_or_else(order_not_found)
+    })
+}
+
+/// A reopen (or an unhappy callback) sends the order back to be dispatched again.
+fn reopen(
+    order: &WorkOrderRow,
+    changes: &mut WorkOrderChanges,
+    data: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    changes.reopen_count = Some(order.reopen_count + 1);
+    changes.closed_at = Some(None);
+    changes.resolved_at = Some(None);
+    changes.assigned_crew_id = Some(None);
+    if let Some(crew) = &order.assigned_crew_id {
+        data.insert("previous_crew_id".into(), crew.clone().into());
+    }
+    data.insert("reopen_count".into(), (order.reopen_count + 1).into());
+}
+
+fn check_master(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    order: &WorkOrderRow,
+    master_id: &str,
+) -> Result<(), AppError> {
+    if master_id == order.id {
+        return Err(AppError::invalid(
+            "master_id",
+            "an order cannot be merged into itself",
+        ));
+    }
+    let master = repo::find(conn, master_id)?
+        .filter(|m| actor.sees_order(&m.area_code, m.assigned_crew_id.as_deref()))
+        .ok_or_else(|| AppError::invalid("master_id", "no such work order"))?;
+    if master.kind != order.kind {
+        return Err(AppError::invalid(
+            "master_id",
+            "the master must be of the same kind",
+        ));
+    }
+    let status = status_of(&master);
+    if !status.is_open() || matches!(status, Status::Merged | Status::Resolved) {
+        return Err(AppError::invalid(
+            "master_id",
+            format!("the master is {status}; it must be open and unresolved"),
+        ));
+    }
+    Ok(())
+}
+
+/// When a master resolves, the orders merged into it resolve too (system events).
+fn resolve_merged(
+    conn: &mut DbConnection,
+    master_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    for child in repo::merged_into(conn, master_id)? {
+        let changes = WorkOrderChanges {
+            status: Some(Status::Resolved.as_str().to_owned()),
+            resolved_at: Some(Some(now.naive_utc())),
+            version: Some(child.version + 1),
+            updated_at: Some(now.naive_utc()),
+            ..Default::default()
+        };
+        if !repo::guarded_update(conn, &child.id, child.version, &changes)? {
+            return Err(concurrent());
+        }
+        events::insert(
+            conn,
+            &event(
+                &child.id,
+                "master_resolved",
+                None,
+                Some(Status::Merged),
+                Some(Status::Resolved),
+                None,
+                json!({"master_id": master_id}),
+                now,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds a note (agent, dispatcher, the assigned crew); the order itself does not change.
+pub fn add_note(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    text: Result<String, AppError>,
+    now: DateTime<Utc>,
+    rules: Rules,
+) -> Result<events::EventRow, AppError> {
+    write_transaction(conn, |conn| {
+        let order = load_visible(conn, actor, id)?;
+        let f = facts(&order, now, rules);
+        match state_machine::decide(f, Action::Note, actor.role) {
+            Err(Refusal::RoleForbidden) => {
+                return Err(AppError::forbidden(format!(
+                    "a {} may not add notes",
+                    actor.role
+                )))
+            }
+            Err(Refusal::NotAllowedNow) => {
+                return Err(AppError::Conflict {
+                    code: "action_not_allowed",
+                    detail: format!("notes are not allowed while the order is {}", f.status),
+                    allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
+                })
+            }
+            Ok(_) => {}
+        }
+        let text = text?;
+        events::insert(
+            conn,
+            &event(
+                &order.id,
+                "note",
+                Some(actor),
+                None,
+                None,
+                None,
+                json!({"text": text}),
+                now,
+            ),
+        )?;
+        events::last_for_order(conn, &order.id)
+    })
+}
+
+/// A correction of an order's fields (PATCH).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    pub category: Option<String>,
+    pub priority: Option<crate::domain::Priority>,
+    pub area_code: Option<String>,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: Option<String>,
+    pub grade: Option<crate::domain::Grade>,
+}
+
+/// Applies a correction, audited as an `update` event with old and new values.
+pub fn correct(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    correction: Result<Correction, AppError>,
+    if_match: Option<Option<i32>>,
+    now: DateTime<Utc>,
+    rules: Rules,
+    categories: &Categories,
+) -> Result<WorkOrderRow, AppError> {
+    write_transaction(conn, |conn| {
+        let order = load_visible(conn, actor, id)?;
+        let f = facts(&order, now, rules);
+        match state_machine::decide(f, Action::Update, actor.role) {
+            Err(Refusal::RoleForbidden) => {
+                return Err(AppError::forbidden(format!(
+                    "a {} may not correct orders",
+                    actor.role
+                )))
+            }
+            Ok(_) => check_if_match(if_match, order.version)?,
+            Err(Refusal::NotAllowedNow) => {
+                check_if_match(if_match, order.version)?;
+                return Err(AppError::Conflict {
+                    code: "action_not_allowed",
+                    detail: format!("a {} order cannot be corrected", f.status),
+                    allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
+                });
+            }
+        }
+        let c = correction?;
+        let mut problems = crate::errors::Problems::default();
+        if let Some(category) = &c.category {
+            if categories.find(f.kind, category).is_none() {
+                problems.add("category", format!("not a category of {}", f.kind));
+            }
+        }
+        if c.grade.is_some() && f.kind != Kind::Complaint {
+            problems.add("grade", "only complaints have a grade");
+        }
+        problems.text(
+            "description",
+            c.description.as_deref(),
+            limits::DESCRIPTION,
+            c.description.is_some(),
+        );
+        problems.text("address", c.address.as_deref(), limits::ADDRESS, false);
+        for (field, message) in crate::domain::values::check_coordinates(
+            c.lat.or(order.lat.filter(|_| c.lon.is_some())),
+            c.lon.or(order.lon.filter(|_| c.lat.is_some())),
+        ) {
+            problems.add(field, message);
+        }
+        if let Some(area) = &c.area_code {
+            if areas::find(conn, area)?.is_none() {
+                problems.add("area_code", "no such area");
+            }
+        }
+        problems.finish()?;
+
+        let mut diff = serde_json::Map::new();
+        let mut changes = WorkOrderChanges::default();
+        let mut record = |name: &str, old: serde_json::Value, new: serde_json::Value| -> bool {
+            if old != new {
+                diff.insert(name.to_owned(), json!({"old": old, "new": new}));
+                true
+            } else {
+                false
+            }
+        };
+        if let Some(v) = &c.category {
+            if record("category", json!(order.category), json!(v)) {
+                changes.category = Some(v.clone());
+            }
+        }
+        if let Some(v) = c.priority {
+            if record("priority", json!(order.priority), json!(v)) {
+                changes.priority = Some(v.as_str().to_owned());
+            }
+        }
+        if let Some(v) = &c.area_code {
+            if record("area_code", json!(order.area_code), json!(v)) {
+                changes.area_code = Some(v.clone());
+            }
+        }
+        if let Some(v) = &c.address {
+            if record("address", json!(order.address), json!(v)) {
+                changes.address = Some(Some(v.clone()));
+            }
+        }
+        if let Some(v) = c.lat {
+            if record("lat", json!(order.lat), json!(v)) {
+                changes.lat = Some(Some(v));
+            }
+        }
+        if let Some(v) = c.lon {
+            if record("lon", json!(order.lon), json!(v)) {
+                changes.lon = Some(Some(v));
+            }
+        }
+        if let Some(v) = &c.description {
+            if record("description", json!(order.description), json!(v)) {
+                changes.description = Some(v.clone());
+            }
+        }
+        if let Some(v) = c.grade {
+            if record("grade", json!(order.grade), json!(v)) {
+                changes.grade = Some(Some(v.as_str().to_owned()));
+            }
+        }
+        if diff.is_empty() {
+            return Ok(order);
+        }
+        changes.version = Some(order.version + 1);
+        changes.updated_at = Some(now.naive_utc());
+        if !repo::guarded_update(conn, &order.id, order.version, &changes)? {
+            return Err(concurrent());
+        }
+        events::insert(
+            conn,
+            &event(
+                &order.id,
+                "update",
+                Some(actor),
+                None,
+                None,
+                None,
+                json!({"changes": diff}),
+                now,
+            ),
+        )?;
+        repo::find(conn, &order.id)?.ok_or_else(order_not_found)
+    })
+}

@@ -1,0 +1,98 @@
+//! Building the application: pool, migrations, state, and the HTTP server bound to a port
+//! (port 0 in tests).
+
+use crate::api;
+use crate::auth::tokens::TokenKeys;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{build_pool, run_migrations, DbPool, DbTarget};
+use crate::state::AppState;
+use crate::telemetry::{observe, Metrics};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the pool for the configured database and applies pending migrations.
+pub fn connect(settings: &Settings) -> Result<DbPool, String> {
+    let db = &settings.database;
+    let target = DbTarget::from_url(&db.url, db.sqlite_busy_timeout_ms, &db.sqlite_synchronous);
+    let pool = build_pool(
+        &target,
+        db.pool_size,
+        Duration::from_secs(db.pool_timeout_secs),
+    )
+    .map_err(|e| format!("database: {e}"))?;
+    let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
+    let applied = run_migrations(&mut conn).map_err(|e| format!("migrations: {e}"))?;
+    for m in applied {
+        log::info!("applied migration {m}");
+    }
+    Ok(pool)
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application, String> {
+        let pool = connect(&settings)?;
+        let listener = TcpListener::bind(&settings.server.bind)
+            .map_err(|e| format!("bind {}: {e}", settings.server.bind))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let cost = crate::auth::password::PasswordCost {
+            memory_kib: settings.auth.argon2_memory_kib,
+            iterations: settings.auth.argon2_iterations,
+        };
+        let state = web::Data::new(AppState {
+            pool,
+            keys: TokenKeys::new(&settings.auth.jwt_secret),
+            metrics: Metrics::new(),
+            dummy_hash: crate::auth::password::dummy_hash(cost),
+            clock,
+            settings: Arc::new(settings),
+        });
+        let settings = state.settings.clone();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(
+                    app_state.settings.server.body_limit_bytes,
+                ))
+                .app_data(api::extract::query_config())
+                .app_data(api::extract::path_config())
+                .wrap(from_fn(observe))
+                .configure(api::routes)
+        })
+        .listen(listener)
+        .map_err(|e| e.to_string())?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains requests in flight (actix's graceful stop).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

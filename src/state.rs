@@ -1,0 +1,44 @@
+//! What every handler shares: the pool, settings, clock, token keys and metrics; and the one
+//! helper that runs blocking diesel work off the async executor.
+
+use crate::auth::tokens::TokenKeys;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{DbConnection, DbPool};
+use crate::errors::AppError;
+use crate::telemetry::Metrics;
+use std::sync::Arc;
+
+pub struct AppState {
+    pub pool: DbPool,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: TokenKeys,
+    pub metrics: Metrics,
+    /// Verified against when a username is unknown, so timing does not reveal which exist.
+    pub dummy_hash: String,
+}
+
+impl AppState {
+    /// Runs `f` with a pooled connection on actix's blocking thread pool.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+    }
+
+    pub fn password_cost(&self) -> crate::auth::password::PasswordCost {
+        crate::auth::password::PasswordCost {
+            memory_kib: self.settings.auth.argon2_memory_kib,
+            iterations: self.settings.auth.argon2_iterations,
+        }
+    }
+}

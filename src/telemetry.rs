@@ -1,0 +1,217 @@
+//! Request ids, request logs (phones masked, no secrets), Prometheus metrics, and the
+//! middleware that turns every error response — actix's own included — into problem+json.
+
+use crate::domain::values::mask_phones;
+use crate::errors::problem;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::time::Instant;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    open_orders: IntGaugeVec,
+    pool: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "gridcall_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gridcall_http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let open_orders = IntGaugeVec::new(
+            Opts::new("gridcall_open_work_orders", "Open work orders by status"),
+            &["status"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let pool = IntGaugeVec::new(
+            Opts::new(
+                "gridcall_db_pool_connections",
+                "Database pool connections by state",
+            ),
+            &["state"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(open_orders.clone()),
+            Box::new(pool.clone()),
+        ] {
+            registry
+                .register(c)
+                .unwrap_or_else(|e| panic!("metric registration: {e}"));
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            open_orders,
+            pool,
+        }
+    }
+
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.latency.with_label_values(&[route]).observe(seconds);
+    }
+
+    /// Renders the registry after setting the gauges read at scrape time.
+    pub fn render(&self, open_orders: &[(String, i64)], pool_idle: u32, pool_total: u32) -> String {
+        self.open_orders.reset();
+        for (status, n) in open_orders {
+            self.open_orders.with_label_values(&[status]).set(*n);
+        }
+        self.pool
+            .with_label_values(&["idle"])
+            .set(i64::from(pool_idle));
+        self.pool
+            .with_label_values(&["in_use"])
+            .set(i64::from(pool_total.saturating_sub(pool_idle)));
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A client's request id if it is short printable ASCII, else a new UUID.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        411 => "length_required",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        s if s >= 500 => "internal_error",
+        _ => "error",
+    }
+}
+
+/// The outer middleware: request id, error normalisation, metrics and the request log.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let target = mask_phones(&req.uri().to_string());
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| s.metrics.clone());
+
+    // Handlers' errors arrive as responses; an Err here is the router's own and passes through.
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"));
+    if status.is_client_error() || status.is_server_error() {
+        if let Some(err) = res.response().error() {
+            if status.is_server_error() {
+                log::error!("request {id}: {err}");
+            }
+        }
+        if !is_problem {
+            let detail = match status.as_u16() {
+                404 => "no such resource".to_owned(),
+                405 => "this method is not allowed on this resource".to_owned(),
+                413 => "the request body is larger than the configured limit".to_owned(),
+                s if s >= 500 => "an internal error occurred; it has been logged".to_owned(),
+                _ => res
+                    .response()
+                    .error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+            };
+            let mut replacement =
+                problem(status, code_for(status), &detail, serde_json::Map::new());
+            for (name, value) in res.headers() {
+                if name == header::ALLOW
+                    || name == header::RETRY_AFTER
+                    || name == header::WWW_AUTHENTICATE
+                {
+                    replacement
+                        .headers_mut()
+                        .insert(name.clone(), value.clone());
+                }
+            }
+            res = res.into_response(replacement);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let elapsed = started.elapsed();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    if let Some(metrics) = metrics {
+        metrics.observe(&route, &method, status.as_u16(), elapsed.as_secs_f64());
+    }
+    log::info!(
+        "request_id={id} {method} {target} {} {:.1}ms",
+        status.as_u16(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    Ok(res)
+}
