@@ -57,15 +57,6 @@ impl JsonBody {
         serde_path_to_error::deserialize(self.0.clone()).map_err(|e| {
             let mut path = e.path().to_string();
             let message = e.inner().to_string();
-            if let Some(rest) = message.strip_prefix("unknown field `") {
-                if let Some((name, _)) = rest.split_once('`') {
-                    path = if path == "." {
-                        name.to_owned()
-                    } else {
-                        format!("{path}.{name}")
-                    };
-                }
-            }
             if path == "." {
                 path = message
                     .strip_prefix("missing field `")

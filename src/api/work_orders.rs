@@ -10,7 +10,8 @@ use crate::domain::values::{check_coordinates, limits, Phone};
 use crate::domain::{Action, Channel, Grade, Kind, Priority, Role, Status};
 use crate::errors::{AppError, Problems};
 use crate::service::work_orders::{
-    self as service, ActRequest, ActionBody, Correction, IdempotencyKey, NewOrder, Rules,
+    self as service, ActRequest, ActionBody, CorrectRequest, Correction, IdempotencyKey, NewOrder,
+    Rules,
 };
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -412,25 +413,16 @@ pub async fn update(
     body: JsonBody,
 ) -> Result<HttpResponse, AppError> {
     let id = path_uuid(&id)?;
-    let correction = body.parse::<Correction>();
-    let if_match = if_match(&req);
+    let request = CorrectRequest {
+        correction: body.parse::<Correction>(),
+        if_match: if_match(&req),
+    };
     let actor = user.0.clone();
     let now = state.clock.now();
     let r = rules(&state);
     let settings = state.settings.clone();
     let row = state
-        .db(move |conn| {
-            service::correct(
-                conn,
-                &actor,
-                &id,
-                correction,
-                if_match,
-                now,
-                r,
-                &settings.categories,
-            )
-        })
+        .db(move |conn| service::correct(conn, &actor, &id, request, now, r, &settings.categories))
         .await?;
     Ok(order_response(&state, &user, row, StatusCode::OK, None))
 }

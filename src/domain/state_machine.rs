@@ -344,7 +344,10 @@ mod tests {
 
     /// The transition table of PRODUCT.md written out row by row, as the test oracle:
     /// (from, action, to, kinds, roles besides admin).
-    fn table() -> Vec<(Vec<Status>, Action, Status, Vec<Kind>, Vec<Role>)> {
+    /// (from statuses, action, to status, kinds, roles besides admin).
+    type Row = (Vec<Status>, Action, Status, Vec<Kind>, Vec<Role>);
+
+    fn table() -> Vec<Row> {
         use Kind::*;
         use Role::*;
         use Status as S;

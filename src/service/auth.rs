@@ -111,7 +111,7 @@ fn start_refresh_family(
 }
 
 enum RefreshOutcome {
-    Rotated(UserRow, String),
+    Rotated(Box<UserRow>, String),
     Reused,
     Invalid(&'static str),
 }
@@ -142,10 +142,10 @@ pub fn refresh(
             return Ok(RefreshOutcome::Invalid("the user is deactivated"));
         };
         let new_token = insert_token(conn, &user.id, &row.family_id, now, lifetime)?;
-        Ok(RefreshOutcome::Rotated(user, new_token))
+        Ok(RefreshOutcome::Rotated(Box::new(user), new_token))
     })?;
     match outcome {
-        RefreshOutcome::Rotated(user, token) => Ok((user, token)),
+        RefreshOutcome::Rotated(user, token) => Ok((*user, token)),
         RefreshOutcome::Reused => Err(AppError::Unauthorized {
             code: "refresh_token_reused",
             detail: "this refresh token was already used; its whole chain is revoked".into(),

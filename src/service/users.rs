@@ -66,11 +66,10 @@ fn check_refs(
 ) -> Result<(), AppError> {
     match (role, crew_id) {
         (Role::Crew, None) => p.add("crew_id", "a crew user needs a crew_id"),
-        (Role::Crew, Some(id)) => {
-            if crews::find(conn, id)?.is_none() {
-                p.add("crew_id", "no such crew");
-            }
+        (Role::Crew, Some(id)) if crews::find(conn, id)?.is_none() => {
+            p.add("crew_id", "no such crew")
         }
+        (Role::Crew, Some(_)) => {}
         (_, Some(_)) => p.add("crew_id", "only crew users belong to a crew"),
         _ => {}
     }

@@ -93,12 +93,14 @@ pub fn allowed_actions(
     state_machine::allowed_actions(facts(row, now, rules), actor.role)
 }
 
+/// A transition of status: (from, to); either side may be absent (a note changes none).
+type Transition = (Option<Status>, Option<Status>);
+
 fn event(
     order_id: &str,
     kind: &str,
     actor: Option<&Actor>,
-    from: Option<Status>,
-    to: Option<Status>,
+    (from, to): Transition,
     reason: Option<String>,
     data: serde_json::Value,
     now: DateTime<Utc>,
@@ -193,8 +195,7 @@ pub fn create(
                 &id,
                 "created",
                 Some(actor),
-                None,
-                Some(Status::New),
+                (None, Some(Status::New)),
                 None,
                 json!({"number": number, "kind": order.kind, "category": order.category, "priority": order.priority,
                        "channel": order.channel, "area_code": order.area_code}),
@@ -558,8 +559,7 @@ pub fn act(
                 &order.id,
                 action.as_str(),
                 Some(actor),
-                from,
-                Some(to),
+                (from, Some(to)),
                 body.reason.clone(),
                 serde_json::Value::Object(data),
                 now,
@@ -642,8 +642,7 @@ fn resolve_merged(
                 &child.id,
                 "master_resolved",
                 None,
-                Some(Status::Merged),
-                Some(Status::Resolved),
+                (Some(Status::Merged), Some(Status::Resolved)),
                 None,
                 json!({"master_id": master_id}),
                 now,
@@ -688,8 +687,7 @@ pub fn add_note(
                 &order.id,
                 "note",
                 Some(actor),
-                None,
-                None,
+                (None, None),
                 None,
                 json!({"text": text}),
                 now,
@@ -713,17 +711,27 @@ pub struct Correction {
     pub grade: Option<crate::domain::Grade>,
 }
 
+/// A request to correct an order.
+pub struct CorrectRequest {
+    /// The typed body, or why it could not be typed (reported only after the state checks).
+    pub correction: Result<Correction, AppError>,
+    pub if_match: Option<Option<i32>>,
+}
+
 /// Applies a correction, audited as an `update` event with old and new values.
 pub fn correct(
     conn: &mut DbConnection,
     actor: &Actor,
     id: &str,
-    correction: Result<Correction, AppError>,
-    if_match: Option<Option<i32>>,
+    request: CorrectRequest,
     now: DateTime<Utc>,
     rules: Rules,
     categories: &Categories,
 ) -> Result<WorkOrderRow, AppError> {
+    let CorrectRequest {
+        correction,
+        if_match,
+    } = request;
     write_transaction(conn, |conn| {
         let order = load_visible(conn, actor, id)?;
         let f = facts(&order, now, rules);
@@ -838,8 +846,7 @@ pub fn correct(
                 &order.id,
                 "update",
                 Some(actor),
-                None,
-                None,
+                (None, None),
                 None,
                 json!({"changes": diff}),
                 now,

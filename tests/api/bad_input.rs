@@ -1,0 +1,276 @@
+//! Bad input never causes a 500 or changes anything: a table of bodies and the answer each gets.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn valid() -> Value {
+    json!({"kind": "repair", "channel": "phone", "caller": {"name": "张三", "phone": "13800000000"},
+           "area_code": "SZ-FT-01", "address": "福华路 1 号", "lat": 22.54, "lon": 114.05, "description": "整栋楼停电"})
+}
+
+fn with(field: &str, value: Value) -> Value {
+    let mut v = valid();
+    match field.split_once('.') {
+        Some((a, b)) => v[a][b] = value,
+        None => v[field] = value,
+    }
+    v
+}
+
+#[actix_web::test]
+async fn table_of_bad_create_bodies() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("wrong type", with("lat", json!("north")), "lat"),
+        (
+            "wrong type nested",
+            with("caller.phone", json!(13800000000u64)),
+            "caller.phone",
+        ),
+        ("unknown field", with("colour", json!("red")), "colour"),
+        (
+            "unknown nested field",
+            with("caller.age", json!(3)),
+            "caller.age",
+        ),
+        ("unknown kind", with("kind", json!("teleport")), "kind"),
+        (
+            "unknown priority",
+            with("priority", json!("asap")),
+            "priority",
+        ),
+        (
+            "unknown channel",
+            with("channel", json!("pigeon")),
+            "channel",
+        ),
+        (
+            "category of another kind",
+            with("category", json!("service")),
+            "category",
+        ),
+        ("latitude out of range", with("lat", json!(91.5)), "lat"),
+        ("longitude out of range", with("lon", json!(-181)), "lon"),
+        (
+            "invalid phone",
+            with("caller.phone", json!("12345")),
+            "caller.phone",
+        ),
+        (
+            "phone with SQL",
+            with("caller.phone", json!("13800000000' OR '1'='1")),
+            "caller.phone",
+        ),
+        (
+            "description too long",
+            with("description", json!("电".repeat(4001))),
+            "description",
+        ),
+        (
+            "blank description",
+            with("description", json!("   ")),
+            "description",
+        ),
+        (
+            "address too long",
+            with("address", json!("x".repeat(501))),
+            "address",
+        ),
+        (
+            "caller name too long",
+            with("caller.name", json!("名".repeat(101))),
+            "caller.name",
+        ),
+        (
+            "unknown area",
+            with("area_code", json!("NOWHERE")),
+            "area_code",
+        ),
+        (
+            "customer id not a uuid",
+            with("customer_id", json!("42")),
+            "customer_id",
+        ),
+        (
+            "unknown customer",
+            with("customer_id", json!(uuid::Uuid::new_v4())),
+            "customer_id",
+        ),
+        ("grade on a repair", with("grade", json!("major")), "grade"),
+        (
+            "no caller and no customer",
+            {
+                let mut v = valid();
+                v.as_object_mut().unwrap().remove("caller");
+                v
+            },
+            "caller",
+        ),
+        (
+            "missing description",
+            {
+                let mut v = valid();
+                v.as_object_mut().unwrap().remove("description");
+                v
+            },
+            "description",
+        ),
+        ("array body", json!([1, 2, 3]), ""),
+    ];
+    for (name, body, field) in cases {
+        let r = app.post("/api/v1/work-orders", &c.agent, body).await;
+        assert_eq!(r.status, 422, "{name}: {}", r.body);
+        assert!(r.is_problem(), "{name}");
+        let fields: Vec<&str> = r.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            fields.contains(&field),
+            "{name}: expected {field} in {fields:?}"
+        );
+    }
+    let r = app
+        .post("/api/v1/work-orders", &c.agent, json!({"kind": "repair"}))
+        .await
+        .expect(422);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in ["channel", "area_code", "description", "caller"] {
+        assert!(
+            fields.contains(&f),
+            "every missing field is reported: {fields:?}"
+        );
+    }
+    let list = app.get("/api/v1/work-orders", &c.agent).await.body;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[actix_web::test]
+async fn malformed_oversized_and_mistyped_requests() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    for body in [
+        &b"{\"kind\": "[..],
+        b"{'kind': 'repair'}",
+        b"\xff\xfe",
+        b"nul\x00l",
+    ] {
+        let r = app
+            .raw(
+                Method::POST,
+                "/api/v1/work-orders",
+                Some(&c.agent),
+                "application/json",
+                body.to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{body:?}");
+        assert!(r.is_problem());
+        assert_eq!(r.body["code"], "malformed_json");
+    }
+    let big = serde_json::to_vec(&with("description", json!("x".repeat(200 * 1024)))).unwrap();
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/v1/work-orders",
+            Some(&c.agent),
+            "application/json",
+            big,
+        )
+        .await;
+    assert_eq!(r.status, 413);
+    assert!(r.is_problem());
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/v1/work-orders",
+            Some(&c.agent),
+            "text/plain",
+            b"hello".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    assert!(r.is_problem());
+    let r = app
+        .get("/api/v1/work-orders/not-a-uuid", &c.agent)
+        .await
+        .expect(400);
+    assert!(r.is_problem());
+    let r = app
+        .get(
+            &format!("/api/v1/work-orders/{}", uuid::Uuid::new_v4()),
+            &c.agent,
+        )
+        .await
+        .expect(404);
+    assert!(r.is_problem());
+}
+
+#[actix_web::test]
+async fn text_round_trips_exactly() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let texts = [
+        "整栋楼停电，电梯困人 🚨⚡️",
+        "Robert'); DROP TABLE work_orders;--",
+        "100% _underscore_ \\backslash\\ \"quotes\"",
+        "换行\n制表\t结束",
+        "𠮷野家 — 罕用字",
+    ];
+    for text in texts {
+        let o = app
+            .post(
+                "/api/v1/work-orders",
+                &c.agent,
+                with("description", json!(text)),
+            )
+            .await
+            .expect(201)
+            .body;
+        assert_eq!(o["description"], text);
+        let id = o["id"].as_str().unwrap();
+        let back = app
+            .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+            .await
+            .expect(200)
+            .body;
+        assert_eq!(back["description"], text);
+    }
+    // LIKE wildcards in a search match literally
+    let r = app
+        .get("/api/v1/work-orders?q=100%25%20_under", &c.agent)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(r["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .get("/api/v1/work-orders?q=%25", &c.agent)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(r["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .get("/api/v1/work-orders?q=DROP%20TABLE", &c.agent)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(r["items"].as_array().unwrap().len(), 1);
+    let all = app
+        .get("/api/v1/work-orders?limit=500", &c.agent)
+        .await
+        .body;
+    assert_eq!(all["items"].as_array().unwrap().len(), texts.len());
+}

@@ -1,0 +1,12 @@
+//! The integration suite: drives the HTTP API of a real server against a real database.
+//! `cargo test` runs it on SQLite; with TEST_DATABASE_URL=postgres://… on PostgreSQL.
+
+mod auth;
+mod authorization;
+mod bad_input;
+mod concurrency;
+mod helpers;
+mod operations;
+mod reference;
+mod status_table;
+mod work_orders;

@@ -1,0 +1,124 @@
+//! Health, readiness, metrics, OpenAPI, request ids, unknown routes and methods.
+
+use crate::helpers::*;
+use reqwest::Method;
+
+#[actix_web::test]
+async fn health_readiness_metrics_and_docs() {
+    let app = spawn_app().await;
+    app.call(Method::GET, "/healthz", None, None, &[])
+        .await
+        .expect(200);
+    let r = app
+        .call(Method::GET, "/readyz", None, None, &[])
+        .await
+        .expect(200);
+    assert_eq!(r.body["status"], "ready");
+    assert!(r.body["warnings"].is_array());
+    app.order(&app.admin, "repair", "NOPE", "13800000000")
+        .await
+        .expect(422);
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("gridcall_http_requests_total"), "{text}");
+    assert!(text.contains("gridcall_http_request_duration_seconds_bucket"));
+    assert!(
+        text.contains("route=\"/api/v1/work-orders\""),
+        "routes are patterns, not raw paths"
+    );
+    assert!(text.contains("gridcall_db_pool_connections"));
+    let doc = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None, &[])
+        .await
+        .expect(200);
+    for path in [
+        "/api/v1/work-orders",
+        "/api/v1/work-orders/{id}/{action}",
+        "/api/v1/auth/login",
+        "/healthz",
+    ] {
+        assert!(doc.body["paths"][path].is_object(), "{path} documented");
+    }
+    let ui = app
+        .client
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+}
+
+#[actix_web::test]
+async fn scrape_token_guards_metrics() {
+    let app = spawn_app_with(|s| s.metrics.scrape_token = "scrape-me".into()).await;
+    app.call(Method::GET, "/metrics", None, None, &[])
+        .await
+        .expect(401);
+    app.call(Method::GET, "/metrics", Some("scrape-me"), None, &[])
+        .await;
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth("scrape-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[actix_web::test]
+async fn request_ids_unknown_routes_and_methods() {
+    let app = spawn_app().await;
+    let r = app
+        .call(
+            Method::GET,
+            "/healthz",
+            None,
+            None,
+            &[("X-Request-Id", "abc-123")],
+        )
+        .await;
+    assert_eq!(r.header("x-request-id").unwrap(), "abc-123");
+    let r = app.call(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(r.header("x-request-id").unwrap().len(), 36);
+    let r = app
+        .call(Method::GET, "/api/v1/nothing-here", None, None, &[])
+        .await
+        .expect(404);
+    assert!(r.is_problem());
+    assert!(r.header("x-request-id").is_some());
+    let r = app
+        .call(
+            Method::DELETE,
+            "/api/v1/work-orders",
+            Some(&app.admin),
+            None,
+            &[],
+        )
+        .await
+        .expect(405);
+    assert!(r.is_problem());
+    let r = app
+        .call(Method::PUT, "/healthz", None, None, &[])
+        .await
+        .expect(405);
+    assert!(r.is_problem());
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/work-orders/{}/events", uuid::Uuid::new_v4()),
+            Some(&app.admin),
+            None,
+            &[],
+        )
+        .await
+        .expect(405);
+    assert!(r.is_problem());
+}
