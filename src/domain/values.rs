@@ -205,4 +205,23 @@ mod tests {
         assert!(check_code("a b").is_err());
         assert!(check_code("x'; DROP TABLE").is_err());
     }
+
+    proptest::proptest! {
+        /// Normalising is idempotent: a stored phone parses to itself.
+        #[test]
+        fn normalised_phones_parse_to_themselves(raw in "(\\+86)?1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}") {
+            let once = Phone::parse(&raw).unwrap();
+            let twice = Phone::parse(once.as_str()).unwrap();
+            proptest::prop_assert_eq!(once, twice);
+        }
+
+        /// A masked mobile keeps at most its first three and last four digits.
+        #[test]
+        fn masking_hides_the_middle_of_every_mobile(prefix in "[ =&:]{0,5}", mobile in "1[3-9][0-9]{9}") {
+            let masked = mask_phones(&format!("{prefix}{mobile}"));
+            proptest::prop_assert!(!masked.contains(&mobile));
+            let expected = format!("{}****{}", &mobile[..3], &mobile[7..]);
+            proptest::prop_assert!(masked.ends_with(&expected));
+        }
+    }
 }

@@ -41,6 +41,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub admin: String,
+    pub state: actix_web::web::Data<gridcall::state::AppState>,
     _db: TestDb,
 }
 
@@ -142,8 +143,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let clock = Arc::new(ManualClock::new(start_time()));
     let app = Application::build(settings.clone(), clock.clone()).expect("application builds");
     let port = app.port();
+    let state = app.state();
     {
-        let state = app.state();
         let mut conn = state.pool.get().unwrap();
         let cost = gridcall::auth::password::PasswordCost {
             memory_kib: 1024,
@@ -166,6 +167,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         client: reqwest::Client::new(),
         clock,
         admin: String::new(),
+        state,
         _db: db,
     };
     t.admin = t.login("root", PASSWORD).await;

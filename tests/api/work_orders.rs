@@ -3,6 +3,7 @@
 
 use crate::helpers::*;
 use chrono::TimeDelta;
+use gridcall::clock::Clock;
 use reqwest::Method;
 use serde_json::json;
 
@@ -900,4 +901,52 @@ async fn customer_defaults_fill_the_order() {
         .await
         .body;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[actix_web::test]
+async fn a_repeat_while_the_first_is_in_flight_is_a_conflict() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let me = app.get("/api/v1/auth/me", &c.agent).await.body;
+    let user_id = me["id"].as_str().unwrap().to_owned();
+    // a request with this key is being processed (claimed, not yet done)
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let now = app.clock.now().naive_utc();
+        let claim = gridcall::db::idempotency::claim(
+            &mut conn,
+            &user_id,
+            "slow-1",
+            "h",
+            now,
+            now - TimeDelta::hours(24),
+            now - TimeDelta::seconds(60),
+        )
+        .unwrap();
+        assert_eq!(claim, gridcall::db::idempotency::Claim::Claimed);
+    }
+    let body = json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000000"}, "area_code": "SZ-FT-01", "description": "停电"});
+    let key = [("Idempotency-Key", "slow-1")];
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/work-orders",
+            Some(&c.agent),
+            Some(body.clone()),
+            &key,
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "idempotency_in_flight");
+    // the first request died: after the stale interval its claim is taken over
+    app.clock.advance(TimeDelta::seconds(61));
+    app.call(
+        Method::POST,
+        "/api/v1/work-orders",
+        Some(&c.agent),
+        Some(body),
+        &key,
+    )
+    .await
+    .expect(201);
 }

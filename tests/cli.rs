@@ -1,0 +1,205 @@
+//! The `gridcall` binary itself: user creation from standard input, migrate, check-config,
+//! backup of a live SQLite database, refusal of the built-in secret in production, and a
+//! graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+fn gridcall(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridcall"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("GRIDCALL_ENV")
+        .env("GRIDCALL__AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("GRIDCALL__AUTH__ARGON2_ITERATIONS", "1");
+    cmd
+}
+
+fn run(cmd: &mut Command, stdin: &str) -> (bool, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn user_create_migrate_check_config_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run(
+        gridcall(dir.path()).args([
+            "user",
+            "create",
+            "--username",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ]),
+        "Root-pass-2026!\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        dir.path().join("data/gridcall.db").exists(),
+        "SQLite under ./data by default"
+    );
+    let (ok, out) = run(
+        gridcall(dir.path()).args([
+            "user",
+            "create",
+            "--username",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ]),
+        "Root-pass-2026!\n",
+    );
+    assert!(!ok && out.contains("taken"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path()).args([
+            "user",
+            "create",
+            "--username",
+            "x",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ]),
+        "short\n",
+    );
+    assert!(!ok && out.contains("password"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path()).args([
+            "user",
+            "create",
+            "--username",
+            "x",
+            "--role",
+            "wizard",
+            "--password-stdin",
+        ]),
+        "long-enough-1\n",
+    );
+    assert!(!ok && out.contains("wizard"), "{out}");
+    let (ok, out) = run(gridcall(dir.path()).arg("migrate"), "");
+    assert!(ok, "{out}");
+    let (ok, out) = run(gridcall(dir.path()).arg("check-config"), "");
+    assert!(ok && out.contains("SQLite"), "{out}");
+    let (ok, out) = run(gridcall(dir.path()).args(["backup", "--to", "copy.db"]), "");
+    assert!(ok, "{out}");
+    assert!(dir.path().join("copy.db").metadata().unwrap().len() > 0);
+    let (ok, out) = run(gridcall(dir.path()).args(["backup", "--to", "copy.db"]), "");
+    assert!(!ok && out.contains("exists"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path())
+            .arg("check-config")
+            .env("GRIDCALL__SERVER__WORKERS", "many"),
+        "",
+    );
+    assert!(!ok, "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path())
+            .arg("check-config")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x"),
+        "",
+    );
+    assert!(ok && out.contains("PostgreSQL"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path())
+            .args(["backup", "--to", "x.db"])
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x"),
+        "",
+    );
+    assert!(!ok && out.contains("pg_dump"), "{out}");
+}
+
+#[test]
+fn production_refuses_the_builtin_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run(
+        gridcall(dir.path())
+            .arg("check-config")
+            .env("GRIDCALL_ENV", "production"),
+        "",
+    );
+    assert!(!ok && out.contains("jwt_secret"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path())
+            .arg("check-config")
+            .env("GRIDCALL_ENV", "production")
+            .env(
+                "GRIDCALL__AUTH__JWT_SECRET",
+                "a-production-secret-of-forty-characters!!",
+            ),
+        "",
+    );
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn serves_from_any_directory_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = gridcall(dir.path())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // wait for the server's own word that it listens
+    for line in lines.by_ref() {
+        if line.unwrap().contains("starting service") {
+            break;
+        }
+    }
+    let health = http_get(port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let docs = http_get(port, "/api/v1/openapi.json");
+    assert!(docs.contains("\"openapi\""), "{docs}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit {exit:?}; log: {rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("SIGTERM") || l.contains("graceful")),
+        "{rest:?}"
+    );
+}
