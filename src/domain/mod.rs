@@ -1,8 +1,10 @@
 //! Pure domain logic: work-order kinds, the state machine and validated values.
 //! Nothing here knows actix or diesel.
 
+pub mod calendar;
 pub mod categories;
 pub mod routing;
+pub mod sla;
 pub mod state_machine;
 pub mod values;
 
