@@ -2,7 +2,9 @@
 //! GRIDCALL__SECTION__KEY environment variables; DATABASE_URL picks the database. Settings
 //! are a value handed to the application, never a global.
 
+use crate::domain::calendar::{Calendar, Calendars};
 use crate::domain::categories::Categories;
+use crate::domain::sla::Policy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -18,11 +20,38 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub work_orders: WorkOrderSettings,
     pub metrics: MetricsSettings,
+    pub sla: SlaSettings,
     /// Not read from files: loaded from categories.toml beside the settings.
     #[serde(skip, default = "default_categories")]
-    pub categories: Categories,
+    pub categories: std::sync::Arc<Categories>,
     #[serde(skip)]
     pub environment: String,
+    /// The folder the files were read from.
+    #[serde(skip)]
+    pub config_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    pub policy_file: String,
+    pub calendars_dir: String,
+    pub scanner_tick_ms: u64,
+    pub scanner_batch: i64,
+}
+
+const DEFAULT_POLICY: &str = include_str!("../config/sla.toml");
+const SHIPPED_CALENDARS: [&str; 2] = [
+    include_str!("../config/calendars/cn.toml"),
+    include_str!("../config/calendars/24x7.toml"),
+];
+
+/// The SLA configuration read from files: the policy (with its text) and the calendars.
+#[derive(Debug, Clone)]
+pub struct SlaFiles {
+    pub policy: Policy,
+    pub policy_text: String,
+    pub calendars: Calendars,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,9 +99,11 @@ pub struct MetricsSettings {
     pub scrape_token: String,
 }
 
-fn default_categories() -> Categories {
-    Categories::from_toml(DEFAULT_CATEGORIES)
-        .unwrap_or_else(|e| panic!("shipped categories.toml is invalid: {e}"))
+fn default_categories() -> std::sync::Arc<Categories> {
+    std::sync::Arc::new(
+        Categories::from_toml(DEFAULT_CATEGORIES)
+            .unwrap_or_else(|e| panic!("shipped categories.toml is invalid: {e}")),
+    )
 }
 
 impl Settings {
@@ -121,16 +152,85 @@ impl Settings {
             .try_deserialize()
             .map_err(|e| format!("settings: {e}"))?;
         settings.environment = env.to_owned();
+        settings.config_dir = dir.to_owned();
         let categories_file = dir.join("categories.toml");
         settings.categories = if categories_file.exists() {
             let text = std::fs::read_to_string(&categories_file)
                 .map_err(|e| format!("{}: {e}", categories_file.display()))?;
-            Categories::from_toml(&text)
-                .map_err(|e| format!("{}: {e}", categories_file.display()))?
+            std::sync::Arc::new(
+                Categories::from_toml(&text)
+                    .map_err(|e| format!("{}: {e}", categories_file.display()))?,
+            )
         } else {
             default_categories()
         };
         Ok(settings)
+    }
+
+    /// Reads the SLA policy and the calendars, checking every file (errors name file and line).
+    pub fn load_sla(&self) -> Result<SlaFiles, String> {
+        let policy_path = match self.sla.policy_file.trim() {
+            "" => self.config_dir.join("sla.toml"),
+            p => PathBuf::from(p),
+        };
+        let policy_text = if policy_path.exists() {
+            std::fs::read_to_string(&policy_path)
+                .map_err(|e| format!("{}: {e}", policy_path.display()))?
+        } else if self.sla.policy_file.trim().is_empty() {
+            DEFAULT_POLICY.to_owned()
+        } else {
+            return Err(format!("{}: no such policy file", policy_path.display()));
+        };
+        let policy = Policy::from_toml(&policy_text)
+            .map_err(|e| format!("{}: {e}", policy_path.display()))?;
+        let mut calendars = Vec::new();
+        for text in SHIPPED_CALENDARS {
+            calendars
+                .push(Calendar::from_toml(text).map_err(|e| format!("shipped calendar: {e}"))?);
+        }
+        let dir = match self.sla.calendars_dir.trim() {
+            "" => self.config_dir.join("calendars"),
+            d => PathBuf::from(d),
+        };
+        if dir.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for path in files {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let cal =
+                    Calendar::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                calendars.retain(|c: &Calendar| c.id != cal.id);
+                calendars.push(cal);
+            }
+        }
+        let calendars = Calendars::new(calendars);
+        for rule in &policy.rules {
+            for t in &rule.targets {
+                if let crate::domain::sla::CalendarRef::Named(id) = &t.calendar {
+                    if calendars.get(id).is_none() {
+                        return Err(format!(
+                            "{}: line {}: rule `{}`: no calendar `{id}`",
+                            policy_path.display(),
+                            rule.line,
+                            rule.name
+                        ));
+                    }
+                }
+            }
+        }
+        if calendars.get("cn").is_none() || calendars.get("24x7").is_none() {
+            return Err("the calendars `cn` and `24x7` are required".into());
+        }
+        Ok(SlaFiles {
+            policy,
+            policy_text,
+            calendars,
+        })
     }
 
     /// Rules that make a configuration unusable.
@@ -146,6 +246,9 @@ impl Settings {
         }
         if self.server.body_limit_bytes < 1024 {
             return Err("server.body_limit_bytes must be at least 1024".into());
+        }
+        if self.sla.scanner_tick_ms == 0 || self.sla.scanner_batch < 1 {
+            return Err("sla.scanner_tick_ms and sla.scanner_batch must be positive".into());
         }
         if self.database.pool_size == 0 {
             return Err("database.pool_size must be at least 1".into());
@@ -183,6 +286,36 @@ mod tests {
         let s = Settings::load_from(dir.path(), "production", std::iter::empty()).unwrap();
         assert_eq!(s.server.workers, 3);
         assert!(s.check().is_err());
+    }
+
+    #[test]
+    fn sla_files_load_and_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load_from(dir.path(), "test", std::iter::empty()).unwrap();
+        let sla = s.load_sla().unwrap();
+        assert!(sla.calendars.get("cn").is_some() && sla.calendars.get("24x7").is_some());
+        std::fs::create_dir(dir.path().join("calendars")).unwrap();
+        std::fs::write(
+            dir.path().join("calendars/office.toml"),
+            "id = 'office'\nworking_hours = [['09:00', '17:00']]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("sla.toml"), "version = 'x'\n[[rules]]\nname = 'all'\ntargets = { reply = { target = '2d', calendar = 'office' } }\n").unwrap();
+        let sla = s.load_sla().unwrap();
+        assert_eq!(sla.policy.version, "x");
+        assert_eq!(
+            sla.calendars.get("office").unwrap().seconds_per_day(),
+            8 * 3600
+        );
+        std::fs::write(dir.path().join("sla.toml"), "version = 'x'\n[[rules]]\nname = 'all'\ntargets = { reply = { target = '2d', calendar = 'moon' } }\n").unwrap();
+        let e = s.load_sla().unwrap_err();
+        assert!(e.contains("line 2") && e.contains("moon"), "{e}");
+        std::fs::write(
+            dir.path().join("calendars/bad.toml"),
+            "id = 'bad'\ntime_zone = 'Nowhere'\n",
+        )
+        .unwrap();
+        assert!(s.load_sla().unwrap_err().contains("bad.toml"));
     }
 
     #[test]

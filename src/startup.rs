@@ -6,6 +6,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{build_pool, run_migrations, DbPool, DbTarget};
+use crate::service::sla::{self, SlaRuntime};
 use crate::state::AppState;
 use crate::telemetry::{observe, Metrics};
 use actix_web::dev::Server;
@@ -33,6 +34,41 @@ pub fn connect(settings: &Settings) -> Result<DbPool, String> {
     Ok(pool)
 }
 
+/// Publishes the file's policy for every instance and returns the runtime with the newest
+/// published policy.
+pub fn start_sla(
+    pool: &DbPool,
+    files: crate::config::SlaFiles,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SlaRuntime, String> {
+    let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
+    let version = files.policy.version.clone();
+    crate::db::write_transaction(&mut conn, |c| {
+        sla::publish_policy(c, &files.policy_text, &version, now)
+    })
+    .map_err(|e| format!("sla policy: {e}: {}", describe(&e)))?;
+    let runtime = SlaRuntime::new(files.policy, files.calendars);
+    if let Some(newer) = sla::newer_policy(&mut conn, &version).map_err(|e| e.to_string())? {
+        log::info!(
+            "using the newest published SLA policy {} (the file has {version})",
+            newer.version
+        );
+        runtime.replace_policy(newer);
+    }
+    Ok(runtime)
+}
+
+fn describe(e: &crate::errors::AppError) -> String {
+    match e {
+        crate::errors::AppError::Validation(errors) => errors
+            .iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::new(),
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -41,7 +77,9 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application, String> {
+        let sla_files = settings.load_sla()?;
         let pool = connect(&settings)?;
+        let sla = Arc::new(start_sla(&pool, sla_files, clock.now())?);
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("bind {}: {e}", settings.server.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -53,6 +91,7 @@ impl Application {
             pool,
             keys: TokenKeys::new(&settings.auth.jwt_secret),
             metrics: Metrics::new(),
+            sla,
             dummy_hash: crate::auth::password::dummy_hash(cost),
             clock,
             settings: Arc::new(settings),

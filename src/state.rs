@@ -15,6 +15,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub keys: TokenKeys,
     pub metrics: Metrics,
+    pub sla: Arc<crate::service::sla::SlaRuntime>,
     /// Verified against when a username is unknown, so timing does not reveal which exist.
     pub dummy_hash: String,
 }

@@ -120,7 +120,7 @@ pub fn page<R, T, K: Serialize>(
     mut rows: Vec<R>,
     limit: i64,
     key: impl Fn(&R) -> K,
-    view: impl Fn(R) -> T,
+    view: impl FnMut(R) -> T,
 ) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

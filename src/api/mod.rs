@@ -25,7 +25,7 @@ use utoipa::{Modify, OpenApi};
         reference::create_customer, reference::list_customers, reference::get_customer, reference::update_customer,
         reference::categories,
         work_orders::create, work_orders::list, work_orders::get, work_orders::update,
-        work_orders::events, work_orders::add_note, work_orders::act,
+        work_orders::events, work_orders::add_note, work_orders::act, work_orders::sla,
     ),
     components(schemas(crate::errors::FieldError)),
     modifiers(&BearerAuth),
@@ -140,6 +140,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/work-orders/{id}/notes").route(post().to(work_orders::add_note)),
                 )
+                .service(resource("/work-orders/{id}/sla").route(get().to(work_orders::sla)))
                 .service(resource("/work-orders/{id}/{action}").route(post().to(work_orders::act))),
         )
         .default_service(web::to(not_found));

@@ -5,6 +5,7 @@ use crate::db::crews::CrewRow;
 use crate::db::customers::CustomerRow;
 use crate::db::events::EventRow;
 use crate::db::from_json_list;
+use crate::db::timers::TimerRow;
 use crate::db::users::UserRow;
 use crate::db::work_orders::WorkOrderRow;
 use crate::domain::{Action, Role};
@@ -184,9 +185,8 @@ pub struct WorkOrderView {
     pub updated_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
-    /// SLA timers of the order; filled by the SLA engine.
-    #[schema(value_type = Vec<Object>)]
-    pub sla: Vec<serde_json::Value>,
+    /// Every stage timer of the order, all instances.
+    pub sla: Vec<TimerView>,
     pub allowed_actions: Vec<Action>,
     /// Set when the create call found an open order from the same caller.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,7 +194,11 @@ pub struct WorkOrderView {
 }
 
 impl WorkOrderView {
-    pub fn new(o: WorkOrderRow, allowed_actions: Vec<Action>) -> WorkOrderView {
+    pub fn new(
+        o: WorkOrderRow,
+        allowed_actions: Vec<Action>,
+        timers: Vec<TimerRow>,
+    ) -> WorkOrderView {
         WorkOrderView {
             number: o.number.unwrap_or_default(),
             caller: CallerView {
@@ -228,7 +232,7 @@ impl WorkOrderView {
             updated_at: utc(o.updated_at),
             resolved_at: o.resolved_at.map(utc),
             closed_at: o.closed_at.map(utc),
-            sla: Vec::new(),
+            sla: timers.into_iter().map(TimerView::from).collect(),
             allowed_actions,
             duplicate_of: None,
         }
@@ -274,6 +278,52 @@ impl From<EventRow> for EventView {
             reason: e.reason,
             data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
             at: utc(e.at),
+        }
+    }
+}
+
+/// A stage timer (API.md, "Timer").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimerView {
+    pub stage: String,
+    pub instance: i32,
+    pub policy_version: String,
+    /// As configured: `45m`, `3h`, `5d`.
+    pub target: String,
+    pub calendar: String,
+    pub started_at: DateTime<Utc>,
+    /// None while the clock is held open-endedly (suspended, or an open force-majeure window).
+    pub due_at: Option<DateTime<Utc>>,
+    pub warn_at: Option<DateTime<Utc>>,
+    pub warned_at: Option<DateTime<Utc>>,
+    pub paused_seconds: i64,
+    pub excused_seconds: i64,
+    /// running | paused | met | breached | stopped | excused
+    pub state: String,
+    /// When the timer ended (met, breached at its ending action, stopped or excused).
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub breached_at: Option<DateTime<Utc>>,
+    pub escalation_level: i32,
+}
+
+impl From<TimerRow> for TimerView {
+    fn from(t: TimerRow) -> Self {
+        TimerView {
+            stage: t.stage,
+            instance: t.instance,
+            policy_version: t.policy_version,
+            target: t.target,
+            calendar: t.calendar,
+            started_at: utc(t.started_at),
+            due_at: t.due_at.map(utc),
+            warn_at: t.warn_at.map(utc),
+            warned_at: t.warned_at.map(utc),
+            paused_seconds: t.paused_seconds,
+            excused_seconds: t.excused_seconds,
+            state: t.state,
+            stopped_at: t.ended_at.map(utc),
+            breached_at: t.breached_at.map(utc),
+            escalation_level: t.escalation_level,
         }
     }
 }

@@ -5,7 +5,17 @@ use super::views::{EventView, WorkOrderView};
 use crate::auth::tokens::sha256_hex;
 use crate::auth::AuthUser;
 use crate::db::idempotency::{self, Claim};
+use crate::db::timers::{self, TimerRow};
 use crate::db::work_orders::{OrderFilter, WorkOrderRow};
+
+/// An order with its timers, read in the same connection.
+fn with_timers(
+    conn: &mut crate::db::DbConnection,
+    row: WorkOrderRow,
+) -> Result<(WorkOrderRow, Vec<TimerRow>), AppError> {
+    let timers = timers::for_orders(conn, std::slice::from_ref(&row.id))?;
+    Ok((row, timers))
+}
 use crate::domain::values::{check_coordinates, limits, Phone};
 use crate::domain::{Action, Channel, Grade, Kind, Priority, Role, Status};
 use crate::errors::{AppError, Problems};
@@ -23,20 +33,22 @@ use utoipa::ToSchema;
 fn rules(state: &AppState) -> Rules {
     Rules {
         reopen_window: TimeDelta::days(state.settings.work_orders.reopen_window_days),
+        categories: state.settings.categories.clone(),
+        sla: state.sla.context(),
     }
 }
 
 fn order_response(
     state: &AppState,
     user: &AuthUser,
-    row: WorkOrderRow,
+    (row, timers): (WorkOrderRow, Vec<TimerRow>),
     status: StatusCode,
     duplicate_of: Option<String>,
 ) -> HttpResponse {
-    let allowed = service::allowed_actions(&row, user, state.clock.now(), rules(state));
+    let allowed = service::allowed_actions(&row, user, state.clock.now(), &rules(state));
     let etag = format!("\"{}\"", row.version);
     let location = format!("/api/v1/work-orders/{}", row.id);
-    let mut view = WorkOrderView::new(row, allowed);
+    let mut view = WorkOrderView::new(row, allowed, timers);
     view.duplicate_of = duplicate_of;
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::ETAG, etag));
@@ -203,11 +215,12 @@ pub async fn create(
     let actor = user.0.clone();
     let settings = state.settings.work_orders.clone();
     let request_hash = sha256_hex(body.0.to_string().as_bytes());
+    let r = rules(&state);
     let result = state
         .db(move |conn| {
             let Some(key) = key else {
-                return service::create(conn, &actor, order, now, None)
-                    .map(|row| (row, StatusCode::CREATED));
+                let created = service::create(conn, &actor, order, now, None, &r)?;
+                return Ok((with_timers(conn, created)?, StatusCode::CREATED));
             };
             let expired = (now - TimeDelta::hours(settings.idempotency_key_hours)).naive_utc();
             let stale = (now - TimeDelta::seconds(settings.idempotency_stale_secs)).naive_utc();
@@ -240,7 +253,7 @@ pub async fn create(
                     let row = crate::db::work_orders::find(conn, &work_order_id)?
                         .ok_or(AppError::NotFound { what: "work order" })?;
                     Ok((
-                        row,
+                        with_timers(conn, row)?,
                         StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),
                     ))
                 }
@@ -254,11 +267,13 @@ pub async fn create(
                             user_id: &actor.id,
                             key: &key,
                         }),
+                        &r,
                     );
                     if created.is_err() {
                         idempotency::release(conn, &actor.id, &key)?;
                     }
-                    created.map(|row| (row, StatusCode::CREATED))
+                    let (row, timers) = with_timers(conn, created?)?;
+                    Ok(((row, timers), StatusCode::CREATED))
                 }
             }
         })
@@ -277,7 +292,7 @@ pub struct OrderQuery {
     pub crew_id: Option<String>,
     pub customer_id: Option<String>,
     pub phone: Option<String>,
-    /// running | warning | breached (with the SLA engine).
+    /// running | warning | breached: orders with an open timer in that state.
     pub sla_state: Option<String>,
     pub created_from: Option<String>,
     pub created_to: Option<String>,
@@ -334,11 +349,10 @@ pub async fn list(
         }
         None => None,
     };
-    if q.sla_state.is_some() {
-        p.add(
-            "sla_state",
-            "SLA timers are not tracked by this release yet",
-        );
+    if let Some(state) = q.sla_state.as_deref() {
+        if !matches!(state, "running" | "warning" | "breached") {
+            p.add("sla_state", "must be running, warning or breached");
+        }
     }
     check_uuid(&mut p, "crew_id", q.crew_id.as_deref());
     check_uuid(&mut p, "customer_id", q.customer_id.as_deref());
@@ -362,6 +376,7 @@ pub async fn list(
         created_from: time_of(&mut p, "created_from", q.created_from.as_deref()),
         created_to: time_of(&mut p, "created_to", q.created_to.as_deref()),
         q: q.q.filter(|s| !s.trim().is_empty()),
+        sla_state: q.sla_state,
         scope_areas: match user.role {
             Role::Dispatcher | Role::Supervisor => user.area_codes.clone(),
             _ => Vec::new(),
@@ -369,8 +384,17 @@ pub async fn list(
         scope_crew: (user.role == Role::Crew).then(|| user.crew_id.clone().unwrap_or_default()),
     };
     p.finish()?;
-    let rows = state
-        .db(move |conn| crate::db::work_orders::list(conn, &filter, after, limit + 1))
+    let (rows, mut timers_by_order) = state
+        .db(move |conn| {
+            let rows = crate::db::work_orders::list(conn, &filter, after, limit + 1)?;
+            let ids: Vec<String> = rows.iter().map(|o| o.id.clone()).collect();
+            let mut by_order: std::collections::HashMap<String, Vec<TimerRow>> =
+                std::collections::HashMap::new();
+            for t in timers::for_orders(conn, &ids)? {
+                by_order.entry(t.work_order_id.clone()).or_default().push(t);
+            }
+            Ok((rows, by_order))
+        })
         .await?;
     let now = state.clock.now();
     let r = rules(&state);
@@ -379,8 +403,9 @@ pub async fn list(
         limit,
         |o| (o.created_at, o.id.clone()),
         |o| {
-            let allowed = service::allowed_actions(&o, &user, now, r);
-            WorkOrderView::new(o, allowed)
+            let allowed = service::allowed_actions(&o, &user, now, &r);
+            let timers = timers_by_order.remove(&o.id).unwrap_or_default();
+            WorkOrderView::new(o, allowed, timers)
         },
     );
     Ok(HttpResponse::Ok().json(body))
@@ -396,7 +421,10 @@ pub async fn get(
     let id = path_uuid(&id)?;
     let actor = user.0.clone();
     let row = state
-        .db(move |conn| service::load_visible(conn, &actor, &id))
+        .db(move |conn| {
+            let row = service::load_visible(conn, &actor, &id)?;
+            with_timers(conn, row)
+        })
         .await?;
     Ok(order_response(&state, &user, row, StatusCode::OK, None))
 }
@@ -420,9 +448,11 @@ pub async fn update(
     let actor = user.0.clone();
     let now = state.clock.now();
     let r = rules(&state);
-    let settings = state.settings.clone();
     let row = state
-        .db(move |conn| service::correct(conn, &actor, &id, request, now, r, &settings.categories))
+        .db(move |conn| {
+            let row = service::correct(conn, &actor, &id, request, now, &r)?;
+            with_timers(conn, row)
+        })
         .await?;
     Ok(order_response(&state, &user, row, StatusCode::OK, None))
 }
@@ -472,7 +502,7 @@ pub async fn add_note(
     let now = state.clock.now();
     let r = rules(&state);
     let event = state
-        .db(move |conn| service::add_note(conn, &actor, &id, text, now, r))
+        .db(move |conn| service::add_note(conn, &actor, &id, text, now, &r))
         .await?;
     Ok(HttpResponse::Created().json(EventView::from(event)))
 }
@@ -512,9 +542,68 @@ pub async fn act(
     let actor = user.0.clone();
     let now = state.clock.now();
     let r = rules(&state);
-    let settings = state.settings.clone();
     let row = state
-        .db(move |conn| service::act(conn, &actor, &id, request, now, r, &settings.categories))
+        .db(move |conn| {
+            let row = service::act(conn, &actor, &id, request, now, &r)?;
+            with_timers(conn, row)
+        })
         .await?;
     Ok(order_response(&state, &user, row, StatusCode::OK, None))
+}
+
+/// A timer with its clock segments.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct TimerDetail {
+    #[serde(flatten)]
+    pub timer: super::views::TimerView,
+    pub rule: String,
+    pub segments: Vec<crate::domain::timer::Segment>,
+}
+
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}/sla", tag = "work orders",
+    responses((status = 200, body = inline(Object), description = "{work_order_id, items: [timer + rule + segments]}"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn sla(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let actor = user.0.clone();
+    let now = state.clock.now();
+    let ctx = state.sla.context();
+    let items = state
+        .db(move |conn| {
+            let order = service::load_visible(conn, &actor, &id)?;
+            let pauses = crate::service::sla::pause_holds(
+                &crate::db::timers::pauses(conn)?,
+                &order.area_code,
+            );
+            let (_, rows) = with_timers(conn, order)?;
+            Ok(rows
+                .into_iter()
+                .map(|t| {
+                    let cal = ctx
+                        .calendars
+                        .get(&t.calendar)
+                        .or_else(|| ctx.calendars.get("24x7"));
+                    let mut holds: Vec<crate::domain::timer::Hold> =
+                        serde_json::from_str(&t.holds).unwrap_or_default();
+                    holds.extend(pauses.iter().cloned());
+                    let end = t.ended_at.map(|e| e.and_utc()).unwrap_or(now);
+                    let segments = cal
+                        .map(|c| {
+                            crate::domain::timer::segments(c, t.started_at.and_utc(), end, &holds)
+                        })
+                        .unwrap_or_default();
+                    TimerDetail {
+                        rule: t.rule_name.clone(),
+                        timer: t.into(),
+                        segments,
+                    }
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }

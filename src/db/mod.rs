@@ -8,6 +8,7 @@ pub mod customers;
 pub mod events;
 pub mod idempotency;
 pub mod schema;
+pub mod timers;
 pub mod users;
 pub mod work_orders;
 

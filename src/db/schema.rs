@@ -165,3 +165,75 @@ diesel::allow_tables_to_appear_in_same_query!(
     work_order_events,
     idempotency_keys,
 );
+
+diesel::table! {
+    sla_policy_versions (seq) {
+        seq -> BigInt,
+        version -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sla_timers (id) {
+        id -> Text,
+        work_order_id -> Text,
+        stage -> Text,
+        instance -> Integer,
+        policy_version -> Text,
+        rule_name -> Text,
+        target -> Text,
+        target_seconds -> BigInt,
+        calendar -> Text,
+        started_at -> Timestamp,
+        due_at -> Nullable<Timestamp>,
+        warn_at -> Nullable<Timestamp>,
+        warned_at -> Nullable<Timestamp>,
+        paused_seconds -> BigInt,
+        excused_seconds -> BigInt,
+        state -> Text,
+        ended_at -> Nullable<Timestamp>,
+        breached_at -> Nullable<Timestamp>,
+        escalation_level -> Integer,
+        next_fire_at -> Nullable<Timestamp>,
+        holds -> Text,
+        area_code -> Text,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    sla_pauses (id) {
+        id -> Text,
+        area_codes -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Nullable<Timestamp>,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        ended_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        message_id -> Text,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        work_order_id -> Nullable<Text>,
+        digest_key -> Nullable<Text>,
+        state -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(work_orders, sla_timers);

@@ -169,6 +169,8 @@ pub struct OrderFilter {
     pub created_from: Option<NaiveDateTime>,
     pub created_to: Option<NaiveDateTime>,
     pub q: Option<String>,
+    /// running | warning | breached: orders with an open timer in that state.
+    pub sla_state: Option<String>,
     /// Scope: only these areas (a scoped dispatcher or supervisor); empty means all.
     pub scope_areas: Vec<String>,
     /// Scope: only this crew's orders (a crew user).
@@ -226,6 +228,31 @@ pub fn list(
     }
     if let Some(to) = f.created_to {
         q = q.filter(work_orders::created_at.lt(to));
+    }
+    if let Some(state) = f.sla_state.as_deref() {
+        use super::schema::sla_timers;
+        let open = sla_timers::table.filter(sla_timers::ended_at.is_null());
+        q = match state {
+            "breached" => q.filter(
+                work_orders::id.eq_any(
+                    open.filter(sla_timers::state.eq("breached"))
+                        .select(sla_timers::work_order_id),
+                ),
+            ),
+            "warning" => q.filter(
+                work_orders::id.eq_any(
+                    open.filter(sla_timers::state.eq("running"))
+                        .filter(sla_timers::warned_at.is_not_null())
+                        .select(sla_timers::work_order_id),
+                ),
+            ),
+            _ => q.filter(
+                work_orders::id.eq_any(
+                    open.filter(sla_timers::state.eq("running"))
+                        .select(sla_timers::work_order_id),
+                ),
+            ),
+        };
     }
     if let Some(text) = &f.q {
         let pattern = super::customers::like_pattern(text);

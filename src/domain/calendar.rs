@@ -288,6 +288,37 @@ impl Calendar {
     }
 }
 
+/// Every calendar the service knows, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Calendars {
+    by_id: BTreeMap<String, Calendar>,
+}
+
+impl Calendars {
+    pub fn new(list: Vec<Calendar>) -> Calendars {
+        Calendars {
+            by_id: list.into_iter().map(|c| (c.id.clone(), c)).collect(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Calendar> {
+        self.by_id.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Calendar> {
+        self.by_id.values()
+    }
+
+    /// Calendars that have year data but lack `year` (for the readiness warning).
+    pub fn missing_year(&self, year: i32) -> Vec<&str> {
+        self.by_id
+            .values()
+            .filter(|c| !c.always && !c.years.is_empty() && !c.years.contains(&year))
+            .map(|c| c.id.as_str())
+            .collect()
+    }
+}
+
 /// Parses a target duration: `30s`, `45m`, `3h`, or `2d` (working days: N × the calendar's
 /// working seconds per day; on a 24-hour calendar 48 h).
 pub fn parse_duration(text: &str, seconds_per_day: i64) -> Result<TimeDelta, String> {
@@ -325,10 +356,7 @@ mod tests {
 
     fn office() -> Calendar {
         let mut c = cn();
-        c.windows = vec![
-            (8 * 3600 + 1800, 12 * 3600),
-            (13 * 3600 + 1800, 18 * 3600),
-        ];
+        c.windows = vec![(8 * 3600 + 1800, 12 * 3600), (13 * 3600 + 1800, 18 * 3600)];
         c
     }
 

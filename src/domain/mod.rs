@@ -6,6 +6,7 @@ pub mod categories;
 pub mod routing;
 pub mod sla;
 pub mod state_machine;
+pub mod timer;
 pub mod values;
 
 pub use state_machine::{

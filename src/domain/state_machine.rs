@@ -1,7 +1,6 @@
 //! The work-order state machine: one transition table (PRODUCT.md), as a pure function
 //! of (status, action, kind, role).
 
-
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*

@@ -2,5 +2,6 @@
 //! the database layer with the domain's rules. No HTTP here.
 
 pub mod auth;
+pub mod sla;
 pub mod users;
 pub mod work_orders;

@@ -9,18 +9,23 @@ use crate::db::{
 };
 use crate::domain::categories::Categories;
 use crate::domain::routing::{self, CrewFacts, OrderNeeds};
+use crate::domain::sla::{self as sla_rules, TimerPlan};
 use crate::domain::state_machine::{self, callback_reopens, reason_required, OrderFacts, Refusal};
 use crate::domain::values::limits;
 use crate::domain::{Action, Actor, CrewKind, Kind, Satisfaction, Status};
 use crate::errors::{AppError, FieldError};
+use crate::service::sla::{self, SlaContext};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 
-/// Settings the work-order rules need.
-#[derive(Debug, Clone, Copy)]
+/// What the work-order rules need beyond the database: settings, categories, SLA policy.
+#[derive(Clone)]
 pub struct Rules {
     pub reopen_window: TimeDelta,
+    pub categories: Arc<Categories>,
+    pub sla: SlaContext,
 }
 
 /// A validated new order.
@@ -72,7 +77,7 @@ fn kind_of(row: &WorkOrderRow) -> Kind {
 }
 
 /// The facts the state machine needs of a row.
-pub fn facts(row: &WorkOrderRow, now: DateTime<Utc>, rules: Rules) -> OrderFacts {
+pub fn facts(row: &WorkOrderRow, now: DateTime<Utc>, rules: &Rules) -> OrderFacts {
     OrderFacts {
         status: status_of(row),
         kind: kind_of(row),
@@ -88,7 +93,7 @@ pub fn allowed_actions(
     row: &WorkOrderRow,
     actor: &Actor,
     now: DateTime<Utc>,
-    rules: Rules,
+    rules: &Rules,
 ) -> Vec<Action> {
     state_machine::allowed_actions(facts(row, now, rules), actor.role)
 }
@@ -127,6 +132,7 @@ pub fn create(
     order: NewOrder,
     now: DateTime<Utc>,
     key: Option<IdempotencyKey<'_>>,
+    rules: &Rules,
 ) -> Result<WorkOrderRow, AppError> {
     write_transaction(conn, |conn| {
         let mut problems = Vec::new();
@@ -205,7 +211,13 @@ pub fn create(
         if let Some(key) = &key {
             idempotency::complete(conn, key.user_id, key.key, 201, &id)?;
         }
-        repo::find(conn, &id)?.ok_or_else(order_not_found)
+        let created = repo::find(conn, &id)?.ok_or_else(order_not_found)?;
+        let opening = TimerPlan {
+            start: sla_rules::opening_stages(order.kind).to_vec(),
+            ..Default::default()
+        };
+        sla::apply(conn, &rules.sla, &created, &opening, now)?;
+        Ok(created)
     })
 }
 
@@ -419,8 +431,7 @@ pub fn act(
     id: &str,
     request: ActRequest,
     now: DateTime<Utc>,
-    rules: Rules,
-    categories: &Categories,
+    rules: &Rules,
 ) -> Result<WorkOrderRow, AppError> {
     let action = request.action;
     write_transaction(conn, |conn| {
@@ -463,7 +474,7 @@ pub fn act(
                         "the order is already assigned to this crew",
                     ));
                 }
-                let (crew, overridden) = crew_for(conn, &order, crew_id, categories)?;
+                let (crew, overridden) = crew_for(conn, &order, crew_id, &rules.categories)?;
                 data.insert("crew_id".into(), crew.id.clone().into());
                 data.insert("crew_code".into(), crew.code.clone().into());
                 data.insert("overridden".into(), json!(overridden));
@@ -565,10 +576,18 @@ pub fn act(
                 now,
             ),
         )?;
+        let changed = repo::find(conn, &order.id)?.ok_or_else(order_not_found)?;
+        sla::apply(
+            conn,
+            &rules.sla,
+            &changed,
+            &sla_rules::plan(f.kind, action, to),
+            now,
+        )?;
         if to == Status::Resolved {
-            resolve_merged(conn, &order.id, now)?;
+            resolve_merged(conn, &order.id, now, &rules.sla)?;
         }
-        repo::find(conn, &order.id)?.ok_or_else(order_not_found)
+        Ok(changed)
     })
 }
 
@@ -624,6 +643,7 @@ fn resolve_merged(
     conn: &mut DbConnection,
     master_id: &str,
     now: DateTime<Utc>,
+    sla_context: &SlaContext,
 ) -> Result<(), AppError> {
     for child in repo::merged_into(conn, master_id)? {
         let changes = WorkOrderChanges {
@@ -648,6 +668,16 @@ fn resolve_merged(
                 now,
             ),
         )?;
+        // Each linked order still gets its callback.
+        let resolved = repo::find(conn, &child.id)?.ok_or_else(order_not_found)?;
+        let kind = kind_of(&resolved);
+        sla::apply(
+            conn,
+            sla_context,
+            &resolved,
+            &sla_rules::plan(kind, Action::Resolve, Status::Resolved),
+            now,
+        )?;
     }
     Ok(())
 }
@@ -659,7 +689,7 @@ pub fn add_note(
     id: &str,
     text: Result<String, AppError>,
     now: DateTime<Utc>,
-    rules: Rules,
+    rules: &Rules,
 ) -> Result<events::EventRow, AppError> {
     write_transaction(conn, |conn| {
         let order = load_visible(conn, actor, id)?;
@@ -725,8 +755,7 @@ pub fn correct(
     id: &str,
     request: CorrectRequest,
     now: DateTime<Utc>,
-    rules: Rules,
-    categories: &Categories,
+    rules: &Rules,
 ) -> Result<WorkOrderRow, AppError> {
     let CorrectRequest {
         correction,
@@ -755,7 +784,7 @@ pub fn correct(
         let c = correction?;
         let mut problems = crate::errors::Problems::default();
         if let Some(category) = &c.category {
-            if categories.find(f.kind, category).is_none() {
+            if rules.categories.find(f.kind, category).is_none() {
                 problems.add("category", format!("not a category of {}", f.kind));
             }
         }
@@ -837,8 +866,19 @@ pub fn correct(
         }
         changes.version = Some(order.version + 1);
         changes.updated_at = Some(now.naive_utc());
+        let retarget = ["priority", "category", "area_code"]
+            .iter()
+            .any(|k| diff.contains_key(*k));
         if !repo::guarded_update(conn, &order.id, order.version, &changes)? {
             return Err(concurrent());
+        }
+        let corrected = repo::find(conn, &order.id)?.ok_or_else(order_not_found)?;
+        let mut data = json!({"changes": diff});
+        if retarget {
+            let recalculated = sla::recalculate(conn, &rules.sla, &corrected, now)?;
+            if !recalculated.is_empty() {
+                data["sla_recalculated"] = json!(recalculated);
+            }
         }
         events::insert(
             conn,
@@ -848,10 +888,10 @@ pub fn correct(
                 Some(actor),
                 (None, None),
                 None,
-                json!({"changes": diff}),
+                data,
                 now,
             ),
         )?;
-        repo::find(conn, &order.id)?.ok_or_else(order_not_found)
+        Ok(corrected)
     })
 }

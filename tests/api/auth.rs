@@ -31,7 +31,7 @@ async fn refresh(app: &TestApp, token: &str) -> Resp {
 
 #[actix_web::test]
 async fn login_me_and_bad_credentials() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.auth.access_token_minutes = 15).await;
     let r = login_raw(&app, "root", PASSWORD).await.expect(200);
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 900);
@@ -170,7 +170,7 @@ async fn logout_password_change_and_deactivation_revoke() {
 
 #[actix_web::test]
 async fn forged_expired_and_tampered_tokens_are_refused() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.auth.access_token_minutes = 15).await;
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let good = app.admin.clone();
     let parts: Vec<&str> = good.split('.').collect();

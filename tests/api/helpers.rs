@@ -129,6 +129,8 @@ pub fn test_settings(url: &str) -> Settings {
     s.database.sqlite_synchronous = "NORMAL".into();
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
+    // Tests move the clock by hours and days; the token-expiry tests set 15 minutes back.
+    s.auth.access_token_minutes = 60 * 24 * 90;
     s
 }
 

@@ -8,5 +8,6 @@ mod concurrency;
 mod helpers;
 mod operations;
 mod reference;
+mod sla;
 mod status_table;
 mod work_orders;

@@ -33,7 +33,17 @@ async fn repair_order_full_life_with_events() {
         location,
         format!("/api/v1/work-orders/{}", o["id"].as_str().unwrap())
     );
-    assert_eq!(o["sla"], json!([]));
+    let stages: Vec<&str> = o["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages.len(), 2);
+    assert!(
+        stages.contains(&"dispatch") && stages.contains(&"arrival"),
+        "{stages:?}"
+    );
     let id = o["id"].as_str().unwrap();
     app.act(
         &c.dispatcher,

@@ -1,0 +1,249 @@
+//! SLA timers, force-majeure pauses and policy versions.
+
+use super::schema::{sla_pauses, sla_policy_versions, sla_timers};
+use super::DbConnection;
+use crate::errors::AppError;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = sla_timers, treat_none_as_null = true)]
+pub struct TimerRow {
+    pub id: String,
+    pub work_order_id: String,
+    pub stage: String,
+    pub instance: i32,
+    pub policy_version: String,
+    pub rule_name: String,
+    pub target: String,
+    pub target_seconds: i64,
+    pub calendar: String,
+    pub started_at: NaiveDateTime,
+    pub due_at: Option<NaiveDateTime>,
+    pub warn_at: Option<NaiveDateTime>,
+    pub warned_at: Option<NaiveDateTime>,
+    pub paused_seconds: i64,
+    pub excused_seconds: i64,
+    pub state: String,
+    pub ended_at: Option<NaiveDateTime>,
+    pub breached_at: Option<NaiveDateTime>,
+    pub escalation_level: i32,
+    pub next_fire_at: Option<NaiveDateTime>,
+    pub holds: String,
+    pub area_code: String,
+    pub version: i32,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {
+    diesel::insert_into(sla_timers::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes `row` if the stored timer still has `expected_version` (the row carries the next).
+pub fn update_guarded(
+    conn: &mut DbConnection,
+    row: &TimerRow,
+    expected_version: i32,
+) -> Result<bool, AppError> {
+    let n = diesel::update(
+        sla_timers::table
+            .filter(sla_timers::id.eq(&row.id))
+            .filter(sla_timers::version.eq(expected_version)),
+    )
+    .set(row)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Timers of an order that have not ended.
+pub fn open_for_order(
+    conn: &mut DbConnection,
+    work_order_id: &str,
+) -> Result<Vec<TimerRow>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::work_order_id.eq(work_order_id))
+        .filter(sla_timers::ended_at.is_null())
+        .select(TimerRow::as_select())
+        .load(conn)?)
+}
+
+/// Every timer of these orders, by order, stage and instance.
+pub fn for_orders(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TimerRow>, AppError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            sla_timers::table
+                .filter(sla_timers::work_order_id.eq_any(chunk))
+                .select(TimerRow::as_select())
+                .order((
+                    sla_timers::work_order_id,
+                    sla_timers::started_at,
+                    sla_timers::stage,
+                    sla_timers::instance,
+                ))
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TimerRow>, AppError> {
+    Ok(sla_timers::table
+        .find(id)
+        .select(TimerRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The highest instance of a stage of an order so far (0 if none).
+pub fn last_instance(
+    conn: &mut DbConnection,
+    work_order_id: &str,
+    stage: &str,
+) -> Result<i32, AppError> {
+    let max: Option<i32> = sla_timers::table
+        .filter(sla_timers::work_order_id.eq(work_order_id))
+        .filter(sla_timers::stage.eq(stage))
+        .select(diesel::dsl::max(sla_timers::instance))
+        .first(conn)?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Timers with something to fire at or before `now`, soonest first.
+pub fn due_to_fire(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<TimerRow>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::next_fire_at.le(now))
+        .order(sla_timers::next_fire_at.asc())
+        .limit(limit)
+        .select(TimerRow::as_select())
+        .load(conn)?)
+}
+
+/// Open timers of orders in any of these areas (for force-majeure changes and recalculation).
+pub fn open_in_areas(
+    conn: &mut DbConnection,
+    area_codes: &[String],
+) -> Result<Vec<TimerRow>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::area_code.eq_any(area_codes))
+        .filter(sla_timers::ended_at.is_null())
+        .select(TimerRow::as_select())
+        .load(conn)?)
+}
+
+/// Timers (open or ended) in these areas that overlap `[from, …)`: a retroactive pause may
+/// excuse a breach of an ended timer too.
+pub fn in_areas_since(
+    conn: &mut DbConnection,
+    area_codes: &[String],
+    from: NaiveDateTime,
+) -> Result<Vec<TimerRow>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::area_code.eq_any(area_codes))
+        .filter(
+            sla_timers::ended_at
+                .is_null()
+                .or(sla_timers::ended_at.ge(from)),
+        )
+        .select(TimerRow::as_select())
+        .load(conn)?)
+}
+
+/// Counts of timers by state (open ones counted by their state, for /metrics).
+pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(sla_timers::table
+        .group_by(sla_timers::state)
+        .select((sla_timers::state, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sla_pauses)]
+pub struct PauseRow {
+    pub id: String,
+    pub area_codes: String,
+    pub starts_at: NaiveDateTime,
+    pub ends_at: Option<NaiveDateTime>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub ended_by: Option<String>,
+}
+
+pub fn insert_pause(conn: &mut DbConnection, row: &PauseRow) -> Result<(), AppError> {
+    diesel::insert_into(sla_pauses::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_pause(conn: &mut DbConnection, id: &str) -> Result<Option<PauseRow>, AppError> {
+    Ok(sla_pauses::table
+        .find(id)
+        .select(PauseRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn end_pause(
+    conn: &mut DbConnection,
+    id: &str,
+    at: NaiveDateTime,
+    by: &str,
+) -> Result<bool, AppError> {
+    let n = diesel::update(
+        sla_pauses::table
+            .find(id)
+            .filter(sla_pauses::ends_at.is_null()),
+    )
+    .set((sla_pauses::ends_at.eq(at), sla_pauses::ended_by.eq(by)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Every pause, newest first.
+pub fn pauses(conn: &mut DbConnection) -> Result<Vec<PauseRow>, AppError> {
+    Ok(sla_pauses::table
+        .select(PauseRow::as_select())
+        .order(sla_pauses::starts_at.desc())
+        .load(conn)?)
+}
+
+/// The policy version the instances should use: the newest stored.
+pub fn latest_policy(conn: &mut DbConnection) -> Result<Option<(String, String)>, AppError> {
+    Ok(sla_policy_versions::table
+        .order(sla_policy_versions::seq.desc())
+        .select((sla_policy_versions::version, sla_policy_versions::body))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn policy_body(conn: &mut DbConnection, version: &str) -> Result<Option<String>, AppError> {
+    Ok(sla_policy_versions::table
+        .filter(sla_policy_versions::version.eq(version))
+        .select(sla_policy_versions::body)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn store_policy(
+    conn: &mut DbConnection,
+    version: &str,
+    body: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::insert_into(sla_policy_versions::table)
+        .values((
+            sla_policy_versions::version.eq(version),
+            sla_policy_versions::body.eq(body),
+            sla_policy_versions::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

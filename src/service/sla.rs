@@ -1,0 +1,426 @@
+//! Stage timers in the same transaction as the action that causes them: start, end (met or
+//! breached), stop, pause and resume, recalculation; the policy in force, shared by every
+//! instance through the database.
+
+use crate::db::timers::{self, PauseRow, TimerRow};
+use crate::db::work_orders::WorkOrderRow;
+use crate::db::{areas, customers, from_json_list, DbConnection};
+use crate::domain::calendar::{parse_duration, Calendar, Calendars};
+use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
+use crate::domain::timer::{deadline, held, Hold, HoldKind};
+use crate::domain::Kind;
+use crate::errors::AppError;
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use serde_json::json;
+use std::sync::{Arc, RwLock};
+
+/// The policy in force (swappable by `gridcall sla reload`) and the calendars.
+pub struct SlaRuntime {
+    policy: RwLock<Arc<Policy>>,
+    pub calendars: Arc<Calendars>,
+}
+
+impl SlaRuntime {
+    pub fn new(policy: Policy, calendars: Calendars) -> SlaRuntime {
+        SlaRuntime {
+            policy: RwLock::new(Arc::new(policy)),
+            calendars: Arc::new(calendars),
+        }
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn replace_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    }
+
+    pub fn context(&self) -> SlaContext {
+        SlaContext {
+            policy: self.policy(),
+            calendars: self.calendars.clone(),
+        }
+    }
+}
+
+/// What the timer code needs, cheap to clone into a blocking closure.
+#[derive(Clone)]
+pub struct SlaContext {
+    pub policy: Arc<Policy>,
+    pub calendars: Arc<Calendars>,
+}
+
+impl SlaContext {
+    fn calendar(&self, id: &str) -> &Calendar {
+        self.calendars
+            .get(id)
+            .or_else(|| self.calendars.get("24x7"))
+            .unwrap_or_else(|| panic!("the 24x7 calendar is always loaded"))
+    }
+}
+
+/// Makes the file's policy the one every instance uses, unless that version is stored already.
+/// A stored version with different text is refused: a changed policy needs a new version.
+pub fn publish_policy(
+    conn: &mut DbConnection,
+    policy_text: &str,
+    version: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    match timers::policy_body(conn, version)? {
+        Some(body) if body == policy_text => Ok(false),
+        Some(_) => Err(AppError::invalid(
+            "version",
+            format!("policy version `{version}` is stored with other rules; give the changed policy a new version"),
+        )),
+        None => {
+            timers::store_policy(conn, version, policy_text, now.naive_utc())?;
+            Ok(true)
+        }
+    }
+}
+
+/// The newest published policy if it differs from `current`.
+pub fn newer_policy(conn: &mut DbConnection, current: &str) -> Result<Option<Policy>, AppError> {
+    match timers::latest_policy(conn)? {
+        Some((version, body)) if version != current => Policy::from_toml(&body)
+            .map(Some)
+            .map_err(AppError::internal),
+        _ => Ok(None),
+    }
+}
+
+/// What the timers of one order depend on.
+pub struct OrderSla {
+    pub rule: Rule,
+    pub area_calendar: String,
+    /// Force-majeure windows of the order's area.
+    pub pauses: Vec<Hold>,
+}
+
+pub fn pause_holds(pauses: &[PauseRow], area_code: &str) -> Vec<Hold> {
+    pauses
+        .iter()
+        .filter(|p| from_json_list(&p.area_codes).iter().any(|a| a == area_code))
+        .map(|p| Hold {
+            kind: HoldKind::Excused,
+            from: p.starts_at.and_utc(),
+            to: p.ends_at.map(|t| t.and_utc()),
+        })
+        .collect()
+}
+
+pub fn order_sla(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+) -> Result<OrderSla, AppError> {
+    let area = areas::find(conn, &order.area_code)?;
+    let (region_class, area_calendar) = area
+        .map(|a| (a.region_class, a.calendar))
+        .unwrap_or_else(|| ("urban".into(), "cn".into()));
+    let tier = match &order.customer_id {
+        Some(id) => customers::find(conn, id)?
+            .map(|c| c.tier)
+            .unwrap_or_else(|| "normal".into()),
+        None => "normal".into(),
+    };
+    let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
+    let profile = OrderProfile {
+        kind,
+        category: &order.category,
+        priority: &order.priority,
+        region_class: &region_class,
+        tier: &tier,
+    };
+    let rule = ctx.policy.rule_for(&profile).clone();
+    let pauses = pause_holds(&timers::pauses(conn)?, &order.area_code);
+    Ok(OrderSla {
+        rule,
+        area_calendar,
+        pauses,
+    })
+}
+
+fn holds_of(t: &TimerRow) -> Vec<Hold> {
+    serde_json::from_str(&t.holds).unwrap_or_default()
+}
+
+fn naive(t: Option<DateTime<Utc>>) -> Option<NaiveDateTime> {
+    t.map(|t| t.naive_utc())
+}
+
+fn is_open(t: &TimerRow) -> bool {
+    t.ended_at.is_none()
+}
+
+/// Recomputes an open timer's deadline, warning instant, held time, state and next firing.
+pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTime<Utc>) {
+    let cal = ctx.calendar(&t.calendar);
+    let mut holds = holds_of(t);
+    holds.extend(pauses.iter().cloned());
+    let start = t.started_at.and_utc();
+    let target = TimeDelta::seconds(t.target_seconds);
+    let warn_target =
+        TimeDelta::seconds((t.target_seconds as f64 * ctx.policy.warn_at).round() as i64);
+    let due = deadline(cal, start, target, &holds);
+    t.due_at = naive(due);
+    t.warn_at = naive(deadline(cal, start, warn_target, &holds));
+    let until = t.ended_at.map(|e| e.and_utc()).unwrap_or(now).max(start);
+    t.paused_seconds = held(cal, start, until, &holds, HoldKind::Paused).num_seconds();
+    t.excused_seconds = held(cal, start, until, &holds, HoldKind::Excused).num_seconds();
+    if matches!(t.state.as_str(), "running" | "paused") && is_open(t) {
+        let suspended = holds
+            .iter()
+            .any(|h| h.kind == HoldKind::Paused && h.to.is_none());
+        t.state = if suspended || due.is_none() {
+            "paused"
+        } else {
+            "running"
+        }
+        .to_owned();
+    }
+    t.next_fire_at = next_fire(t, cal, &ctx.policy.escalations);
+}
+
+/// When the scanner should next look at a timer.
+pub fn next_fire(t: &TimerRow, cal: &Calendar, escalations: &[String]) -> Option<NaiveDateTime> {
+    if !is_open(t) {
+        return None;
+    }
+    match t.state.as_str() {
+        "running" => match (t.warned_at, t.warn_at) {
+            (None, Some(w)) => Some(w),
+            _ => t.due_at,
+        },
+        "breached" => {
+            let level = usize::try_from(t.escalation_level).unwrap_or(0);
+            if level >= escalations.len() {
+                return None;
+            }
+            let delay: TimeDelta = escalations[..=level]
+                .iter()
+                .filter_map(|d| parse_duration(d, cal.seconds_per_day()).ok())
+                .sum();
+            let base = t.breached_at.or(t.due_at)?.and_utc();
+            cal.add_working(base, delay).map(|x| x.naive_utc())
+        }
+        _ => None,
+    }
+}
+
+fn save(conn: &mut DbConnection, t: &mut TimerRow) -> Result<(), AppError> {
+    let expected = t.version;
+    t.version += 1;
+    if !timers::update_guarded(conn, t, expected)? {
+        return Err(AppError::Conflict {
+            code: "concurrent_update",
+            detail: "a timer of this order was changed at the same time".into(),
+            allowed_actions: None,
+        });
+    }
+    Ok(())
+}
+
+/// Starts the next instance of `stage`, if the order's rule has a target for it.
+fn start(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    osla: &OrderSla,
+    stage: Stage,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let Some(target) = osla.rule.target(stage) else {
+        return Ok(());
+    };
+    let calendar_id = match &target.calendar {
+        CalendarRef::Area => osla.area_calendar.clone(),
+        CalendarRef::Named(id) => id.clone(),
+    };
+    let cal = ctx.calendar(&calendar_id);
+    let seconds =
+        parse_duration(&target.target, cal.seconds_per_day()).map_err(AppError::internal)?;
+    let instance = timers::last_instance(conn, &order.id, stage.as_str())? + 1;
+    let mut t = TimerRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        work_order_id: order.id.clone(),
+        stage: stage.as_str().to_owned(),
+        instance,
+        policy_version: ctx.policy.version.clone(),
+        rule_name: osla.rule.name.clone(),
+        target: target.target.clone(),
+        target_seconds: seconds.num_seconds(),
+        calendar: cal.id.clone(),
+        started_at: now.naive_utc(),
+        due_at: None,
+        warn_at: None,
+        warned_at: None,
+        paused_seconds: 0,
+        excused_seconds: 0,
+        state: "running".into(),
+        ended_at: None,
+        breached_at: None,
+        escalation_level: 0,
+        next_fire_at: None,
+        holds: "[]".into(),
+        area_code: order.area_code.clone(),
+        version: 1,
+    };
+    refresh(&mut t, ctx, &osla.pauses, now);
+    timers::insert(conn, &t)
+}
+
+/// Ends an open timer at its ending action: met if on time, else breached.
+fn end(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    t: &mut TimerRow,
+    pauses: &[Hold],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    refresh(t, ctx, pauses, now);
+    if matches!(t.state.as_str(), "running" | "paused") {
+        match t.due_at {
+            Some(due) if now.naive_utc() <= due => t.state = "met".into(),
+            due => {
+                t.state = "breached".into();
+                t.breached_at = Some(due.unwrap_or(now.naive_utc()));
+            }
+        }
+    }
+    t.ended_at = Some(now.naive_utc());
+    t.next_fire_at = None;
+    save(conn, t)
+}
+
+/// Ends an open timer without a verdict (cancel, merge, reject, reassign, waived callback).
+fn stop(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    t: &mut TimerRow,
+    pauses: &[Hold],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if matches!(t.state.as_str(), "running" | "paused") {
+        t.state = "stopped".into();
+    }
+    t.ended_at = Some(now.naive_utc());
+    refresh(t, ctx, pauses, now);
+    t.next_fire_at = None;
+    save(conn, t)
+}
+
+/// Applies an action's timer plan to the order (already in its new state).
+pub fn apply(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    plan: &TimerPlan,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if plan == &TimerPlan::default() {
+        return Ok(());
+    }
+    let osla = order_sla(conn, ctx, order)?;
+    for mut t in timers::open_for_order(conn, &order.id)? {
+        let stage: Option<Stage> = t.stage.parse().ok();
+        let in_list = |list: &[Stage]| stage.is_some_and(|s| list.contains(&s));
+        if plan.stop_all || in_list(&plan.stop) {
+            stop(conn, ctx, &mut t, &osla.pauses, now)?;
+        } else if in_list(&plan.end) {
+            end(conn, ctx, &mut t, &osla.pauses, now)?;
+        } else if plan.pause_all {
+            let mut holds = holds_of(&t);
+            holds.push(Hold {
+                kind: HoldKind::Paused,
+                from: now,
+                to: None,
+            });
+            t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
+            refresh(&mut t, ctx, &osla.pauses, now);
+            save(conn, &mut t)?;
+        } else if plan.resume_all {
+            let mut holds = holds_of(&t);
+            for h in holds
+                .iter_mut()
+                .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
+            {
+                h.to = Some(now);
+            }
+            t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
+            refresh(&mut t, ctx, &osla.pauses, now);
+            save(conn, &mut t)?;
+        }
+    }
+    for &stage in &plan.start {
+        start(conn, ctx, order, &osla, stage, now)?;
+    }
+    Ok(())
+}
+
+/// Re-targets an order's open timers under the current policy (its priority, category or
+/// area changed, or `gridcall sla recalc`). Returns what changed, for the audit event.
+pub fn recalculate(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    now: DateTime<Utc>,
+) -> Result<Vec<serde_json::Value>, AppError> {
+    let osla = order_sla(conn, ctx, order)?;
+    let mut changes = Vec::new();
+    for mut t in timers::open_for_order(conn, &order.id)? {
+        let Some(stage) = t.stage.parse::<Stage>().ok() else {
+            continue;
+        };
+        let before = (
+            t.target.clone(),
+            t.calendar.clone(),
+            t.due_at,
+            t.policy_version.clone(),
+        );
+        match osla.rule.target(stage) {
+            None => {
+                stop(conn, ctx, &mut t, &osla.pauses, now)?;
+                changes.push(json!({"stage": stage, "instance": t.instance, "old_target": before.0, "new_target": null, "state": t.state}));
+            }
+            Some(target) => {
+                let calendar_id = match &target.calendar {
+                    CalendarRef::Area => osla.area_calendar.clone(),
+                    CalendarRef::Named(id) => id.clone(),
+                };
+                let cal = ctx.calendar(&calendar_id);
+                let seconds = parse_duration(&target.target, cal.seconds_per_day())
+                    .map_err(AppError::internal)?;
+                t.target = target.target.clone();
+                t.target_seconds = seconds.num_seconds();
+                t.calendar = cal.id.clone();
+                t.rule_name = osla.rule.name.clone();
+                t.policy_version = ctx.policy.version.clone();
+                t.area_code = order.area_code.clone();
+                refresh(&mut t, ctx, &osla.pauses, now);
+                if (
+                    t.target.clone(),
+                    t.calendar.clone(),
+                    t.due_at,
+                    t.policy_version.clone(),
+                ) != before
+                {
+                    changes.push(json!({
+                        "stage": stage, "instance": t.instance,
+                        "old_target": before.0, "new_target": t.target,
+                        "old_calendar": before.1, "new_calendar": t.calendar,
+                        "old_due_at": before.2.map(|d| d.and_utc()), "new_due_at": t.due_at.map(|d| d.and_utc()),
+                        "old_policy_version": before.3, "new_policy_version": t.policy_version,
+                    }));
+                    save(conn, &mut t)?;
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
