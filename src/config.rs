@@ -36,6 +36,7 @@ pub struct Settings {
 pub struct SlaSettings {
     pub policy_file: String,
     pub calendars_dir: String,
+    pub scanner_enabled: bool,
     pub scanner_tick_ms: u64,
     pub scanner_batch: i64,
 }

@@ -13,6 +13,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,8 +131,42 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains requests in flight (actix's graceful stop).
+    /// Serves until SIGINT/SIGTERM, then drains requests in flight (actix's graceful stop)
+    /// and lets the background jobs finish their tick.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut jobs = Vec::new();
+        let settings = self.state.settings.clone();
+        if settings.sla.scanner_enabled {
+            let state = self.state.clone();
+            let scanner = Arc::new(crate::jobs::scanner::Scanner {
+                batch: settings.sla.scanner_batch,
+            });
+            jobs.push(actix_web::rt::spawn(crate::jobs::run_every(
+                "sla scanner",
+                Duration::from_millis(settings.sla.scanner_tick_ms),
+                stop.clone(),
+                move || {
+                    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+                    let rules = state.work_order_rules();
+                    scanner
+                        .run_once(&mut conn, &state.sla, &rules, state.clock.now())
+                        .map(|r| {
+                            if r.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{r:?}")
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                },
+            )));
+        }
+        let result = self.server.await;
+        stop.store(true, Ordering::SeqCst);
+        for job in jobs {
+            let _ = job.await;
+        }
+        result
     }
 }

@@ -36,6 +36,15 @@ impl AppState {
         .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
     }
 
+    /// The rules work-order use cases run under (settings, categories, the SLA policy in force).
+    pub fn work_order_rules(&self) -> crate::service::work_orders::Rules {
+        crate::service::work_orders::Rules {
+            reopen_window: chrono::TimeDelta::days(self.settings.work_orders.reopen_window_days),
+            categories: self.settings.categories.clone(),
+            sla: self.sla.context(),
+        }
+    }
+
     pub fn password_cost(&self) -> crate::auth::password::PasswordCost {
         crate::auth::password::PasswordCost {
             memory_kib: self.settings.auth.argon2_memory_kib,

@@ -31,11 +31,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 fn rules(state: &AppState) -> Rules {
-    Rules {
-        reopen_window: TimeDelta::days(state.settings.work_orders.reopen_window_days),
-        categories: state.settings.categories.clone(),
-        sla: state.sla.context(),
-    }
+    state.work_order_rules()
 }
 
 fn order_response(

@@ -275,3 +275,18 @@ pub fn count_open_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)
         .select((work_orders::status, diesel::dsl::count_star()))
         .load(conn)?)
 }
+
+/// Suspended orders whose automatic resume time has come.
+pub fn suspended_until(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<WorkOrderRow>, AppError> {
+    Ok(work_orders::table
+        .filter(work_orders::status.eq("suspended"))
+        .filter(work_orders::suspend_until.le(now))
+        .order(work_orders::suspend_until.asc())
+        .limit(limit)
+        .select(WorkOrderRow::as_select())
+        .load(conn)?)
+}

@@ -895,3 +895,59 @@ pub fn correct(
         Ok(corrected)
     })
 }
+
+/// Resumes orders whose `suspend.until` has passed (a system action, event `auto_resumed`).
+/// Returns how many were resumed; a concurrent change to an order leaves it for next time.
+pub fn auto_resume_due(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    rules: &Rules,
+    limit: i64,
+) -> Result<usize, AppError> {
+    write_transaction(conn, |conn| {
+        let mut resumed = 0;
+        for order in repo::suspended_until(conn, now.naive_utc(), limit)? {
+            let back_to = order
+                .suspended_from
+                .as_deref()
+                .and_then(|s| s.parse::<Status>().ok())
+                .unwrap_or(Status::Accepted);
+            let changes = WorkOrderChanges {
+                status: Some(back_to.as_str().to_owned()),
+                suspended_from: Some(None),
+                suspend_until: Some(None),
+                version: Some(order.version + 1),
+                updated_at: Some(now.naive_utc()),
+                ..Default::default()
+            };
+            if !repo::guarded_update(conn, &order.id, order.version, &changes)? {
+                continue;
+            }
+            let until = order.suspend_until.map(|u| u.and_utc());
+            // The clock resumes at `until`, not when the scanner got round to it.
+            let resumed_at = until.unwrap_or(now).min(now);
+            events::insert(
+                conn,
+                &event(
+                    &order.id,
+                    "auto_resumed",
+                    None,
+                    (Some(Status::Suspended), Some(back_to)),
+                    None,
+                    json!({"until": until}),
+                    now,
+                ),
+            )?;
+            let changed = repo::find(conn, &order.id)?.ok_or_else(order_not_found)?;
+            sla::apply(
+                conn,
+                &rules.sla,
+                &changed,
+                &sla_rules::plan(kind_of(&changed), Action::Resume, back_to),
+                resumed_at,
+            )?;
+            resumed += 1;
+        }
+        Ok(resumed)
+    })
+}

@@ -129,6 +129,8 @@ pub fn test_settings(url: &str) -> Settings {
     s.database.sqlite_synchronous = "NORMAL".into();
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
+    // Tests drive the scanner themselves with run_once and a manual clock.
+    s.sla.scanner_enabled = false;
     // Tests move the clock by hours and days; the token-expiry tests set 15 minutes back.
     s.auth.access_token_minutes = 60 * 24 * 90;
     s
@@ -338,5 +340,25 @@ pub async fn cast(app: &TestApp) -> Cast {
         unit_member: app.user("unit1", "crew", json!({"crew_id": unit})).await,
         field_crew,
         unit,
+    }
+}
+
+impl TestApp {
+    /// One scanner pass at the app's clock, as an instance's loop would run it.
+    pub fn scan(&self) -> gridcall::jobs::scanner::ScanReport {
+        self.scan_with_batch(1000)
+    }
+
+    pub fn scan_with_batch(&self, batch: i64) -> gridcall::jobs::scanner::ScanReport {
+        use gridcall::clock::Clock;
+        let mut conn = self.state.pool.get().unwrap();
+        gridcall::jobs::scanner::Scanner { batch }
+            .run_once(
+                &mut conn,
+                &self.state.sla,
+                &self.state.work_order_rules(),
+                self.clock.now(),
+            )
+            .unwrap()
     }
 }

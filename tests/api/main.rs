@@ -8,6 +8,7 @@ mod concurrency;
 mod helpers;
 mod operations;
 mod reference;
+mod scanner;
 mod sla;
 mod status_table;
 mod work_orders;
