@@ -21,6 +21,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     open_orders: IntGaugeVec,
+    timers: IntGaugeVec,
     pool: IntGaugeVec,
 }
 
@@ -51,6 +52,14 @@ impl Metrics {
             &["status"],
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let timers = IntGaugeVec::new(
+            Opts::new(
+                "gridcall_sla_timers",
+                "SLA timers by state (breached: breaches so far)",
+            ),
+            &["state"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
         let pool = IntGaugeVec::new(
             Opts::new(
                 "gridcall_db_pool_connections",
@@ -63,6 +72,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(open_orders.clone()),
+            Box::new(timers.clone()),
             Box::new(pool.clone()),
         ] {
             registry
@@ -74,6 +84,7 @@ impl Metrics {
             requests,
             latency,
             open_orders,
+            timers,
             pool,
         }
     }
@@ -86,10 +97,20 @@ impl Metrics {
     }
 
     /// Renders the registry after setting the gauges read at scrape time.
-    pub fn render(&self, open_orders: &[(String, i64)], pool_idle: u32, pool_total: u32) -> String {
+    pub fn render(
+        &self,
+        open_orders: &[(String, i64)],
+        timers: &[(String, i64)],
+        pool_idle: u32,
+        pool_total: u32,
+    ) -> String {
         self.open_orders.reset();
         for (status, n) in open_orders {
             self.open_orders.with_label_values(&[status]).set(*n);
+        }
+        self.timers.reset();
+        for (state, n) in timers {
+            self.timers.with_label_values(&[state]).set(*n);
         }
         self.pool
             .with_label_values(&["idle"])

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod extract;
 pub mod ops;
 pub mod reference;
+pub mod sla;
 pub mod users;
 pub mod views;
 pub mod work_orders;
@@ -26,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         reference::categories,
         work_orders::create, work_orders::list, work_orders::get, work_orders::update,
         work_orders::events, work_orders::add_note, work_orders::act, work_orders::sla,
+        sla::policies, sla::calendars, sla::days, sla::create_pause, sla::list_pauses, sla::end_pause,
     ),
     components(schemas(crate::errors::FieldError)),
     modifiers(&BearerAuth),
@@ -141,6 +143,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/work-orders/{id}/notes").route(post().to(work_orders::add_note)),
                 )
                 .service(resource("/work-orders/{id}/sla").route(get().to(work_orders::sla)))
+                .service(resource("/sla/policies").route(get().to(sla::policies)))
+                .service(
+                    resource("/sla/pauses")
+                        .route(post().to(sla::create_pause))
+                        .route(get().to(sla::list_pauses)),
+                )
+                .service(resource("/sla/pauses/{id}/end").route(post().to(sla::end_pause)))
+                .service(resource("/calendars").route(get().to(sla::calendars)))
+                .service(resource("/calendars/{id}/days").route(get().to(sla::days)))
                 .service(resource("/work-orders/{id}/{action}").route(post().to(work_orders::act))),
         )
         .default_service(web::to(not_found));

@@ -20,7 +20,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })
         .await;
     match checked {
-        Ok(false) => HttpResponse::Ok().json(json!({"status": "ready", "warnings": []})),
+        Ok(false) => HttpResponse::Ok()
+            .json(json!({"status": "ready", "warnings": calendar_warnings(&state)})),
         Ok(true) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "migrations_pending", "warnings": []})),
         Err(e) => {
@@ -29,6 +30,28 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .json(json!({"status": "database_unavailable", "warnings": []}))
         }
     }
+}
+
+/// Stale data that does not fail readiness: a calendar without this year, or (from
+/// 1 December) without next year.
+fn calendar_warnings(state: &AppState) -> Vec<String> {
+    use chrono::Datelike;
+    let today = state
+        .clock
+        .now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let mut years = vec![today.year()];
+    if today.month() == 12 {
+        years.push(today.year() + 1);
+    }
+    let mut warnings = Vec::new();
+    for year in years {
+        for id in state.sla.calendars.missing_year(year) {
+            warnings.push(format!("calendar `{id}` has no holiday data for {year}: add it to config/calendars/{id}.toml"));
+        }
+    }
+    warnings
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain"), (status = 401)))]
@@ -43,14 +66,19 @@ pub async fn metrics(
             detail: "a scrape token is required".into(),
         });
     }
-    let open = state
-        .db(crate::db::work_orders::count_open_by_status)
+    let (open, timers) = state
+        .db(|conn| {
+            Ok((
+                crate::db::work_orders::count_open_by_status(conn)?,
+                crate::db::timers::count_by_state(conn)?,
+            ))
+        })
         .await
         .unwrap_or_default();
     let pool = state.pool.state();
     let body = state
         .metrics
-        .render(&open, pool.idle_connections, pool.connections);
+        .render(&open, &timers, pool.idle_connections, pool.connections);
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

@@ -78,10 +78,13 @@ pub struct AreaPatch {
     pub calendar: Option<String>,
 }
 
-fn check_calendar(p: &mut Problems, calendar: Option<&str>) {
+fn check_calendar(p: &mut Problems, sla: &crate::service::sla::SlaRuntime, calendar: Option<&str>) {
     if let Some(c) = calendar {
-        if check_code(c).is_err() {
-            p.add("calendar", "must name a calendar, e.g. `cn` or `24x7`");
+        if sla.calendars.get(c).is_none() {
+            p.add(
+                "calendar",
+                format!("no calendar `{c}` (GET /api/v1/calendars lists them)"),
+            );
         }
     }
 }
@@ -101,7 +104,7 @@ pub async fn create_area(
     }
     p.text("name", Some(&a.name), limits::NAME, true);
     check_codes(&mut p, "backup_area_codes", &a.backup_area_codes);
-    check_calendar(&mut p, a.calendar.as_deref());
+    check_calendar(&mut p, &state.sla, a.calendar.as_deref());
     p.finish()?;
     let now = state.clock.now().naive_utc();
     let row = state
@@ -173,6 +176,7 @@ pub async fn update_area(
     require(&user, &[Role::Admin], "change areas")?;
     let code = code.into_inner();
     let now = state.clock.now().naive_utc();
+    let sla = state.sla.clone();
     let row = state
         .db(move |conn| {
             write_transaction(conn, |conn| {
@@ -180,7 +184,7 @@ pub async fn update_area(
                 let a: AreaPatch = body.parse()?;
                 let mut p = Problems::default();
                 p.text("name", a.name.as_deref(), limits::NAME, a.name.is_some());
-                check_calendar(&mut p, a.calendar.as_deref());
+                check_calendar(&mut p, &sla, a.calendar.as_deref());
                 if a.parent_code.as_deref() == Some(code.as_str()) {
                     p.add("parent_code", "an area cannot be its own parent");
                 }

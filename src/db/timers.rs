@@ -191,16 +191,18 @@ pub fn find_pause(conn: &mut DbConnection, id: &str) -> Result<Option<PauseRow>,
         .optional()?)
 }
 
+/// Ends a pause now.
 pub fn end_pause(
     conn: &mut DbConnection,
     id: &str,
     at: NaiveDateTime,
     by: &str,
 ) -> Result<bool, AppError> {
+    // An open pause, or one whose planned end is still ahead, ends now.
     let n = diesel::update(
         sla_pauses::table
             .find(id)
-            .filter(sla_pauses::ends_at.is_null()),
+            .filter(sla_pauses::ends_at.is_null().or(sla_pauses::ends_at.gt(at))),
     )
     .set((sla_pauses::ends_at.eq(at), sla_pauses::ended_by.eq(by)))
     .execute(conn)?;

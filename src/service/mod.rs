@@ -2,6 +2,7 @@
 //! the database layer with the domain's rules. No HTTP here.
 
 pub mod auth;
+pub mod pauses;
 pub mod sla;
 pub mod users;
 pub mod work_orders;

@@ -343,3 +343,254 @@ async fn sla_state_filter() {
         .await
         .expect(422);
 }
+
+#[actix_web::test]
+async fn a_retroactive_force_majeure_pause_excuses_a_breach() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let t0 = start_time();
+    let id = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .id();
+    app.act(
+        &c.dispatcher,
+        &id,
+        "dispatch",
+        json!({"crew_id": c.field_crew}),
+    )
+    .await
+    .expect(200);
+    app.act(&c.field_member, &id, "accept", json!({}))
+        .await
+        .expect(200);
+    app.clock.advance(TimeDelta::minutes(50));
+    app.scan();
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    assert_eq!(timer(&o, "arrival", 1)["state"], "breached");
+    // typhoon: declared afterwards for 30–50 minutes after the call
+    let body = json!({"area_codes": ["SZ-FT-01"], "starts_at": (t0 + TimeDelta::minutes(30)).to_rfc3339(),
+                      "ends_at": (t0 + TimeDelta::minutes(50)).to_rfc3339(), "reason": "台风“海葵”过境"});
+    app.post("/api/v1/sla/pauses", &c.agent, body.clone())
+        .await
+        .expect(403);
+    app.post("/api/v1/sla/pauses", &c.dispatcher, body.clone())
+        .await
+        .expect(403);
+    let pause = app
+        .post("/api/v1/sla/pauses", &c.supervisor, body)
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(pause["area_codes"], json!(["SZ-FT-01"]));
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    let arrival = timer(&o, "arrival", 1);
+    assert_eq!(arrival["state"], "excused");
+    assert_eq!(arrival["excused_seconds"], 20 * 60);
+    let events = app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &c.agent)
+        .await
+        .body;
+    assert!(events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "sla_excused"));
+    assert_eq!(
+        app.scan(),
+        gridcall::jobs::scanner::ScanReport::default(),
+        "an excused breach does not escalate"
+    );
+    let list = app
+        .get("/api/v1/sla/pauses", &c.supervisor)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let bad = json!({"area_codes": ["NOPE"], "starts_at": t0.to_rfc3339(), "reason": "x"});
+    app.post("/api/v1/sla/pauses", &c.supervisor, bad)
+        .await
+        .expect(422);
+    let bad = json!({"area_codes": ["SZ-FT-01"], "starts_at": t0.to_rfc3339(), "ends_at": t0.to_rfc3339(), "reason": "x"});
+    app.post("/api/v1/sla/pauses", &c.supervisor, bad)
+        .await
+        .expect(422);
+}
+
+#[actix_web::test]
+async fn an_open_pause_holds_timers_until_it_ends() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let t0 = start_time();
+    let id = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .id();
+    app.clock.advance(TimeDelta::minutes(10));
+    let pause = app
+        .post("/api/v1/sla/pauses", &c.supervisor, json!({"area_codes": ["SZ-FT-01"], "starts_at": (t0 + TimeDelta::minutes(10)).to_rfc3339(), "reason": "暴雪"}))
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(pause["active"], true);
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    assert!(
+        timer(&o, "arrival", 1)["due_at"].is_null(),
+        "held while the window is open"
+    );
+    app.clock.advance(TimeDelta::hours(2));
+    assert_eq!(
+        app.scan().breaches,
+        1,
+        "the dispatch stage breached before the window opened"
+    );
+    let pid = pause["id"].as_str().unwrap();
+    let ended = app
+        .post(
+            &format!("/api/v1/sla/pauses/{pid}/end"),
+            &c.supervisor,
+            json!({}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ended["active"], false);
+    app.post(
+        &format!("/api/v1/sla/pauses/{pid}/end"),
+        &c.supervisor,
+        json!({}),
+    )
+    .await
+    .expect(409);
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    let arrival = timer(&o, "arrival", 1);
+    assert_eq!(arrival["state"], "running");
+    assert_eq!(time(&arrival["due_at"]), t0 + TimeDelta::minutes(45 + 120));
+}
+
+#[actix_web::test]
+async fn calendars_policies_and_readiness_warnings() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let cals = app
+        .get("/api/v1/calendars", &c.agent)
+        .await
+        .expect(200)
+        .body;
+    let ids: Vec<&str> = cals["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"cn") && ids.contains(&"24x7"));
+    let days = app
+        .get(
+            "/api/v1/calendars/cn/days?from=2026-09-30&to=2026-10-12",
+            &c.agent,
+        )
+        .await
+        .expect(200)
+        .body;
+    let days = days["days"].as_array().unwrap();
+    assert_eq!(days.len(), 13);
+    assert_eq!(days[1]["kind"], "holiday");
+    assert_eq!(days[1]["name"], "国庆节");
+    assert_eq!(
+        days[10],
+        json!({"date": "2026-10-10", "working": true, "kind": "adjusted_workday"})
+    );
+    assert_eq!(days[11]["kind"], "weekend");
+    app.get(
+        "/api/v1/calendars/cn/days?from=2026-01-01&to=2027-12-31",
+        &c.agent,
+    )
+    .await
+    .expect(422);
+    app.get(
+        "/api/v1/calendars/cn/days?from=yesterday&to=2026-01-01",
+        &c.agent,
+    )
+    .await
+    .expect(422);
+    app.get(
+        "/api/v1/calendars/mars/days?from=2026-01-01&to=2026-01-02",
+        &c.agent,
+    )
+    .await
+    .expect(404);
+    let policy = app
+        .get("/api/v1/sla/policies", &c.supervisor)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(policy["version"], "2026-11-22.1");
+    assert_eq!(
+        policy["rules"].as_array().unwrap().last().unwrap()["name"],
+        "catch-all"
+    );
+    app.get("/api/v1/sla/policies", &c.agent).await.expect(403);
+    app.post(
+        "/api/v1/areas",
+        &app.admin,
+        json!({"code": "X1", "name": "x", "region_class": "urban", "calendar": "mars"}),
+    )
+    .await
+    .expect(422);
+    app.post(
+        "/api/v1/areas",
+        &app.admin,
+        json!({"code": "X2", "name": "x", "region_class": "urban", "calendar": "24x7"}),
+    )
+    .await
+    .expect(201);
+    let ready = app
+        .call(reqwest::Method::GET, "/readyz", None, None, &[])
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ready["warnings"], json!([]));
+    app.clock.set(at("2026-12-01T08:00:00+08:00"));
+    let ready = app
+        .call(reqwest::Method::GET, "/readyz", None, None, &[])
+        .await
+        .expect(200)
+        .body;
+    let warnings = ready["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("2027")),
+        "{warnings:?}"
+    );
+    app.order(&app.admin, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gridcall_sla_timers{state=\"running\"}"),
+        "{metrics}"
+    );
+}
