@@ -21,6 +21,7 @@ pub struct Settings {
     pub work_orders: WorkOrderSettings,
     pub metrics: MetricsSettings,
     pub sla: SlaSettings,
+    pub mail: MailSettings,
     /// Not read from files: loaded from categories.toml beside the settings.
     #[serde(skip, default = "default_categories")]
     pub categories: std::sync::Arc<Categories>,
@@ -29,6 +30,58 @@ pub struct Settings {
     /// The folder the files were read from.
     #[serde(skip)]
     pub config_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: String,
+    pub dir: String,
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: String,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    pub templates_dir: String,
+    pub base_url: String,
+    pub sender_enabled: bool,
+    pub sender_tick_ms: u64,
+    pub sender_batch: i64,
+    pub max_attempts: i32,
+    pub backoff_base_secs: i64,
+    pub backoff_max_secs: i64,
+    pub digest_interval_secs: i64,
+}
+
+impl MailSettings {
+    /// Checks the values without touching the network or the disk.
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(self.transport.as_str(), "file" | "smtp") {
+            return Err(format!("mail.transport `{}`: file or smtp", self.transport));
+        }
+        if !matches!(self.smtp_security.as_str(), "starttls" | "tls" | "plain") {
+            return Err(format!(
+                "mail.smtp_security `{}`: starttls, tls or plain",
+                self.smtp_security
+            ));
+        }
+        if self.transport == "smtp" && self.smtp_host.is_empty() {
+            return Err("mail.smtp_host is required with transport = \"smtp\"".into());
+        }
+        self.from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| format!("mail.from `{}`: {e}", self.from))?;
+        Ok(())
+    }
+
+    /// The templates folder: the setting, else `templates/` beside the settings if present.
+    pub fn templates_path(&self, config_dir: &Path) -> Option<PathBuf> {
+        match self.templates_dir.trim() {
+            "" => Some(config_dir.join("templates")).filter(|p| p.is_dir()),
+            d => Some(PathBuf::from(d)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,6 +303,13 @@ impl Settings {
         }
         if self.sla.scanner_tick_ms == 0 || self.sla.scanner_batch < 1 {
             return Err("sla.scanner_tick_ms and sla.scanner_batch must be positive".into());
+        }
+        self.mail.check()?;
+        if self.mail.digest_interval_secs < 1
+            || self.mail.max_attempts < 1
+            || self.mail.backoff_base_secs < 1
+        {
+            return Err("mail.digest_interval_secs, mail.max_attempts and mail.backoff_base_secs must be positive".into());
         }
         if self.database.pool_size == 0 {
             return Err("database.pool_size must be at least 1".into());

@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod errors;
 pub mod jobs;
+pub mod notify;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -39,10 +39,31 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// SLA policy: publish the policy file to every instance, or recalculate running timers.
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
+    },
     /// Write a consistent copy of the SQLite database while the service runs.
     Backup {
         #[arg(long)]
         to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlaCommand {
+    /// Check the policy file and make it the one every running instance uses (they pick it
+    /// up within one scanner tick; running timers keep their version until `sla recalc`).
+    Reload,
+    /// Re-target running timers under the policy in force; each change is an audited event.
+    Recalc {
+        /// Only orders of this area.
+        #[arg(long)]
+        area: Option<String>,
+        /// Only timers started at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -96,6 +117,36 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::CheckConfig => {
+            let sla = settings.load_sla()?;
+            gridcall::notify::Templates::load(
+                settings
+                    .mail
+                    .templates_path(&settings.config_dir)
+                    .as_deref(),
+            )?;
+            println!(
+                "SLA policy {} ({} rules); calendars: {}",
+                sla.policy.version,
+                sla.policy.rules.len(),
+                sla.calendars
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let today = SystemClock
+                .now()
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .date_naive();
+            use chrono::Datelike;
+            if today.month() == 12 {
+                for id in sla.calendars.missing_year(today.year() + 1) {
+                    println!(
+                        "warning: calendar `{id}` has no holiday data for {}",
+                        today.year() + 1
+                    );
+                }
+            }
             println!(
                 "configuration is valid (environment {}, database {})",
                 settings.environment,
@@ -144,6 +195,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Backup { to } => backup(&settings, &to),
+        Command::Sla { command } => sla(&settings, command),
     }
 }
 
@@ -165,6 +217,48 @@ fn serve(settings: Settings) -> Result<(), String> {
         log::info!("gridcall listening on {bind} (port {})", app.port());
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+fn sla(settings: &Settings, command: SlaCommand) -> Result<(), String> {
+    let files = settings.load_sla()?;
+    let pool = connect(settings)?;
+    let now = SystemClock.now();
+    match command {
+        SlaCommand::Reload => {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let version = files.policy.version.clone();
+            let published = gridcall::db::write_transaction(&mut conn, |c| {
+                gridcall::service::sla::publish_policy(c, &files.policy_text, &version, now)
+            })
+            .map_err(describe)?;
+            if published {
+                println!("published SLA policy {version}; running instances use it from their next scanner tick");
+            } else {
+                println!("SLA policy {version} is already published");
+            }
+            Ok(())
+        }
+        SlaCommand::Recalc { area, since } => {
+            let since = since
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&chrono::Utc))
+                })
+                .transpose()
+                .map_err(|e| format!("--since: {e}"))?;
+            let runtime = gridcall::startup::start_sla(&pool, files, now)?;
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let (orders, changed) = gridcall::service::sla::recalculate_all(
+                &mut conn,
+                &runtime.context(),
+                area.as_deref(),
+                since,
+                now,
+            )
+            .map_err(describe)?;
+            println!("recalculated {orders} orders with running timers under policy {}: {changed} changed", runtime.policy().version);
+            Ok(())
+        }
+    }
 }
 
 fn backup(settings: &Settings, to: &str) -> Result<(), String> {

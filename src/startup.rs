@@ -81,6 +81,18 @@ impl Application {
         let sla_files = settings.load_sla()?;
         let pool = connect(&settings)?;
         let sla = Arc::new(start_sla(&pool, sla_files, clock.now())?);
+        let templates = Arc::new(crate::notify::Templates::load(
+            settings
+                .mail
+                .templates_path(&settings.config_dir)
+                .as_deref(),
+        )?);
+        let mailer = crate::notify::Mailer::from_settings(&settings.mail)?;
+        let notifier = crate::notify::alerts::Notifier {
+            templates,
+            base_url: settings.mail.base_url.clone(),
+            digest_interval_secs: settings.mail.digest_interval_secs,
+        };
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| format!("bind {}: {e}", settings.server.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -93,6 +105,8 @@ impl Application {
             keys: TokenKeys::new(&settings.auth.jwt_secret),
             metrics: Metrics::new(),
             sla,
+            notifier,
+            mailer: Arc::new(mailer),
             dummy_hash: crate::auth::password::dummy_hash(cost),
             clock,
             settings: Arc::new(settings),
@@ -141,6 +155,7 @@ impl Application {
             let state = self.state.clone();
             let scanner = Arc::new(crate::jobs::scanner::Scanner {
                 batch: settings.sla.scanner_batch,
+                notifier: self.state.notifier.clone(),
             });
             jobs.push(actix_web::rt::spawn(crate::jobs::run_every(
                 "sla scanner",
@@ -151,6 +166,36 @@ impl Application {
                     let rules = state.work_order_rules();
                     scanner
                         .run_once(&mut conn, &state.sla, &rules, state.clock.now())
+                        .map(|r| {
+                            if r.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{r:?}")
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                },
+            )));
+        }
+        if settings.mail.sender_enabled {
+            let state = self.state.clone();
+            let m = &settings.mail;
+            let sender = Arc::new(crate::jobs::sender::Sender {
+                batch: m.sender_batch,
+                max_attempts: m.max_attempts,
+                backoff_base_secs: m.backoff_base_secs,
+                backoff_max_secs: m.backoff_max_secs,
+                digest_interval_secs: m.digest_interval_secs,
+                templates: state.notifier.templates.clone(),
+            });
+            jobs.push(actix_web::rt::spawn(crate::jobs::run_every(
+                "mail sender",
+                Duration::from_millis(m.sender_tick_ms),
+                stop.clone(),
+                move || {
+                    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+                    sender
+                        .run_once(&mut conn, &state.mailer, state.clock.now())
                         .map(|r| {
                             if r.is_empty() {
                                 String::new()

@@ -16,6 +16,8 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub metrics: Metrics,
     pub sla: Arc<crate::service::sla::SlaRuntime>,
+    pub notifier: crate::notify::alerts::Notifier,
+    pub mailer: Arc<crate::notify::Mailer>,
     /// Verified against when a username is unknown, so timing does not reveal which exist.
     pub dummy_hash: String,
 }
@@ -42,6 +44,7 @@ impl AppState {
             reopen_window: chrono::TimeDelta::days(self.settings.work_orders.reopen_window_days),
             categories: self.settings.categories.clone(),
             sla: self.sla.context(),
+            notifier: self.notifier.clone(),
         }
     }
 

@@ -22,6 +22,7 @@ pub struct Metrics {
     latency: HistogramVec,
     open_orders: IntGaugeVec,
     timers: IntGaugeVec,
+    outbox: IntGaugeVec,
     pool: IntGaugeVec,
 }
 
@@ -60,6 +61,11 @@ impl Metrics {
             &["state"],
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let outbox = IntGaugeVec::new(
+            Opts::new("gridcall_mail_outbox", "Outbox mails by state: pending (backlog), retrying (failed at least once), sent, dead"),
+            &["state"],
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
         let pool = IntGaugeVec::new(
             Opts::new(
                 "gridcall_db_pool_connections",
@@ -73,6 +79,7 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(open_orders.clone()),
             Box::new(timers.clone()),
+            Box::new(outbox.clone()),
             Box::new(pool.clone()),
         ] {
             registry
@@ -85,6 +92,7 @@ impl Metrics {
             latency,
             open_orders,
             timers,
+            outbox,
             pool,
         }
     }
@@ -101,9 +109,14 @@ impl Metrics {
         &self,
         open_orders: &[(String, i64)],
         timers: &[(String, i64)],
+        outbox: &[(String, i64)],
         pool_idle: u32,
         pool_total: u32,
     ) -> String {
+        self.outbox.reset();
+        for (state, n) in outbox {
+            self.outbox.with_label_values(&[state]).set(*n);
+        }
         self.open_orders.reset();
         for (status, n) in open_orders {
             self.open_orders.with_label_values(&[status]).set(*n);

@@ -203,3 +203,39 @@ fn serves_from_any_directory_and_stops_gracefully_on_sigterm() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn sla_policy_check_reload_and_recalc() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let policy = dir.path().join("config/sla.toml");
+    std::fs::write(&policy, "version = 'v2'\n\n[[rules]]\nname = 'all'\ntargets = { reply = { target = '5 weeks', calendar = 'area' } }\n").unwrap();
+    let (ok, out) = run(gridcall(dir.path()).arg("check-config"), "");
+    assert!(
+        !ok && out.contains("line 3") && out.contains("5 weeks"),
+        "{out}"
+    );
+    std::fs::write(&policy, "version = 'v2'\n[[rules]]\nname = 'all'\ntargets = { reply = { target = '5d', calendar = 'area' } }\n").unwrap();
+    let (ok, out) = run(gridcall(dir.path()).arg("check-config"), "");
+    assert!(ok && out.contains("v2"), "{out}");
+    let (ok, out) = run(gridcall(dir.path()).args(["sla", "reload"]), "");
+    assert!(ok && out.contains("published SLA policy v2"), "{out}");
+    let (ok, out) = run(gridcall(dir.path()).args(["sla", "reload"]), "");
+    assert!(ok && out.contains("already published"), "{out}");
+    std::fs::write(&policy, "version = 'v2'\n[[rules]]\nname = 'all'\ntargets = { reply = { target = '4d', calendar = 'area' } }\n").unwrap();
+    let (ok, out) = run(gridcall(dir.path()).args(["sla", "reload"]), "");
+    assert!(!ok && out.contains("new version"), "{out}");
+    std::fs::write(&policy, "version = 'v3'\n[[rules]]\nname = 'all'\ntargets = { reply = { target = '4d', calendar = 'area' } }\n").unwrap();
+    let (ok, out) = run(gridcall(dir.path()).args(["sla", "reload"]), "");
+    assert!(ok && out.contains("published SLA policy v3"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path()).args(["sla", "recalc", "--area", "SZ-FT-01"]),
+        "",
+    );
+    assert!(ok && out.contains("policy v3"), "{out}");
+    let (ok, out) = run(
+        gridcall(dir.path()).args(["sla", "recalc", "--since", "yesterday"]),
+        "",
+    );
+    assert!(!ok && out.contains("--since"), "{out}");
+}

@@ -66,19 +66,24 @@ pub async fn metrics(
             detail: "a scrape token is required".into(),
         });
     }
-    let (open, timers) = state
+    let (open, timers, outbox) = state
         .db(|conn| {
             Ok((
                 crate::db::work_orders::count_open_by_status(conn)?,
                 crate::db::timers::count_by_state(conn)?,
+                crate::db::outbox::counts(conn)?,
             ))
         })
         .await
         .unwrap_or_default();
     let pool = state.pool.state();
-    let body = state
-        .metrics
-        .render(&open, &timers, pool.idle_connections, pool.connections);
+    let body = state.metrics.render(
+        &open,
+        &timers,
+        &outbox,
+        pool.idle_connections,
+        pool.connections,
+    );
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ pub mod crews;
 pub mod customers;
 pub mod events;
 pub mod idempotency;
+pub mod outbox;
 pub mod schema;
 pub mod timers;
 pub mod users;
@@ -98,15 +99,30 @@ impl DbTarget {
                     _ => "FULL",
                 };
                 let pragmas = format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
                     self.busy_timeout_ms
                 );
                 conn.batch_execute(&pragmas)
                     .map_err(diesel::r2d2::Error::QueryError)?;
+                // WAL is a property of the file: set it once. Asking again while another
+                // connection writes would need a lock the busy timeout does not wait for.
+                let mode: JournalMode = diesel::sql_query("PRAGMA journal_mode")
+                    .get_result(&mut conn)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                if !mode.journal_mode.eq_ignore_ascii_case("wal") {
+                    conn.batch_execute("PRAGMA journal_mode = WAL;")
+                        .map_err(diesel::r2d2::Error::QueryError)?;
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
         }
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    journal_mode: String,
 }
 
 /// The r2d2 manager: picks the backend by URL itself, because the derived `establish` tries

@@ -249,3 +249,23 @@ pub fn store_policy(
         .execute(conn)?;
     Ok(())
 }
+
+/// Orders that have open timers, optionally only in one area or with timers started since.
+pub fn orders_with_open_timers(
+    conn: &mut DbConnection,
+    area_code: Option<&str>,
+    since: Option<NaiveDateTime>,
+) -> Result<Vec<String>, AppError> {
+    let mut q = sla_timers::table
+        .filter(sla_timers::ended_at.is_null())
+        .select(sla_timers::work_order_id)
+        .distinct()
+        .into_boxed();
+    if let Some(area) = area_code {
+        q = q.filter(sla_timers::area_code.eq(area.to_owned()));
+    }
+    if let Some(since) = since {
+        q = q.filter(sla_timers::started_at.ge(since));
+    }
+    Ok(q.load(conn)?)
+}

@@ -115,3 +115,28 @@ pub fn list(
     }
     Ok(q.load(conn)?)
 }
+
+/// Addresses of active users with `role` whose scope covers `area_code`.
+pub fn emails_for(
+    conn: &mut DbConnection,
+    role: Role,
+    area_code: &str,
+) -> Result<Vec<String>, AppError> {
+    let rows: Vec<UserRow> = users::table
+        .filter(users::role.eq(role.as_str()))
+        .filter(users::active.eq(true))
+        .filter(users::email.is_not_null())
+        .select(UserRow::as_select())
+        .load(conn)?;
+    let mut emails: Vec<String> = rows
+        .into_iter()
+        .filter(|u| {
+            let areas = u.area_codes();
+            areas.is_empty() || areas.iter().any(|a| a == area_code)
+        })
+        .filter_map(|u| u.email)
+        .collect();
+    emails.sort();
+    emails.dedup();
+    Ok(emails)
+}

@@ -2,6 +2,7 @@
 //! database keeps them from doing anything twice when several instances run.
 
 pub mod scanner;
+pub mod sender;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -5,13 +5,15 @@
 
 use crate::db::events::{self, NewEvent};
 use crate::db::timers::{self, TimerRow};
+use crate::db::work_orders::WorkOrderRow;
 use crate::db::{write_transaction, DbConnection};
 use crate::errors::AppError;
+use crate::notify::alerts::Notifier;
 use crate::service::sla::{self, pause_holds, SlaContext, SlaRuntime};
 use crate::service::work_orders::{self, Rules};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// What one scan did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -97,6 +99,7 @@ fn advance(t: &mut TimerRow, ctx: &SlaContext, now: DateTime<Utc>) -> Vec<Firing
 /// The scanner of one instance.
 pub struct Scanner {
     pub batch: i64,
+    pub notifier: Notifier,
 }
 
 impl Scanner {
@@ -126,7 +129,9 @@ impl Scanner {
             due.sort_by(|a, b| a.id.cmp(&b.id));
             let fetched = due.len();
             seen.extend(due.iter().map(|t| t.id.clone()));
-            let batch = write_transaction(conn, |conn| fire_batch(conn, &ctx, due, now))?;
+            let batch = write_transaction(conn, |conn| {
+                fire_batch(conn, &ctx, &self.notifier, due, now)
+            })?;
             report.warnings += batch.warnings;
             report.breaches += batch.breaches;
             report.escalations += batch.escalations;
@@ -142,10 +147,12 @@ impl Scanner {
 fn fire_batch(
     conn: &mut DbConnection,
     ctx: &SlaContext,
+    notifier: &Notifier,
     due: Vec<TimerRow>,
     now: DateTime<Utc>,
 ) -> Result<ScanReport, AppError> {
     let mut report = ScanReport::default();
+    let mut orders: HashMap<String, Option<WorkOrderRow>> = HashMap::new();
     let all_pauses = timers::pauses(conn)?;
     for mut t in due {
         let expected = t.version;
@@ -177,6 +184,17 @@ fn fire_batch(
                 }
             };
             events::insert(conn, &system_event(&t, kind, data, now))?;
+            let order = match orders.get(&t.work_order_id) {
+                Some(o) => o.clone(),
+                None => {
+                    let o = crate::db::work_orders::find(conn, &t.work_order_id)?;
+                    orders.insert(t.work_order_id.clone(), o.clone());
+                    o
+                }
+            };
+            if let Some(order) = order {
+                notifier.sla_alert(conn, kind, &order, &t, now)?;
+            }
         }
     }
     Ok(report)

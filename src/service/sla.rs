@@ -424,3 +424,49 @@ pub fn recalculate(
     }
     Ok(changes)
 }
+
+/// `gridcall sla recalc`: re-targets the open timers of every matching order under the
+/// policy in force, one transaction and one audited `sla_recalculated` event per order.
+pub fn recalculate_all(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    area_code: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize), AppError> {
+    let ids = timers::orders_with_open_timers(conn, area_code, since.map(|s| s.naive_utc()))?;
+    let mut changed = 0;
+    for id in &ids {
+        let done = crate::db::write_transaction(conn, |conn| -> Result<bool, AppError> {
+            let Some(order) = crate::db::work_orders::find(conn, id)? else {
+                return Ok(false);
+            };
+            let changes = recalculate(conn, ctx, &order, now)?;
+            if changes.is_empty() {
+                return Ok(false);
+            }
+            crate::db::events::insert(
+                conn,
+                &crate::db::events::NewEvent {
+                    work_order_id: order.id.clone(),
+                    event_type: "sla_recalculated".into(),
+                    actor_id: None,
+                    actor_username: None,
+                    actor_role: None,
+                    from_status: None,
+                    to_status: None,
+                    reason: Some("gridcall sla recalc".into()),
+                    data:
+                        json!({"policy_version": ctx.policy.version, "sla_recalculated": changes})
+                            .to_string(),
+                    at: now.naive_utc(),
+                },
+            )?;
+            Ok(true)
+        })?;
+        if done {
+            changed += 1;
+        }
+    }
+    Ok((ids.len(), changed))
+}

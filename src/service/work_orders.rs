@@ -26,6 +26,7 @@ pub struct Rules {
     pub reopen_window: TimeDelta,
     pub categories: Arc<Categories>,
     pub sla: SlaContext,
+    pub notifier: crate::notify::alerts::Notifier,
 }
 
 /// A validated new order.
@@ -217,6 +218,11 @@ pub fn create(
             ..Default::default()
         };
         sla::apply(conn, &rules.sla, &created, &opening, now)?;
+        if order.kind == Kind::Complaint {
+            if let Some(email) = customer.as_ref().and_then(|c| c.email.clone()) {
+                rules.notifier.complaint_ack(conn, &created, &email, now)?;
+            }
+        }
         Ok(created)
     })
 }

@@ -41,6 +41,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub admin: String,
+    /// Where the file mailer writes .eml files.
+    pub mail_dir: std::path::PathBuf,
+    _mail_tmp: tempfile::TempDir,
     pub state: actix_web::web::Data<gridcall::state::AppState>,
     _db: TestDb,
 }
@@ -129,8 +132,9 @@ pub fn test_settings(url: &str) -> Settings {
     s.database.sqlite_synchronous = "NORMAL".into();
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
-    // Tests drive the scanner themselves with run_once and a manual clock.
+    // Tests drive the scanner and the sender themselves with run_once and a manual clock.
     s.sla.scanner_enabled = false;
+    s.mail.sender_enabled = false;
     // Tests move the clock by hours and days; the token-expiry tests set 15 minutes back.
     s.auth.access_token_minutes = 60 * 24 * 90;
     s
@@ -143,6 +147,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let (url, db) = test_db();
     let mut settings = test_settings(&url);
+    let mail_tmp = tempfile::tempdir().unwrap();
+    let mail_dir = mail_tmp.path().join("mail");
+    settings.mail.dir = mail_dir.to_string_lossy().into_owned();
     tweak(&mut settings);
     let clock = Arc::new(ManualClock::new(start_time()));
     let app = Application::build(settings.clone(), clock.clone()).expect("application builds");
@@ -171,6 +178,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         client: reqwest::Client::new(),
         clock,
         admin: String::new(),
+        mail_dir,
+        _mail_tmp: mail_tmp,
         state,
         _db: db,
     };
@@ -352,13 +361,40 @@ impl TestApp {
     pub fn scan_with_batch(&self, batch: i64) -> gridcall::jobs::scanner::ScanReport {
         use gridcall::clock::Clock;
         let mut conn = self.state.pool.get().unwrap();
-        gridcall::jobs::scanner::Scanner { batch }
-            .run_once(
-                &mut conn,
-                &self.state.sla,
-                &self.state.work_order_rules(),
-                self.clock.now(),
-            )
-            .unwrap()
+        gridcall::jobs::scanner::Scanner {
+            batch,
+            notifier: self.state.notifier.clone(),
+        }
+        .run_once(
+            &mut conn,
+            &self.state.sla,
+            &self.state.work_order_rules(),
+            self.clock.now(),
+        )
+        .unwrap()
+    }
+}
+
+impl TestApp {
+    /// One outbox-sender pass at the app's clock.
+    pub fn send_mail(&self) -> gridcall::jobs::sender::SendReport {
+        use gridcall::clock::Clock;
+        let m = &self.state.settings.mail;
+        let mut conn = self.state.pool.get().unwrap();
+        gridcall::jobs::sender::Sender {
+            batch: m.sender_batch,
+            max_attempts: m.max_attempts,
+            backoff_base_secs: m.backoff_base_secs,
+            backoff_max_secs: m.backoff_max_secs,
+            digest_interval_secs: m.digest_interval_secs,
+            templates: self.state.notifier.templates.clone(),
+        }
+        .run_once(&mut conn, &self.state.mailer, self.clock.now())
+        .unwrap()
+    }
+
+    pub fn outbox(&self) -> Vec<gridcall::db::outbox::OutboxRow> {
+        let mut conn = self.state.pool.get().unwrap();
+        gridcall::db::outbox::all(&mut conn).unwrap()
     }
 }

@@ -173,9 +173,12 @@ async fn two_scanners_racing_fire_each_timer_once() {
         let state = app.state.clone();
         std::thread::spawn(move || {
             let mut conn = state.pool.get().unwrap();
-            Scanner { batch }
-                .run_once(&mut conn, &state.sla, &state.work_order_rules(), now)
-                .unwrap()
+            Scanner {
+                batch,
+                notifier: state.notifier.clone(),
+            }
+            .run_once(&mut conn, &state.sla, &state.work_order_rules(), now)
+            .unwrap()
         })
     };
     let (a, b) = (run(7), run(11));

@@ -594,3 +594,59 @@ async fn calendars_policies_and_readiness_warnings() {
         "{metrics}"
     );
 }
+
+#[actix_web::test]
+async fn a_published_policy_reaches_running_instances_and_recalc_retargets_audited() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let t0 = start_time();
+    let id = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .id();
+    let text = include_str!("../../config/sla.toml")
+        .replace("version = \"2026-11-22.1\"", "version = \"2026-12.1\"")
+        .replace("arrival = { target = \"45m\" }   # State Grid and China Southern Grid commitments: urban 45 min", "arrival = { target = \"30m\" }");
+    {
+        use gridcall::clock::Clock;
+        let mut conn = app.state.pool.get().unwrap();
+        gridcall::service::sla::publish_policy(&mut conn, &text, "2026-12.1", app.clock.now())
+            .unwrap();
+    }
+    // the next scanner tick picks it up; the running timer keeps its version
+    app.scan();
+    assert_eq!(app.state.sla.policy().version, "2026-12.1");
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    assert_eq!(timer(&o, "arrival", 1)["policy_version"], "2026-11-22.1");
+    let (orders, changed) = {
+        use gridcall::clock::Clock;
+        let mut conn = app.state.pool.get().unwrap();
+        gridcall::service::sla::recalculate_all(
+            &mut conn,
+            &app.state.sla.context(),
+            Some("SZ-FT-01"),
+            None,
+            app.clock.now(),
+        )
+        .unwrap()
+    };
+    assert_eq!((orders, changed), (1, 1));
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    let arrival = timer(&o, "arrival", 1);
+    assert_eq!(arrival["policy_version"], "2026-12.1");
+    assert_eq!(time(&arrival["due_at"]), t0 + TimeDelta::minutes(30));
+    let events = app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &c.agent)
+        .await
+        .body;
+    let last = events["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "sla_recalculated");
+    assert_eq!(last["data"]["policy_version"], "2026-12.1");
+}
