@@ -152,7 +152,8 @@ fn fire_batch(
     now: DateTime<Utc>,
 ) -> Result<ScanReport, AppError> {
     let mut report = ScanReport::default();
-    let mut orders: HashMap<String, Option<WorkOrderRow>> = HashMap::new();
+        let mut orders: HashMap<String, Option<WorkOrderRow>> = HashMap::new();
+    let mut recipients = crate::notify::alerts::RecipientCache::new();
     let all_pauses = timers::pauses(conn)?;
     for mut t in due {
         let expected = t.version;
@@ -193,7 +194,7 @@ fn fire_batch(
                 }
             };
             if let Some(order) = order {
-                notifier.sla_alert(conn, kind, &order, &t, now)?;
+                                notifier.sla_alert(conn, kind, (&order, &t), &mut recipients, now)?;
             }
         }
     }

@@ -14,6 +14,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use minijinja::context;
 use std::sync::Arc;
 
+/// Addresses by (role, area) for the duration of one batch.
+pub type RecipientCache = std::collections::HashMap<(Role, String), Vec<String>>;
+
 /// Renders and queues mails; cheap to clone into a blocking closure.
 #[derive(Clone, Debug)]
 pub struct Notifier {
@@ -106,21 +109,26 @@ impl Notifier {
         )
     }
 
-    /// Queues a warning, breach or escalation mail for the timer's order; returns how many.
+        /// Queues a warning, breach or escalation mail for the timer's order; returns how many.
+    /// `recipients` caches the address lists of one scanner batch.
     pub fn sla_alert(
         &self,
         conn: &mut DbConnection,
         kind: &str,
-        order: &WorkOrderRow,
-        timer: &TimerRow,
+        (order, timer): (&WorkOrderRow, &TimerRow),
+        recipients: &mut RecipientCache,
         now: DateTime<Utc>,
     ) -> Result<usize, AppError> {
-        let role = if kind == "sla_warning" {
-            Role::Dispatcher
-        } else {
-            Role::Supervisor
+        let role = if kind == "sla_warning" { Role::Dispatcher } else { Role::Supervisor };
+        let key = (role, order.area_code.clone());
+        let recipients = match recipients.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = users::emails_for(conn, role, &order.area_code)?;
+                recipients.insert(key, r.clone());
+                r
+            }
         };
-        let recipients = users::emails_for(conn, role, &order.area_code)?;
         if recipients.is_empty() {
             return Ok(0);
         }
