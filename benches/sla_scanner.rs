@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn seed(conn: &mut DbConnection, backend: Backend, timers: usize) {
@@ -69,17 +72,24 @@ fn main() {
     let timers = env_num("BENCH_TIMERS", 1_000_000);
     let breaches = env_num("BENCH_BREACHES", 10_000);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| dir.path().join("bench.db").to_string_lossy().into_owned());
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| dir.path().join("bench.db").to_string_lossy().into_owned());
     let mut settings = Settings::load_from(dir.path(), "bench", std::iter::empty()).unwrap();
     settings.database.url = url.clone();
     let backend = DbTarget::from_url(&url, 0, "FULL").backend;
     let pool = gridcall::startup::connect(&settings).unwrap();
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap()));
-    let runtime = gridcall::startup::start_sla(&pool, settings.load_sla().unwrap(), clock.now()).unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap(),
+    ));
+    let runtime =
+        gridcall::startup::start_sla(&pool, settings.load_sla().unwrap(), clock.now()).unwrap();
     let mut conn = pool.get().unwrap();
     let started = Instant::now();
     seed(&mut conn, backend, timers);
-    println!("backend {backend:?}: seeded {timers} running timers in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "backend {backend:?}: seeded {timers} running timers in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let notifier = gridcall::notify::alerts::Notifier {
         templates: Arc::new(gridcall::notify::Templates::load(None).unwrap()),
         base_url: "http://127.0.0.1:8080".into(),
@@ -91,13 +101,18 @@ fn main() {
         sla: runtime.context(),
         notifier: notifier.clone(),
     };
-    let scanner = Scanner { batch: settings.sla.scanner_batch, notifier };
+    let scanner = Scanner {
+        batch: settings.sla.scanner_batch,
+        notifier,
+    };
 
     // A tick with nothing due.
     let mut ticks = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
-        let report = scanner.run_once(&mut conn, &runtime, &rules, clock.now()).unwrap();
+        let report = scanner
+            .run_once(&mut conn, &runtime, &rules, clock.now())
+            .unwrap();
         assert!(report.is_empty());
         ticks.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -113,18 +128,20 @@ fn main() {
     let due = "2026-11-22 02:30:00";
     let mark = match backend {
         Backend::Sqlite => format!(
-            "UPDATE sla_timers SET due_at = '{due}', warn_at = '{due}', warned_at = '{due}', next_fire_at = '{due}'
+            "UPDATE sla_timers SET started_at = '2026-11-21 02:30:00', due_at = '{due}', warn_at = '{due}', warned_at = '{due}', next_fire_at = '{due}'
              WHERE id IN (SELECT id FROM sla_timers ORDER BY id LIMIT {breaches});"
         ),
         Backend::Postgres => format!(
-            "UPDATE sla_timers SET due_at = '{due}', warn_at = '{due}', warned_at = '{due}', next_fire_at = '{due}'
+            "UPDATE sla_timers SET started_at = '2026-11-21 02:30:00', due_at = '{due}', warn_at = '{due}', warned_at = '{due}', next_fire_at = '{due}'
              WHERE id IN (SELECT id FROM sla_timers ORDER BY id LIMIT {breaches}); ANALYZE sla_timers;"
         ),
     };
     conn.batch_execute(&mark).unwrap();
     clock.set(Utc.with_ymd_and_hms(2026, 11, 22, 2, 30, 0).unwrap());
     let t = Instant::now();
-    let report = scanner.run_once(&mut conn, &runtime, &rules, clock.now()).unwrap();
+    let report = scanner
+        .run_once(&mut conn, &runtime, &rules, clock.now())
+        .unwrap();
     let took = t.elapsed().as_secs_f64();
     assert_eq!(report.breaches, breaches, "{report:?}");
     println!(
@@ -132,6 +149,11 @@ fn main() {
          breach lag at the default 1 s tick ≤ 1 s + this"
     );
     let t = Instant::now();
-    let report = scanner.run_once(&mut conn, &runtime, &rules, clock.now()).unwrap();
-    println!("the tick after: {:.2} ms, {report:?}", t.elapsed().as_secs_f64() * 1000.0);
+    let report = scanner
+        .run_once(&mut conn, &runtime, &rules, clock.now())
+        .unwrap();
+    println!(
+        "the tick after: {:.2} ms, {report:?}",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
 }

@@ -71,3 +71,24 @@ pub fn last_for_order(conn: &mut DbConnection, work_order_id: &str) -> Result<Ev
         .order(work_order_events::id.desc())
         .first(conn)?)
 }
+
+/// Appends many events: multi-row statements on PostgreSQL (one round trip per 200 rows);
+/// row by row on SQLite, where a statement costs no round trip. The shared query builder
+/// cannot express a multi-row insert for both backends.
+pub fn insert_many(conn: &mut DbConnection, list: &[NewEvent]) -> Result<(), AppError> {
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            for chunk in list.chunks(200) {
+                diesel::insert_into(work_order_events::table)
+                    .values(chunk)
+                    .execute(pg)?;
+            }
+        }
+        DbConnection::Sqlite(_) => {
+            for e in list {
+                insert(conn, e)?;
+            }
+        }
+    }
+    Ok(())
+}

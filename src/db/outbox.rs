@@ -137,3 +137,22 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<OutboxRow>, AppError> {
         .select(OutboxRow::as_select())
         .load(conn)?)
 }
+
+/// Writes many outbox rows (multi-row statements on PostgreSQL, as `events::insert_many`).
+pub fn insert_many(conn: &mut DbConnection, rows: &[OutboxRow]) -> Result<(), AppError> {
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            for chunk in rows.chunks(200) {
+                diesel::insert_into(mail_outbox::table)
+                    .values(chunk)
+                    .execute(pg)?;
+            }
+        }
+        DbConnection::Sqlite(_) => {
+            for r in rows {
+                insert(conn, r)?;
+            }
+        }
+    }
+    Ok(())
+}

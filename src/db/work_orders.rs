@@ -290,3 +290,17 @@ pub fn suspended_until(
         .select(WorkOrderRow::as_select())
         .load(conn)?)
 }
+
+/// The orders with these ids (any order).
+pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<WorkOrderRow>, AppError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            work_orders::table
+                .filter(work_orders::id.eq_any(chunk))
+                .select(WorkOrderRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}

@@ -152,8 +152,14 @@ fn fire_batch(
     now: DateTime<Utc>,
 ) -> Result<ScanReport, AppError> {
     let mut report = ScanReport::default();
-        let mut orders: HashMap<String, Option<WorkOrderRow>> = HashMap::new();
+    let ids: Vec<String> = due.iter().map(|t| t.work_order_id.clone()).collect();
+    let orders: HashMap<String, WorkOrderRow> = crate::db::work_orders::find_many(conn, &ids)?
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
     let mut recipients = crate::notify::alerts::RecipientCache::new();
+    let mut new_events = Vec::new();
+    let mut mails = Vec::new();
     let all_pauses = timers::pauses(conn)?;
     for mut t in due {
         let expected = t.version;
@@ -184,19 +190,13 @@ fn fire_batch(
                     "sla_escalation"
                 }
             };
-            events::insert(conn, &system_event(&t, kind, data, now))?;
-            let order = match orders.get(&t.work_order_id) {
-                Some(o) => o.clone(),
-                None => {
-                    let o = crate::db::work_orders::find(conn, &t.work_order_id)?;
-                    orders.insert(t.work_order_id.clone(), o.clone());
-                    o
-                }
-            };
-            if let Some(order) = order {
-                                notifier.sla_alert(conn, kind, (&order, &t), &mut recipients, now)?;
+            new_events.push(system_event(&t, kind, data, now));
+            if let Some(order) = orders.get(&t.work_order_id) {
+                notifier.sla_alert(conn, kind, (order, &t), &mut recipients, &mut mails, now)?;
             }
         }
     }
+    events::insert_many(conn, &new_events)?;
+    crate::db::outbox::insert_many(conn, &mails)?;
     Ok(report)
 }

@@ -66,17 +66,16 @@ impl Notifier {
             .to_string()
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the fields of one outbox row")]
-    fn enqueue(
+    /// A rendered mail as an outbox row; alerts are grouped per recipient and interval.
+    fn row(
         &self,
-        conn: &mut DbConnection,
         kind: &str,
         recipient: &str,
         (subject, body): (String, String),
         order_id: &str,
         digest: bool,
         now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    ) -> OutboxRow {
         let (digest_key, next) = if digest {
             let slot = now.timestamp().div_euclid(self.digest_interval_secs);
             let slot_end = Utc
@@ -87,39 +86,41 @@ impl Notifier {
         } else {
             (None, now)
         };
-        outbox::insert(
-            conn,
-            &OutboxRow {
-                id: uuid::Uuid::new_v4().to_string(),
-                message_id: new_message_id(),
-                kind: kind.to_owned(),
-                recipient: recipient.to_owned(),
-                subject,
-                body,
-                work_order_id: Some(order_id.to_owned()),
-                digest_key,
-                state: "pending".into(),
-                attempts: 0,
-                last_error: None,
-                next_attempt_at: next.naive_utc(),
-                lease_until: None,
-                created_at: now.naive_utc(),
-                sent_at: None,
-            },
-        )
+        OutboxRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            message_id: new_message_id(),
+            kind: kind.to_owned(),
+            recipient: recipient.to_owned(),
+            subject,
+            body,
+            work_order_id: Some(order_id.to_owned()),
+            digest_key,
+            state: "pending".into(),
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: next.naive_utc(),
+            lease_until: None,
+            created_at: now.naive_utc(),
+            sent_at: None,
+        }
     }
 
-        /// Queues a warning, breach or escalation mail for the timer's order; returns how many.
-    /// `recipients` caches the address lists of one scanner batch.
+    /// Renders a warning, breach or escalation mail for the timer's order into `out`, one
+    /// row per recipient; returns how many. `recipients` caches the address lists of one scanner batch.
     pub fn sla_alert(
         &self,
         conn: &mut DbConnection,
         kind: &str,
         (order, timer): (&WorkOrderRow, &TimerRow),
         recipients: &mut RecipientCache,
+        out: &mut Vec<OutboxRow>,
         now: DateTime<Utc>,
     ) -> Result<usize, AppError> {
-        let role = if kind == "sla_warning" { Role::Dispatcher } else { Role::Supervisor };
+        let role = if kind == "sla_warning" {
+            Role::Dispatcher
+        } else {
+            Role::Supervisor
+        };
         let key = (role, order.area_code.clone());
         let recipients = match recipients.get(&key) {
             Some(r) => r.clone(),
@@ -149,7 +150,7 @@ impl Notifier {
             .render(kind, ctx)
             .map_err(AppError::internal)?;
         for r in &recipients {
-            self.enqueue(conn, kind, r, rendered.clone(), &order.id, true, now)?;
+            out.push(self.row(kind, r, rendered.clone(), &order.id, true, now));
         }
         Ok(recipients.len())
     }
@@ -170,14 +171,9 @@ impl Notifier {
             .templates
             .render("complaint_ack", ctx)
             .map_err(AppError::internal)?;
-        self.enqueue(
+        outbox::insert(
             conn,
-            "complaint_ack",
-            email,
-            rendered,
-            &order.id,
-            false,
-            now,
+            &self.row("complaint_ack", email, rendered, &order.id, false, now),
         )
     }
 }
