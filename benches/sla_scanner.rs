@@ -100,6 +100,7 @@ fn main() {
         categories: settings.categories.clone(),
         sla: runtime.context(),
         notifier: notifier.clone(),
+        routing: settings.routing.clone(),
     };
     let scanner = Scanner {
         batch: settings.sla.scanner_batch,

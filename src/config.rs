@@ -4,6 +4,7 @@
 
 use crate::domain::calendar::{Calendar, Calendars};
 use crate::domain::categories::Categories;
+use crate::domain::routing::RoutingWeights;
 use crate::domain::sla::Policy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub sla: SlaSettings,
     pub mail: MailSettings,
+    /// Not read from files: loaded from routing.toml beside the settings.
+    #[serde(skip, default = "default_routing")]
+    pub routing: RoutingWeights,
     /// Not read from files: loaded from categories.toml beside the settings.
     #[serde(skip, default = "default_categories")]
     pub categories: std::sync::Arc<Categories>,
@@ -153,6 +157,26 @@ pub struct MetricsSettings {
     pub scrape_token: String,
 }
 
+const DEFAULT_ROUTING: &str = include_str!("../config/routing.toml");
+
+fn parse_routing(text: &str) -> Result<RoutingWeights, String> {
+    let w: RoutingWeights = toml::from_str(text).map_err(|e| e.to_string())?;
+    if [w.distance, w.load, w.performance]
+        .iter()
+        .any(|x| !x.is_finite() || *x < 0.0)
+        || w.distance_scale_km <= 0.0
+        || w.shrinkage < 0.0
+    {
+        return Err("weights must be non-negative and distance_scale_km positive".into());
+    }
+    Ok(w)
+}
+
+fn default_routing() -> RoutingWeights {
+    parse_routing(DEFAULT_ROUTING)
+        .unwrap_or_else(|e| panic!("shipped routing.toml is invalid: {e}"))
+}
+
 fn default_categories() -> std::sync::Arc<Categories> {
     std::sync::Arc::new(
         Categories::from_toml(DEFAULT_CATEGORIES)
@@ -207,6 +231,14 @@ impl Settings {
             .map_err(|e| format!("settings: {e}"))?;
         settings.environment = env.to_owned();
         settings.config_dir = dir.to_owned();
+        let routing_file = dir.join("routing.toml");
+        settings.routing = if routing_file.exists() {
+            let text = std::fs::read_to_string(&routing_file)
+                .map_err(|e| format!("{}: {e}", routing_file.display()))?;
+            parse_routing(&text).map_err(|e| format!("{}: {e}", routing_file.display()))?
+        } else {
+            default_routing()
+        };
         let categories_file = dir.join("categories.toml");
         settings.categories = if categories_file.exists() {
             let text = std::fs::read_to_string(&categories_file)

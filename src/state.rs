@@ -45,6 +45,7 @@ impl AppState {
             categories: self.settings.categories.clone(),
             sla: self.sla.context(),
             notifier: self.notifier.clone(),
+            routing: self.settings.routing.clone(),
         }
     }
 

@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         reference::create_customer, reference::list_customers, reference::get_customer, reference::update_customer,
         reference::categories,
         work_orders::create, work_orders::list, work_orders::get, work_orders::update,
-        work_orders::events, work_orders::add_note, work_orders::act, work_orders::sla,
+        work_orders::events, work_orders::add_note, work_orders::act, work_orders::sla, work_orders::candidates,
         sla::policies, sla::calendars, sla::days, sla::create_pause, sla::list_pauses, sla::end_pause,
     ),
     components(schemas(crate::errors::FieldError)),
@@ -143,6 +143,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/work-orders/{id}/notes").route(post().to(work_orders::add_note)),
                 )
                 .service(resource("/work-orders/{id}/sla").route(get().to(work_orders::sla)))
+                .service(
+                    resource("/work-orders/{id}/candidates")
+                        .route(get().to(work_orders::candidates)),
+                )
                 .service(resource("/sla/policies").route(get().to(sla::policies)))
                 .service(
                     resource("/sla/pauses")

@@ -191,6 +191,10 @@ pub struct WorkOrderView {
     /// Set when the create call found an open order from the same caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<String>,
+    /// After an automatic dispatch: the chosen crew, its score and the score's parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub routing: Option<serde_json::Value>,
 }
 
 impl WorkOrderView {
@@ -235,6 +239,7 @@ impl WorkOrderView {
             sla: timers.into_iter().map(TimerView::from).collect(),
             allowed_actions,
             duplicate_of: None,
+            routing: None,
         }
     }
 }

@@ -20,8 +20,8 @@ use crate::domain::values::{check_coordinates, limits, Phone};
 use crate::domain::{Action, Channel, Grade, Kind, Priority, Role, Status};
 use crate::errors::{AppError, Problems};
 use crate::service::work_orders::{
-    self as service, ActRequest, ActionBody, CorrectRequest, Correction, IdempotencyKey, NewOrder,
-    Rules,
+    self as service, ActRequest, Acted, ActionBody, CorrectRequest, Correction, IdempotencyKey,
+    NewOrder, Rules,
 };
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -37,15 +37,27 @@ fn rules(state: &AppState) -> Rules {
 fn order_response(
     state: &AppState,
     user: &AuthUser,
+    order: (WorkOrderRow, Vec<TimerRow>),
+    status: StatusCode,
+    duplicate_of: Option<String>,
+) -> HttpResponse {
+    order_response_with(state, user, order, status, duplicate_of, None)
+}
+
+fn order_response_with(
+    state: &AppState,
+    user: &AuthUser,
     (row, timers): (WorkOrderRow, Vec<TimerRow>),
     status: StatusCode,
     duplicate_of: Option<String>,
+    routing: Option<serde_json::Value>,
 ) -> HttpResponse {
     let allowed = service::allowed_actions(&row, user, state.clock.now(), &rules(state));
     let etag = format!("\"{}\"", row.version);
     let location = format!("/api/v1/work-orders/{}", row.id);
     let mut view = WorkOrderView::new(row, allowed, timers);
     view.duplicate_of = duplicate_of;
+    view.routing = routing;
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::ETAG, etag));
     if status == StatusCode::CREATED {
@@ -538,13 +550,29 @@ pub async fn act(
     let actor = user.0.clone();
     let now = state.clock.now();
     let r = rules(&state);
-    let row = state
-        .db(move |conn| {
-            let row = service::act(conn, &actor, &id, request, now, &r)?;
-            with_timers(conn, row)
-        })
+    let acted = state
+        .db(
+            move |conn| match service::act(conn, &actor, &id, request, now, &r)? {
+                Acted::Done(row, routing) => Ok(Some((with_timers(conn, *row)?, routing))),
+                Acted::NoEligibleCrew { .. } => Ok(None),
+            },
+        )
         .await?;
-    Ok(order_response(&state, &user, row, StatusCode::OK, None))
+    let Some((row, routing)) = acted else {
+        return Err(AppError::Conflict {
+            code: "no_eligible_crew",
+            detail: "no crew is eligible for this order; it stays new and the area's dispatchers have been alerted".into(),
+            allowed_actions: None,
+        });
+    };
+    Ok(order_response_with(
+        &state,
+        &user,
+        row,
+        StatusCode::OK,
+        None,
+        routing,
+    ))
 }
 
 /// A timer with its clock segments.
@@ -602,4 +630,41 @@ pub async fn sla(
         })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+}
+
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}/candidates", tag = "work orders",
+    responses((status = 200, body = inline(Object), description = "{items: [{crew_id, code, name, eligible, why_not, score, distance_km, load, capacity, parts}]} best first"),
+        (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn candidates(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let actor = user.0.clone();
+    let now = state.clock.now();
+    let r = rules(&state);
+    let items = state
+        .db(move |conn| {
+            let order = service::load_visible(conn, &actor, &id)?;
+            if !actor.is(&[Role::Dispatcher]) {
+                return Err(AppError::forbidden("only dispatchers see dispatch candidates"));
+            }
+            let names: std::collections::HashMap<String, String> =
+                crate::db::crews::all(conn)?.into_iter().map(|c| (c.id, c.name)).collect();
+            let ranked = crate::service::routing::candidates(conn, &order, &r.categories, &r.routing, now)?;
+            Ok(ranked
+                .into_iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "crew_id": c.crew_id, "code": c.code, "name": names.get(&c.crew_id),
+                        "eligible": c.eligible, "why_not": c.why_not, "score": c.score,
+                        "distance_km": c.distance_km, "load": c.load, "capacity": c.capacity, "parts": c.parts,
+                    })
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }

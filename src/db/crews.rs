@@ -101,3 +101,57 @@ pub fn open_load(conn: &mut DbConnection, crew_id: &str) -> Result<i64, AppError
         .count()
         .get_result(conn)?)
 }
+
+/// Every crew (routing considers them all; a province has hundreds, not millions).
+pub fn all(conn: &mut DbConnection) -> Result<Vec<CrewRow>, AppError> {
+    Ok(crews::table
+        .select(CrewRow::as_select())
+        .order(crews::code.asc())
+        .load(conn)?)
+}
+
+/// Open assigned orders per crew.
+pub fn loads(conn: &mut DbConnection) -> Result<std::collections::HashMap<String, i64>, AppError> {
+    let rows: Vec<(Option<String>, i64)> = work_orders::table
+        .filter(work_orders::status.eq_any([
+            "dispatched",
+            "accepted",
+            "en_route",
+            "on_site",
+            "contacted",
+            "suspended",
+        ]))
+        .group_by(work_orders::assigned_crew_id)
+        .select((work_orders::assigned_crew_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(c, n)| c.map(|c| (c, n)))
+        .collect())
+}
+
+/// Per crew: arrivals on time and arrivals timed (met or breached) since `since`.
+pub fn arrival_stats(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+) -> Result<std::collections::HashMap<String, (i64, i64)>, AppError> {
+    use super::schema::sla_timers;
+    let rows: Vec<(Option<String>, String)> = sla_timers::table
+        .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
+        .filter(sla_timers::stage.eq("arrival"))
+        .filter(sla_timers::state.eq_any(["met", "breached"]))
+        .filter(sla_timers::ended_at.ge(since))
+        .select((work_orders::assigned_crew_id, sla_timers::state))
+        .load(conn)?;
+    let mut out: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
+    for (crew, state) in rows {
+        if let Some(crew) = crew {
+            let e = out.entry(crew).or_default();
+            e.1 += 1;
+            if state == "met" {
+                e.0 += 1;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -60,9 +60,270 @@ pub fn failed_rules(crew: &CrewFacts<'_>, order: &OrderNeeds<'_>) -> Vec<&'stati
     failed
 }
 
+/// Weights and constants of the dispatch score (`config/routing.toml`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingWeights {
+    pub distance: f64,
+    pub load: f64,
+    pub performance: f64,
+    /// At this distance or beyond the distance part is 0.
+    pub distance_scale_km: f64,
+    /// Pseudo-orders of the area average mixed into a crew's on-time rate.
+    pub shrinkage: f64,
+    /// Days of arrivals the performance part looks back on.
+    pub performance_window_days: i64,
+}
+
+/// One crew as routing sees it.
+#[derive(Debug, Clone)]
+pub struct CandidateInput<'a> {
+    pub facts: CrewFacts<'a>,
+    pub code: &'a str,
+    pub position: Option<(f64, f64)>,
+    /// On-time arrivals and all timed arrivals in the window.
+    pub arrivals: (i64, i64),
+}
+
+/// The parts of a score, each in 0..1.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct ScoreParts {
+    pub distance: f64,
+    pub load: f64,
+    pub performance: f64,
+    /// The crew's raw on-time arrival rate in the window, if it had arrivals.
+    pub on_time_rate: Option<f64>,
+    /// Whether the crew covers the order's own area (else a backup area, ranked after).
+    pub home_area: bool,
+}
+
+/// A crew's standing for an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub crew_id: String,
+    pub code: String,
+    pub eligible: bool,
+    pub why_not: Vec<&'static str>,
+    pub distance_km: Option<f64>,
+    pub load: i64,
+    pub capacity: i64,
+    pub score: f64,
+    pub parts: ScoreParts,
+}
+
+/// Great-circle distance in km (haversine, mean Earth radius).
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0088 * h.sqrt().min(1.0).asin()
+}
+
+/// Scores and ranks every crew for an order: eligible before ineligible, home-area crews
+/// before backup-area crews, then by score, ties by crew code (deterministic).
+pub fn rank(
+    order: &OrderNeeds<'_>,
+    order_position: Option<(f64, f64)>,
+    crews: &[CandidateInput<'_>],
+    w: &RoutingWeights,
+) -> Vec<Ranked> {
+    let (hits, total): (i64, i64) = crews
+        .iter()
+        .fold((0, 0), |(h, t), c| (h + c.arrivals.0, t + c.arrivals.1));
+    let area_rate = if total > 0 {
+        hits as f64 / total as f64
+    } else {
+        1.0
+    };
+    let mut out: Vec<Ranked> = crews
+        .iter()
+        .map(|c| {
+            let why_not = failed_rules(&c.facts, order);
+            let distance = match (order_position, c.position) {
+                (Some(o), Some(p)) => Some(distance_km(o, p)),
+                _ => None,
+            };
+            let distance_part = distance
+                .map(|d| (1.0 - d / w.distance_scale_km).clamp(0.0, 1.0))
+                .unwrap_or(0.5);
+            let load_part = if c.facts.capacity > 0 {
+                (1.0 - c.facts.load as f64 / c.facts.capacity as f64).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let (h, t) = c.arrivals;
+            let performance = (h as f64 + w.shrinkage * area_rate)
+                / (t as f64 + w.shrinkage).max(f64::MIN_POSITIVE);
+            let home_area = c.facts.area_codes.iter().any(|a| a == order.area_code);
+            let score =
+                w.distance * distance_part + w.load * load_part + w.performance * performance;
+            Ranked {
+                crew_id: c.facts.id.to_owned(),
+                code: c.code.to_owned(),
+                eligible: why_not.is_empty(),
+                why_not,
+                distance_km: distance.map(|d| (d * 100.0).round() / 100.0),
+                load: c.facts.load,
+                capacity: c.facts.capacity,
+                score: (score * 10_000.0).round() / 10_000.0,
+                parts: ScoreParts {
+                    distance: distance_part,
+                    load: load_part,
+                    performance,
+                    on_time_rate: (t > 0).then(|| h as f64 / t as f64),
+                    home_area,
+                },
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.eligible
+            .cmp(&a.eligible)
+            .then(b.parts.home_area.cmp(&a.parts.home_area))
+            .then(b.score.total_cmp(&a.score))
+            .then(a.code.cmp(&b.code))
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn weights() -> RoutingWeights {
+        RoutingWeights {
+            distance: 0.5,
+            load: 0.3,
+            performance: 0.2,
+            distance_scale_km: 30.0,
+            shrinkage: 5.0,
+            performance_window_days: 30,
+        }
+    }
+
+    #[test]
+    fn haversine() {
+        // Shenzhen Futian to Guangzhou Tianhe, about 104 km
+        let d = distance_km((22.5431, 114.0579), (23.1291, 113.2644));
+        assert!((d - 104.0).abs() < 3.0, "{d}");
+        assert!(distance_km((22.5, 114.0), (22.5, 114.0)) < 1e-9);
+    }
+
+    #[test]
+    fn ranking_by_distance_capacity_skill_backup_and_ties() {
+        let home = vec!["A".to_owned()];
+        let other = vec!["B".to_owned()];
+        let skills = vec!["repair".to_owned()];
+        let none: Vec<String> = vec![];
+        let backup = vec!["B".to_owned()];
+        let order = OrderNeeds {
+            kind: Kind::Repair,
+            area_code: "A",
+            backup_area_codes: &backup,
+            skill: Some("repair"),
+            returned_crew_ids: &none,
+        };
+        let crew = |id: &'static str, areas: &'static Vec<String>, load: i64, pos: (f64, f64)| {
+            CandidateInput {
+                facts: CrewFacts {
+                    id,
+                    kind: CrewKind::Field,
+                    on_duty: true,
+                    area_codes: areas,
+                    skills: &skills,
+                    capacity: 4,
+                    load,
+                },
+                code: id,
+                position: Some(pos),
+                arrivals: (0, 0),
+            }
+        };
+        let home: &'static Vec<String> = Box::leak(Box::new(home));
+        let other: &'static Vec<String> = Box::leak(Box::new(other));
+        let near = crew("near", home, 0, (22.54, 114.05));
+        let far = crew("far", home, 0, (22.70, 114.30));
+        let full = crew("full", home, 4, (22.54, 114.05));
+        let helper = crew("helper", other, 0, (22.54, 114.05));
+        let twin = crew("a-twin", home, 0, (22.70, 114.30));
+        let ranked = rank(
+            &order,
+            Some((22.54, 114.05)),
+            &[far.clone(), full, helper, near, twin],
+            &weights(),
+        );
+        let codes: Vec<&str> = ranked.iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["near", "a-twin", "far", "helper", "full"],
+            "home before backup; ties by code; full last"
+        );
+        assert!(!ranked[4].eligible);
+        assert_eq!(ranked[4].why_not, vec!["capacity"]);
+        assert!(ranked[3].eligible && !ranked[3].parts.home_area);
+        assert!(ranked[0].distance_km.unwrap() < 0.01);
+    }
+
+    #[test]
+    fn performance_is_shrunk_toward_the_area_average() {
+        let areas = vec!["A".to_owned()];
+        let skills: Vec<String> = vec![];
+        let none: Vec<String> = vec![];
+        let order = OrderNeeds {
+            kind: Kind::Repair,
+            area_code: "A",
+            backup_area_codes: &none,
+            skill: None,
+            returned_crew_ids: &none,
+        };
+        let c = |id: &'static str, arrivals: (i64, i64)| CandidateInput {
+            facts: CrewFacts {
+                id,
+                kind: CrewKind::Field,
+                on_duty: true,
+                area_codes: &areas,
+                skills: &skills,
+                capacity: 1,
+                load: 0,
+            },
+            code: id,
+            position: None,
+            arrivals,
+        };
+        let ranked = rank(
+            &order,
+            None,
+            &[
+                c("lucky", (3, 3)),
+                c("steady", (45, 50)),
+                c("slow", (10, 50)),
+            ],
+            &weights(),
+        );
+        let perf = |code: &str| {
+            ranked
+                .iter()
+                .find(|r| r.code == code)
+                .unwrap()
+                .parts
+                .performance
+        };
+        assert!(
+            perf("steady") > perf("lucky"),
+            "3 of 3 is not ranked above 45 of 50"
+        );
+        assert!(perf("lucky") > perf("slow"));
+        assert_eq!(
+            ranked
+                .iter()
+                .find(|r| r.code == "lucky")
+                .unwrap()
+                .parts
+                .on_time_rate,
+            Some(1.0)
+        );
+    }
 
     #[test]
     fn rules() {

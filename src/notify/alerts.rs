@@ -155,6 +155,42 @@ impl Notifier {
         Ok(recipients.len())
     }
 
+    /// Alerts the area's dispatchers that automatic dispatch found no crew.
+    pub fn no_eligible_crew(
+        &self,
+        conn: &mut DbConnection,
+        order: &WorkOrderRow,
+        considered: usize,
+        now: DateTime<Utc>,
+    ) -> Result<usize, AppError> {
+        let recipients = users::emails_for(conn, Role::Dispatcher, &order.area_code)?;
+        let ctx = context! {
+            number => order.number.clone().unwrap_or_default(),
+            kind_name => kind_name(&order.kind),
+            area_code => order.area_code,
+            considered => considered,
+            url => format!("{}/api/v1/work-orders/{}", self.base_url.trim_end_matches('/'), order.id),
+        };
+        let rendered = self
+            .templates
+            .render("no_eligible_crew", ctx)
+            .map_err(AppError::internal)?;
+        for r in &recipients {
+            outbox::insert(
+                conn,
+                &self.row(
+                    "no_eligible_crew",
+                    r,
+                    rendered.clone(),
+                    &order.id,
+                    true,
+                    now,
+                ),
+            )?;
+        }
+        Ok(recipients.len())
+    }
+
     /// Queues the acknowledgement of a complaint to the customer's address.
     pub fn complaint_ack(
         &self,

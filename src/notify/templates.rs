@@ -4,7 +4,11 @@
 
 use std::path::Path;
 
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 6] = [
+    (
+        "no_eligible_crew",
+        include_str!("../../config/templates/no_eligible_crew.txt"),
+    ),
     (
         "sla_warning",
         include_str!("../../config/templates/sla_warning.txt"),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod pauses;
+pub mod routing;
 pub mod sla;
 pub mod users;
 pub mod work_orders;

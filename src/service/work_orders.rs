@@ -27,6 +27,17 @@ pub struct Rules {
     pub categories: Arc<Categories>,
     pub sla: SlaContext,
     pub notifier: crate::notify::alerts::Notifier,
+    pub routing: crate::domain::routing::RoutingWeights,
+}
+
+/// What an action did.
+#[derive(Debug)]
+pub enum Acted {
+    /// The order after the action; for an automatic dispatch, why this crew.
+    Done(Box<WorkOrderRow>, Option<serde_json::Value>),
+    /// Automatic dispatch found no eligible crew: the order stays as it was; the event
+    /// `no_eligible_crew` and the dispatchers' mail are committed.
+    NoEligibleCrew { considered: usize },
 }
 
 /// A validated new order.
@@ -331,12 +342,6 @@ fn validate_body(
     if matches!(action, Action::Reassign) && body.crew_id.is_none() {
         problems.push(FieldError::new("crew_id", "is required"));
     }
-    if action == Action::Dispatch && body.crew_id.is_none() {
-        problems.push(FieldError::new(
-            "crew_id",
-            "is required: this release dispatches to an explicit crew (automatic routing is not available yet)",
-        ));
-    }
     for (field, value) in [("crew_id", &body.crew_id), ("master_id", &body.master_id)] {
         if let Some(v) = value {
             if uuid::Uuid::parse_str(v).is_err() {
@@ -438,7 +443,7 @@ pub fn act(
     request: ActRequest,
     now: DateTime<Utc>,
     rules: &Rules,
-) -> Result<WorkOrderRow, AppError> {
+) -> Result<Acted, AppError> {
     let action = request.action;
     write_transaction(conn, |conn| {
         let order = load_visible(conn, actor, id)?;
@@ -470,9 +475,59 @@ pub fn act(
             data.insert("note".into(), note.clone().into());
         }
         let mut to = next;
+        let mut routing_info: Option<serde_json::Value> = None;
         match action {
             Action::Dispatch | Action::Reassign => {
-                let crew_id = body.crew_id.as_deref().unwrap_or_default();
+                let routed = match &body.crew_id {
+                    Some(_) => None,
+                    None => {
+                        let ranked = super::routing::candidates(
+                            conn,
+                            &order,
+                            &rules.categories,
+                            &rules.routing,
+                            now,
+                        )?;
+                        let considered = ranked.len();
+                        match ranked.into_iter().find(|r| r.eligible) {
+                            Some(best) => Some(best),
+                            None => {
+                                events::insert(
+                                    conn,
+                                    &event(
+                                        &order.id,
+                                        "no_eligible_crew",
+                                        None,
+                                        (Some(f.status), Some(f.status)),
+                                        None,
+                                        json!({"considered": considered}),
+                                        now,
+                                    ),
+                                )?;
+                                rules
+                                    .notifier
+                                    .no_eligible_crew(conn, &order, considered, now)?;
+                                return Ok(Acted::NoEligibleCrew { considered });
+                            }
+                        }
+                    }
+                };
+                if let Some(best) = &routed {
+                    routing_info = Some(
+                        json!({"crew_id": best.crew_id, "code": best.code, "score": best.score,
+                        "distance_km": best.distance_km, "parts": best.parts}),
+                    );
+                    data.insert("routed".into(), true.into());
+                    data.insert("score".into(), json!(best.score));
+                    data.insert("parts".into(), json!(best.parts));
+                    data.insert("distance_km".into(), json!(best.distance_km));
+                }
+                let chosen = routed.as_ref().map(|r| r.crew_id.clone());
+                let crew_id = body
+                    .crew_id
+                    .as_deref()
+                    .or(chosen.as_deref())
+                    .unwrap_or_default();
                 if action == Action::Reassign && order.assigned_crew_id.as_deref() == Some(crew_id)
                 {
                     return Err(AppError::invalid(
@@ -593,7 +648,7 @@ pub fn act(
         if to == Status::Resolved {
             resolve_merged(conn, &order.id, now, &rules.sla)?;
         }
-        Ok(changed)
+        Ok(Acted::Done(Box::new(changed), routing_info))
     })
 }
 

@@ -1,0 +1,158 @@
+//! Automatic dispatch: the ranked candidates a dispatcher sees, the choice, re-routing
+//! without a crew that returned the order, and the alert when nobody is eligible.
+
+use crate::helpers::*;
+use serde_json::json;
+
+async fn crew(
+    app: &TestApp,
+    code: &str,
+    kind: &str,
+    skills: &[&str],
+    on_duty: bool,
+    pos: (f64, f64),
+) -> String {
+    app.post(
+        "/api/v1/crews",
+        &app.admin,
+        json!({"code": code, "name": format!("班组 {code}"), "kind": kind, "area_codes": ["SZ-FT-01"], "skills": skills,
+               "capacity": 3, "on_duty": on_duty, "lat": pos.0, "lon": pos.1}),
+    )
+    .await
+    .expect(201)
+    .id()
+}
+
+#[actix_web::test]
+async fn dispatch_without_a_crew_routes_to_the_best_and_skips_returned_crews() {
+    let app = spawn_app().await;
+    app.area("SZ-FT-01", "urban").await;
+    let agent = app.user("agent1", "agent", json!({})).await;
+    let disp = app
+        .user("disp1", "dispatcher", json!({"email": "disp@example.com"}))
+        .await;
+    let near = crew(&app, "NEAR", "field", &["repair"], true, (22.541, 114.051)).await;
+    let far = crew(&app, "FAR", "field", &["repair"], true, (22.70, 114.30)).await;
+    crew(&app, "OFF", "field", &["repair"], false, (22.54, 114.05)).await;
+    crew(&app, "METER", "field", &["metering"], true, (22.54, 114.05)).await;
+    crew(&app, "UNIT", "unit", &["complaints"], true, (22.54, 114.05)).await;
+    let member = app.user("near1", "crew", json!({"crew_id": near})).await;
+    let id = app
+        .post(
+            "/api/v1/work-orders",
+            &agent,
+            json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000000"},
+            "area_code": "SZ-FT-01", "lat": 22.54, "lon": 114.05, "description": "停电"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let cands = app
+        .get(&format!("/api/v1/work-orders/{id}/candidates"), &disp)
+        .await
+        .expect(200)
+        .body;
+    let items = cands["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "every crew considered");
+    assert_eq!(items[0]["code"], "NEAR");
+    assert_eq!(items[1]["code"], "FAR");
+    assert!(items[0]["score"].as_f64().unwrap() > items[1]["score"].as_f64().unwrap());
+    assert!(items[0]["distance_km"].as_f64().unwrap() < 1.0);
+    assert_eq!(items[0]["parts"]["home_area"], true);
+    let why = |code: &str| items.iter().find(|c| c["code"] == code).unwrap()["why_not"].clone();
+    assert_eq!(why("OFF"), json!(["on_duty"]));
+    assert_eq!(why("METER"), json!(["skill"]));
+    assert_eq!(why("UNIT"), json!(["kind", "skill"]));
+    app.get(&format!("/api/v1/work-orders/{id}/candidates"), &agent)
+        .await
+        .expect(403);
+    app.get(&format!("/api/v1/work-orders/{id}/candidates"), &member)
+        .await
+        .expect(404);
+
+    let r = app
+        .act(&disp, &id, "dispatch", json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(r["assigned_crew_id"], near.as_str());
+    assert_eq!(r["routing"]["code"], "NEAR");
+    assert!(r["routing"]["parts"]["distance"].as_f64().unwrap() > 0.9);
+    let events = app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &disp)
+        .await
+        .body;
+    let dispatch = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "dispatch")
+        .unwrap()
+        .clone();
+    assert_eq!(dispatch["data"]["routed"], true);
+    // the crew returns it: routed again, without that crew
+    app.act(&member, &id, "reject", json!({"reason": "车辆故障"}))
+        .await
+        .expect(200);
+    let r = app
+        .act(&disp, &id, "dispatch", json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(r["assigned_crew_id"], far.as_str());
+    let cands = app
+        .get(&format!("/api/v1/work-orders/{id}/candidates"), &disp)
+        .await
+        .body;
+    let near_now = cands["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "NEAR")
+        .unwrap()
+        .clone();
+    assert!(near_now["why_not"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("returned_before")));
+}
+
+#[actix_web::test]
+async fn no_eligible_crew_keeps_the_order_new_and_alerts_dispatchers() {
+    let app = spawn_app().await;
+    app.area("SZ-FT-01", "urban").await;
+    let agent = app.user("agent1", "agent", json!({})).await;
+    let disp = app
+        .user("disp1", "dispatcher", json!({"email": "disp@example.com"}))
+        .await;
+    crew(&app, "OFF", "field", &["repair"], false, (22.54, 114.05)).await;
+    let id = app
+        .order(&agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .id();
+    let r = app.act(&disp, &id, "dispatch", json!({})).await.expect(409);
+    assert_eq!(r.body["code"], "no_eligible_crew");
+    assert!(r.is_problem());
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &disp)
+        .await
+        .body;
+    assert_eq!(o["status"], "new");
+    assert_eq!(o["version"], 1);
+    let events = app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &disp)
+        .await
+        .body;
+    let last = events["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "no_eligible_crew");
+    assert_eq!(last["data"]["considered"], 1);
+    let mails: Vec<_> = app
+        .outbox()
+        .into_iter()
+        .filter(|m| m.kind == "no_eligible_crew")
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].recipient, "disp@example.com");
+    assert!(mails[0].subject.contains("没有可派的班组"));
+}
