@@ -79,18 +79,25 @@ pub fn claim(
     Ok(claimed)
 }
 
+/// Marks mails sent — only those this sender still holds (`lease` is its claim's token).
 pub fn mark_sent(
     conn: &mut DbConnection,
     ids: &[String],
+    lease: NaiveDateTime,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    diesel::update(mail_outbox::table.filter(mail_outbox::id.eq_any(ids)))
-        .set((
-            mail_outbox::state.eq("sent"),
-            mail_outbox::sent_at.eq(now),
-            mail_outbox::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq_any(ids))
+            .filter(mail_outbox::state.eq("pending"))
+            .filter(mail_outbox::lease_until.eq(lease)),
+    )
+    .set((
+        mail_outbox::state.eq("sent"),
+        mail_outbox::sent_at.eq(now),
+        mail_outbox::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -98,20 +105,26 @@ pub fn mark_sent(
 pub fn mark_failed(
     conn: &mut DbConnection,
     ids: &[String],
+    lease: NaiveDateTime,
     attempts: i32,
     next_attempt_at: NaiveDateTime,
     error: &str,
     dead: bool,
 ) -> Result<(), AppError> {
-    diesel::update(mail_outbox::table.filter(mail_outbox::id.eq_any(ids)))
-        .set((
-            mail_outbox::state.eq(if dead { "dead" } else { "pending" }),
-            mail_outbox::attempts.eq(attempts),
-            mail_outbox::last_error.eq(error.chars().take(1000).collect::<String>()),
-            mail_outbox::next_attempt_at.eq(next_attempt_at),
-            mail_outbox::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq_any(ids))
+            .filter(mail_outbox::state.eq("pending"))
+            .filter(mail_outbox::lease_until.eq(lease)),
+    )
+    .set((
+        mail_outbox::state.eq(if dead { "dead" } else { "pending" }),
+        mail_outbox::attempts.eq(attempts),
+        mail_outbox::last_error.eq(error.chars().take(1000).collect::<String>()),
+        mail_outbox::next_attempt_at.eq(next_attempt_at),
+        mail_outbox::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -154,5 +167,21 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[OutboxRow]) -> Result<(), Ap
             }
         }
     }
+    Ok(())
+}
+
+/// Hands back claimed mails not yet tried.
+pub fn release(
+    conn: &mut DbConnection,
+    ids: &[String],
+    lease: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq_any(ids))
+            .filter(mail_outbox::lease_until.eq(lease)),
+    )
+    .set(mail_outbox::lease_until.eq(None::<NaiveDateTime>))
+    .execute(conn)?;
     Ok(())
 }

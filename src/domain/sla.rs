@@ -237,6 +237,8 @@ pub struct TimerPlan {
     pub stop: Vec<Stage>,
     /// Stop every running or paused timer.
     pub stop_all: bool,
+    /// Stop every open timer not in `end` (the stages the order no longer needs).
+    pub stop_rest: bool,
     /// Stages whose next instance starts now (if the rule has a target for them).
     pub start: Vec<Stage>,
     pub pause_all: bool,
@@ -268,6 +270,8 @@ pub fn plan(kind: Kind, action: Action, to: Status) -> TimerPlan {
         Action::Contact => p.end.push(Stage::Contact),
         Action::Resolve => {
             p.end.extend([Stage::Restore, Stage::Reply]);
+            // e.g. a service request resolved before anyone went on site: its arrival stops
+            p.stop_rest = true;
             // answered on the call: the reply stage is met at once
             if callback_kind {
                 p.start.push(Stage::Callback);
@@ -276,13 +280,14 @@ pub fn plan(kind: Kind, action: Action, to: Status) -> TimerPlan {
         Action::Suspend => p.pause_all = true,
         Action::Resume => p.resume_all = true,
         Action::Callback => {
+            // the callback stage is met or breached even when the customer is unhappy
             p.end.push(Stage::Callback);
+            p.stop_rest = true;
             if to == Status::Reopened {
-                p.stop_all = true;
                 p.start.extend(opening_stages(kind));
             }
         }
-        Action::Close => p.stop.push(Stage::Callback),
+        Action::Close => p.stop_all = true,
         Action::Reopen => {
             p.stop_all = true;
             p.start.extend(opening_stages(kind));
@@ -548,7 +553,12 @@ mod tests {
         let p = plan(Kind::Inquiry, Action::Resolve, Status::Resolved);
         assert!(p.start.is_empty(), "no callback timer for the reply family");
         let p = plan(Kind::Complaint, Action::Callback, Status::Reopened);
-        assert!(p.stop_all);
+        assert_eq!(
+            p.end,
+            vec![Stage::Callback],
+            "the callback itself is measured"
+        );
+        assert!(p.stop_rest && !p.stop_all);
         assert_eq!(p.start, vec![Stage::Contact, Stage::Reply]);
         assert!(plan(Kind::Repair, Action::Merge, Status::Merged).stop_all);
     }

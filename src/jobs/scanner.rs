@@ -54,7 +54,12 @@ fn system_event(t: &TimerRow, kind: &str, data: serde_json::Value, now: DateTime
 }
 
 /// Advances one timer as far as `now` allows; the firings it made.
-fn advance(t: &mut TimerRow, ctx: &SlaContext, now: DateTime<Utc>) -> Vec<Firing> {
+fn advance(
+    t: &mut TimerRow,
+    ctx: &SlaContext,
+    holds: &[crate::domain::timer::Hold],
+    now: DateTime<Utc>,
+) -> Vec<Firing> {
     let mut fired = Vec::new();
     let cal = ctx
         .calendars
@@ -68,8 +73,8 @@ fn advance(t: &mut TimerRow, ctx: &SlaContext, now: DateTime<Utc>) -> Vec<Firing
             _ => break,
         }
         match t.state.as_str() {
-            "running" => match t.due_at {
-                Some(due) if due <= n => {
+            "running" => match (t.due_at, t.warned_at, t.warn_at) {
+                (Some(due), _, _) if due <= n => {
                     t.state = "breached".into();
                     t.breached_at = Some(due);
                     if t.warned_at.is_none() {
@@ -77,10 +82,11 @@ fn advance(t: &mut TimerRow, ctx: &SlaContext, now: DateTime<Utc>) -> Vec<Firing
                     }
                     fired.push(Firing::Breach);
                 }
-                _ => {
+                (_, None, Some(w)) if w <= n => {
                     t.warned_at = Some(n);
                     fired.push(Firing::Warning);
                 }
+                _ => {}
             },
             "breached" => {
                 t.escalation_level += 1;
@@ -91,7 +97,10 @@ fn advance(t: &mut TimerRow, ctx: &SlaContext, now: DateTime<Utc>) -> Vec<Firing
                 break;
             }
         }
-        t.next_fire_at = sla::next_fire(t, cal, &ctx.policy.escalations);
+        t.next_fire_at = sla::next_fire(t, cal, &ctx.policy.escalations, holds, now);
+        if fired.is_empty() && t.next_fire_at.is_some_and(|at| at <= n) {
+            break;
+        }
     }
     fired
 }
@@ -166,7 +175,8 @@ fn fire_batch(
         // Force-majeure windows may have changed since the deadline was computed.
         let holds = pause_holds(&all_pauses, &t.area_code);
         sla::refresh(&mut t, ctx, &holds, now);
-        let fired = advance(&mut t, ctx, now);
+        let timer_holds = sla::all_holds(&t, &holds);
+        let fired = advance(&mut t, ctx, &timer_holds, now);
         t.version += 1;
         if !timers::update_guarded(conn, &t, expected)? {
             continue; // another scanner (or an action) got there first

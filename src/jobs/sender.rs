@@ -38,8 +38,11 @@ pub struct Sender {
     pub templates: Arc<Templates>,
 }
 
-/// How long a claim holds a mail before another sender may take it.
+/// How long a claim holds a mail before another sender may take it; the lease instant is
+/// also the claim's token, so a sender only marks what it still holds.
 const LEASE: TimeDelta = TimeDelta::minutes(5);
+/// How long one pass may keep sending before it hands back what it has not tried.
+const LEASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Sender {
     fn backoff(&self, attempts: i32) -> TimeDelta {
@@ -59,13 +62,26 @@ impl Sender {
         now: DateTime<Utc>,
     ) -> Result<SendReport, AppError> {
         let mut report = SendReport::default();
+        let started = std::time::Instant::now();
         loop {
+            let lease = (now + LEASE).naive_utc();
             let claimed = write_transaction(conn, |c| {
-                outbox::claim(c, now.naive_utc(), (now + LEASE).naive_utc(), self.batch)
+                outbox::claim(c, now.naive_utc(), lease, self.batch)
             })?;
             let fetched = claimed.len();
-            for group in group_by_digest(claimed) {
+            let mut groups = group_by_digest(claimed).into_iter();
+            for group in groups.by_ref() {
                 self.send_group(conn, mailer, group, now, &mut report)?;
+                // A slow server must not outlast the lease of mails not yet tried: hand
+                // them back for the next pass (of this or another instance).
+                if started.elapsed() > LEASE_BUDGET {
+                    break;
+                }
+            }
+            let rest: Vec<String> = groups.flatten().map(|r| r.id).collect();
+            if !rest.is_empty() {
+                write_transaction(conn, |c| outbox::release(c, &rest, lease))?;
+                break;
             }
             if (fetched as i64) < self.batch {
                 break;
@@ -84,6 +100,7 @@ impl Sender {
     ) -> Result<(), AppError> {
         let ids: Vec<String> = group.iter().map(|r| r.id.clone()).collect();
         let first = &group[0];
+        let lease = first.lease_until.unwrap_or_default();
         let (subject, body, message_id) = if group.len() == 1 {
             (
                 first.subject.clone(),
@@ -124,12 +141,15 @@ impl Sender {
             (
                 subject,
                 body,
-                format!("<digest-{}@gridcall>", &sha256_hex(key.as_bytes())[..32]),
+                format!(
+                    "<digest-{}@gridcall>",
+                    &sha256_hex(digest_identity(&key, &group).as_bytes())[..32]
+                ),
             )
         };
         match mailer.send(&first.recipient, &subject, &body, &message_id) {
             Ok(()) => {
-                write_transaction(conn, |c| outbox::mark_sent(c, &ids, now.naive_utc()))?;
+                write_transaction(conn, |c| outbox::mark_sent(c, &ids, lease, now.naive_utc()))?;
                 report.sent += 1;
                 report.rows += ids.len();
             }
@@ -144,7 +164,15 @@ impl Sender {
                     e.message
                 );
                 write_transaction(conn, |c| {
-                    outbox::mark_failed(c, &ids, attempts, next.naive_utc(), &e.message, dead)
+                    outbox::mark_failed(
+                        c,
+                        &ids,
+                        lease,
+                        attempts,
+                        next.naive_utc(),
+                        &e.message,
+                        dead,
+                    )
                 })?;
                 if dead {
                     report.dead += ids.len();
@@ -167,4 +195,12 @@ fn group_by_digest(rows: Vec<OutboxRow>) -> Vec<Vec<OutboxRow>> {
         }
     }
     groups
+}
+
+/// What makes a digest the same mail on a retry: its key and the rows it carries (a digest
+/// split across claims becomes two mails with two ids).
+fn digest_identity(key: &str, group: &[OutboxRow]) -> String {
+    let mut ids: Vec<&str> = group.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    format!("{key}|{}", ids.join(","))
 }

@@ -131,6 +131,12 @@ pub fn end(
         if !actor.area_codes.is_empty() && !codes.iter().all(|c| actor.sees_area(c)) {
             return Err(AppError::NotFound { what: "pause" });
         }
+        if !actor.is(&[crate::domain::Role::Supervisor]) {
+            return Err(AppError::forbidden(format!(
+                "a {} may not end force-majeure pauses",
+                actor.role
+            )));
+        }
         let ends_at = match pause.ends_at {
             Some(e) if e.and_utc() <= now => {
                 return Err(AppError::Conflict {

@@ -146,6 +146,13 @@ pub fn order_sla(
     })
 }
 
+/// A timer's own holds (suspensions) with its area's force-majeure windows.
+pub fn all_holds(t: &TimerRow, pauses: &[Hold]) -> Vec<Hold> {
+    let mut holds = holds_of(t);
+    holds.extend(pauses.iter().cloned());
+    holds
+}
+
 fn holds_of(t: &TimerRow) -> Vec<Hold> {
     serde_json::from_str(&t.holds).unwrap_or_default()
 }
@@ -174,28 +181,43 @@ pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTim
     t.paused_seconds = held(cal, start, until, &holds, HoldKind::Paused).num_seconds();
     t.excused_seconds = held(cal, start, until, &holds, HoldKind::Excused).num_seconds();
     if matches!(t.state.as_str(), "running" | "paused") && is_open(t) {
-        let suspended = holds
-            .iter()
-            .any(|h| h.kind == HoldKind::Paused && h.to.is_none());
-        t.state = if suspended || due.is_none() {
+        // Only an open-ended hold that has begun stops the clock now; one that begins
+        // later lets it run until then.
+        t.state = if due.is_none() && held_open_now(&holds, now) {
             "paused"
         } else {
             "running"
         }
         .to_owned();
     }
-    t.next_fire_at = next_fire(t, cal, &ctx.policy.escalations);
+    t.next_fire_at = next_fire(t, cal, &ctx.policy.escalations, &holds, now);
+}
+
+fn held_open_now(holds: &[Hold], now: DateTime<Utc>) -> bool {
+    holds.iter().any(|h| h.to.is_none() && h.from <= now)
 }
 
 /// When the scanner should next look at a timer.
-pub fn next_fire(t: &TimerRow, cal: &Calendar, escalations: &[String]) -> Option<NaiveDateTime> {
+pub fn next_fire(
+    t: &TimerRow,
+    cal: &Calendar,
+    escalations: &[String],
+    holds: &[Hold],
+    now: DateTime<Utc>,
+) -> Option<NaiveDateTime> {
     if !is_open(t) {
         return None;
     }
     match t.state.as_str() {
-        "running" => match (t.warned_at, t.warn_at) {
-            (None, Some(w)) => Some(w),
-            _ => t.due_at,
+        "running" => match (t.warned_at, t.warn_at, t.due_at) {
+            (None, Some(w), _) => Some(w),
+            (_, _, Some(d)) => Some(d),
+            // An open-ended hold begins before the deadline: look again when it begins.
+            _ => holds
+                .iter()
+                .filter(|h| h.to.is_none() && h.from > now)
+                .map(|h| h.from.naive_utc())
+                .min(),
         },
         "breached" => {
             let level = usize::try_from(t.escalation_level).unwrap_or(0);
@@ -207,7 +229,8 @@ pub fn next_fire(t: &TimerRow, cal: &Calendar, escalations: &[String]) -> Option
                 .filter_map(|d| parse_duration(d, cal.seconds_per_day()).ok())
                 .sum();
             let base = t.breached_at.or(t.due_at)?.and_utc();
-            cal.add_working(base, delay).map(|x| x.naive_utc())
+            // Escalation delays are counted on the calendar and skip held time too.
+            deadline(cal, base, delay, holds).map(|x| x.naive_utc())
         }
         _ => None,
     }
@@ -275,7 +298,8 @@ fn start(
     timers::insert(conn, &t)
 }
 
-/// Ends an open timer at its ending action: met if on time, else breached.
+/// Ends an open timer at its ending action: met if the target was not used up by now
+/// (held time excluded), else breached at the instant it was.
 fn end(
     conn: &mut DbConnection,
     ctx: &SlaContext,
@@ -285,12 +309,24 @@ fn end(
 ) -> Result<(), AppError> {
     refresh(t, ctx, pauses, now);
     if matches!(t.state.as_str(), "running" | "paused") {
-        match t.due_at {
-            Some(due) if now.naive_utc() <= due => t.state = "met".into(),
-            due => {
+        let cal = ctx.calendar(&t.calendar);
+        let mut holds = holds_of(t);
+        holds.extend(pauses.iter().cloned());
+        for h in holds.iter_mut().filter(|h| h.to.is_none()) {
+            h.to = Some(now.max(h.from));
+        }
+        let reached = deadline(
+            cal,
+            t.started_at.and_utc(),
+            TimeDelta::seconds(t.target_seconds),
+            &holds,
+        );
+        match reached {
+            Some(r) if r < now => {
                 t.state = "breached".into();
-                t.breached_at = Some(due.unwrap_or(now.naive_utc()));
+                t.breached_at = Some(r.naive_utc());
             }
+            _ => t.state = "met".into(),
         }
     }
     t.ended_at = Some(now.naive_utc());
@@ -327,34 +363,56 @@ pub fn apply(
         return Ok(());
     }
     let osla = order_sla(conn, ctx, order)?;
-    for mut t in timers::open_for_order(conn, &order.id)? {
+    for t in timers::open_for_order(conn, &order.id)? {
         let stage: Option<Stage> = t.stage.parse().ok();
         let in_list = |list: &[Stage]| stage.is_some_and(|s| list.contains(&s));
-        if plan.stop_all || in_list(&plan.stop) {
-            stop(conn, ctx, &mut t, &osla.pauses, now)?;
-        } else if in_list(&plan.end) {
-            end(conn, ctx, &mut t, &osla.pauses, now)?;
-        } else if plan.pause_all {
-            let mut holds = holds_of(&t);
-            holds.push(Hold {
-                kind: HoldKind::Paused,
-                from: now,
-                to: None,
-            });
-            t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
-            refresh(&mut t, ctx, &osla.pauses, now);
-            save(conn, &mut t)?;
-        } else if plan.resume_all {
-            let mut holds = holds_of(&t);
-            for h in holds
-                .iter_mut()
-                .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
-            {
-                h.to = Some(now);
+        let (ends, stops) = (
+            in_list(&plan.end),
+            plan.stop_all || plan.stop_rest || in_list(&plan.stop),
+        );
+        // The scanner may have just fired this timer (a warning): take the fresh row and
+        // apply the action's change to it, rather than failing the user's action.
+        let mut t = t;
+        for attempt in 0.. {
+            let result = if ends {
+                end(conn, ctx, &mut t, &osla.pauses, now)
+            } else if stops {
+                stop(conn, ctx, &mut t, &osla.pauses, now)
+            } else if plan.pause_all || plan.resume_all {
+                let mut holds = holds_of(&t);
+                if plan.pause_all {
+                    holds.push(Hold {
+                        kind: HoldKind::Paused,
+                        from: now,
+                        to: None,
+                    });
+                } else {
+                    for h in holds
+                        .iter_mut()
+                        .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
+                    {
+                        h.to = Some(now);
+                    }
+                }
+                t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
+                refresh(&mut t, ctx, &osla.pauses, now);
+                save(conn, &mut t)
+            } else {
+                Ok(())
+            };
+            match result {
+                Err(AppError::Conflict {
+                    code: "concurrent_update",
+                    ..
+                }) if attempt < 3 => match timers::find(conn, &t.id)? {
+                    Some(fresh) if fresh.ended_at.is_none() => t = fresh,
+                    _ => break,
+                },
+                other => {
+                    other?;
+                    break;
+                }
             }
-            t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
-            refresh(&mut t, ctx, &osla.pauses, now);
-            save(conn, &mut t)?;
         }
     }
     for &stage in &plan.start {

@@ -597,7 +597,17 @@ pub fn act(
             Action::Reopen => reopen(&order, &mut changes, &mut data),
             Action::Merge => {
                 let master_id = body.master_id.clone().unwrap_or_default();
-                check_master(conn, actor, &order, &master_id)?;
+                let master = check_master(conn, actor, &order, &master_id)?;
+                // Touch the master so a concurrent change to it (its resolution) and this
+                // merge cannot both commit unseen by each other.
+                let touch = WorkOrderChanges {
+                    version: Some(master.version + 1),
+                    updated_at: Some(now.naive_utc()),
+                    ..Default::default()
+                };
+                if !repo::guarded_update(conn, &master.id, master.version, &touch)? {
+                    return Err(concurrent());
+                }
                 data.insert("master_id".into(), master_id.clone().into());
                 changes.master_id = Some(Some(master_id));
             }
@@ -648,6 +658,9 @@ pub fn act(
         if to == Status::Resolved {
             resolve_merged(conn, &order.id, now, &rules.sla)?;
         }
+        if to == Status::Cancelled {
+            release_merged(conn, &order.id, now, &rules.sla)?;
+        }
         Ok(Acted::Done(Box::new(changed), routing_info))
     })
 }
@@ -673,11 +686,17 @@ fn check_master(
     actor: &Actor,
     order: &WorkOrderRow,
     master_id: &str,
-) -> Result<(), AppError> {
+) -> Result<WorkOrderRow, AppError> {
     if master_id == order.id {
         return Err(AppError::invalid(
             "master_id",
             "an order cannot be merged into itself",
+        ));
+    }
+    if !repo::merged_into(conn, &order.id)?.is_empty() {
+        return Err(AppError::invalid(
+            "master_id",
+            "other orders are merged into this one; it cannot be merged itself",
         ));
     }
     let master = repo::find(conn, master_id)?
@@ -695,6 +714,50 @@ fn check_master(
             "master_id",
             format!("the master is {status}; it must be open and unresolved"),
         ));
+    }
+    Ok(master)
+}
+
+/// When a master is cancelled, the orders merged into it go back to `new` to be handled on
+/// their own (a system `unmerge`), with their opening timers started again.
+fn release_merged(
+    conn: &mut DbConnection,
+    master_id: &str,
+    now: DateTime<Utc>,
+    sla_context: &SlaContext,
+) -> Result<(), AppError> {
+    for child in repo::merged_into(conn, master_id)? {
+        let changes = WorkOrderChanges {
+            status: Some(Status::New.as_str().to_owned()),
+            master_id: Some(None),
+            version: Some(child.version + 1),
+            updated_at: Some(now.naive_utc()),
+            ..Default::default()
+        };
+        if !repo::guarded_update(conn, &child.id, child.version, &changes)? {
+            return Err(concurrent());
+        }
+        events::insert(
+            conn,
+            &event(
+                &child.id,
+                "unmerge",
+                None,
+                (Some(Status::Merged), Some(Status::New)),
+                Some("master cancelled".into()),
+                json!({"master_id": master_id}),
+                now,
+            ),
+        )?;
+        let released = repo::find(conn, &child.id)?.ok_or_else(order_not_found)?;
+        let kind = kind_of(&released);
+        sla::apply(
+            conn,
+            sla_context,
+            &released,
+            &sla_rules::plan(kind, Action::Unmerge, Status::New),
+            now,
+        )?;
     }
     Ok(())
 }

@@ -650,3 +650,118 @@ async fn a_published_policy_reaches_running_instances_and_recalc_retargets_audit
     assert_eq!(last["type"], "sla_recalculated");
     assert_eq!(last["data"]["policy_version"], "2026-12.1");
 }
+
+#[actix_web::test]
+async fn an_arrival_during_an_open_storm_window_is_met() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let t0 = start_time();
+    let id = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .id();
+    app.act(
+        &c.dispatcher,
+        &id,
+        "dispatch",
+        json!({"crew_id": c.field_crew}),
+    )
+    .await
+    .expect(200);
+    app.act(&c.field_member, &id, "accept", json!({}))
+        .await
+        .expect(200);
+    app.act(&c.field_member, &id, "depart", json!({}))
+        .await
+        .expect(200);
+    // a storm window declared for later, with no end yet: the clock runs until it begins
+    app.post("/api/v1/sla/pauses", &c.supervisor, json!({"area_codes": ["SZ-FT-01"], "starts_at": (t0 + TimeDelta::minutes(20)).to_rfc3339(), "reason": "台风"}))
+        .await
+        .expect(201);
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    assert_eq!(
+        timer(&o, "arrival", 1)["state"],
+        "running",
+        "the window has not begun"
+    );
+    app.clock.advance(TimeDelta::minutes(60));
+    assert_eq!(
+        app.scan().breaches,
+        0,
+        "the arrival clock stopped at 20 minutes"
+    );
+    let o = app
+        .act(&c.field_member, &id, "arrive", json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        timer(&o, "arrival", 1)["state"],
+        "met",
+        "20 of 45 minutes used"
+    );
+}
+
+#[actix_web::test]
+async fn an_unhappy_callback_is_measured_and_early_resolution_stops_arrival() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let id = app
+        .post("/api/v1/work-orders", &c.agent, json!({"kind": "service_request", "category": "appliance_damage", "channel": "phone",
+            "caller": {"phone": "13800000000"}, "area_code": "SZ-FT-01", "description": "电器损坏"}))
+        .await
+        .expect(201)
+        .id();
+    app.act(
+        &c.dispatcher,
+        &id,
+        "dispatch",
+        json!({"crew_id": c.field_crew}),
+    )
+    .await
+    .expect(200);
+    app.act(&c.field_member, &id, "accept", json!({}))
+        .await
+        .expect(200);
+    let o = app
+        .act(
+            &c.field_member,
+            &id,
+            "resolve",
+            json!({"resolution": "电话指导恢复"}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        timer(&o, "arrival", 1)["state"],
+        "stopped",
+        "resolved without going on site"
+    );
+    assert_eq!(timer(&o, "reply", 1)["state"], "met");
+    let o = app
+        .act(
+            &c.agent,
+            &id,
+            "callback",
+            json!({"satisfaction": "very_unsatisfied"}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(o["status"], "reopened");
+    assert_eq!(
+        timer(&o, "callback", 1)["state"],
+        "met",
+        "an unhappy customer still counts in callback compliance"
+    );
+    assert_eq!(
+        timer(&o, "dispatch", 2)["state"],
+        "running",
+        "the reopen starts new instances"
+    );
+}

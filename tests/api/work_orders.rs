@@ -960,3 +960,46 @@ async fn a_repeat_while_the_first_is_in_flight_is_a_conflict() {
     .await
     .expect(201);
 }
+
+#[actix_web::test]
+async fn a_master_cannot_be_merged_and_cancelling_it_releases_its_merged_orders() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let master = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000001")
+        .await
+        .expect(201)
+        .id();
+    let child = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000002")
+        .await
+        .expect(201)
+        .id();
+    let other = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000003")
+        .await
+        .expect(201)
+        .id();
+    app.act(&c.agent, &child, "merge", json!({"master_id": master}))
+        .await
+        .expect(200);
+    let r = app
+        .act(&c.agent, &master, "merge", json!({"master_id": other}))
+        .await
+        .expect(422);
+    assert_eq!(r.body["errors"][0]["field"], "master_id");
+    app.act(&c.agent, &master, "cancel", json!({"reason": "误报"}))
+        .await
+        .expect(200);
+    let o = app
+        .get(&format!("/api/v1/work-orders/{child}"), &c.agent)
+        .await
+        .body;
+    assert_eq!(o["status"], "new");
+    assert!(o["master_id"].is_null());
+    assert!(o["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["stage"] == "dispatch" && t["instance"] == 2 && t["state"] == "running"));
+}
