@@ -101,6 +101,7 @@ fn main() {
         sla: runtime.context(),
         notifier: notifier.clone(),
         routing: settings.routing.clone(),
+        urges_to_raise_priority: 3,
     };
     let scanner = Scanner {
         batch: settings.sla.scanner_batch,

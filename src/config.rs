@@ -149,6 +149,7 @@ pub struct WorkOrderSettings {
     pub reopen_window_days: i64,
     pub idempotency_key_hours: i64,
     pub idempotency_stale_secs: i64,
+    pub urges_to_raise_priority: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

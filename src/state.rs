@@ -46,6 +46,7 @@ impl AppState {
             sla: self.sla.context(),
             notifier: self.notifier.clone(),
             routing: self.settings.routing.clone(),
+            urges_to_raise_priority: self.settings.work_orders.urges_to_raise_priority,
         }
     }
 

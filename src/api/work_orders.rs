@@ -19,6 +19,7 @@ fn with_timers(
 use crate::domain::values::{check_coordinates, limits, Phone};
 use crate::domain::{Action, Channel, Grade, Kind, Priority, Role, Status};
 use crate::errors::{AppError, Problems};
+use crate::service::work_orders::Created;
 use crate::service::work_orders::{
     self as service, ActRequest, Acted, ActionBody, CorrectRequest, Correction, IdempotencyKey,
     NewOrder, Rules,
@@ -183,6 +184,7 @@ fn new_order(
         lon: c.lon,
         description: c.description.unwrap_or_default(),
         subject_crew_id: c.subject_crew_id,
+        force_new: c.force_new.unwrap_or(false),
     })
 }
 
@@ -228,7 +230,7 @@ pub async fn create(
         .db(move |conn| {
             let Some(key) = key else {
                 let created = service::create(conn, &actor, order, now, None, &r)?;
-                return Ok((with_timers(conn, created)?, StatusCode::CREATED));
+                return created_response(conn, created);
             };
             let expired = (now - TimeDelta::hours(settings.idempotency_key_hours)).naive_utc();
             let stale = (now - TimeDelta::seconds(settings.idempotency_stale_secs)).naive_utc();
@@ -280,14 +282,24 @@ pub async fn create(
                     if created.is_err() {
                         idempotency::release(conn, &actor.id, &key)?;
                     }
-                    let (row, timers) = with_timers(conn, created?)?;
-                    Ok(((row, timers), StatusCode::CREATED))
+                    created_response(conn, created?)
                 }
             }
         })
         .await?;
     let (row, status) = result;
-    Ok(order_response(&state, &user, row, status, None))
+    // 200 is a repeat call: the open order it repeats, with an urge recorded
+    let duplicate_of = (status == StatusCode::OK).then(|| row.0.id.clone());
+    Ok(order_response(&state, &user, row, status, duplicate_of))
+}
+
+type CreateResult = Result<((WorkOrderRow, Vec<TimerRow>), StatusCode), AppError>;
+
+fn created_response(conn: &mut crate::db::DbConnection, created: Created) -> CreateResult {
+    match created {
+        Created::New(row) => Ok((with_timers(conn, *row)?, StatusCode::CREATED)),
+        Created::Duplicate(row) => Ok((with_timers(conn, *row)?, StatusCode::OK)),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -225,13 +225,19 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    let nested = match conn {
+        DbConnection::Sqlite(lite) => AnsiTransactionManager::transaction_manager_status_mut(lite)
+            .transaction_depth()?
+            .is_some(),
+        DbConnection::Postgresql(_) => false,
+    };
     match conn {
-        DbConnection::Sqlite(lite) => {
+        // The outermost write transaction takes SQLite's write lock at once; a nested one
+        // is a savepoint inside it.
+        DbConnection::Sqlite(lite) if !nested => {
             AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?
         }
-        DbConnection::Postgresql(_) => {
-            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?
-        }
+        _ => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
     }
     match f(conn) {
         Ok(value) => {

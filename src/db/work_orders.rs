@@ -304,3 +304,32 @@ pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<WorkOrde
     }
     Ok(out)
 }
+
+/// The newest open order of `kind` from this phone or this customer (a repeat call).
+pub fn find_open_duplicate(
+    conn: &mut DbConnection,
+    kind: &str,
+    phone: Option<&str>,
+    customer_id: Option<&str>,
+) -> Result<Option<WorkOrderRow>, AppError> {
+    if phone.is_none() && customer_id.is_none() {
+        return Ok(None);
+    }
+    let mut q = work_orders::table
+        .filter(work_orders::kind.eq(kind.to_owned()))
+        .filter(work_orders::status.ne_all(["closed", "cancelled"]))
+        .select(WorkOrderRow::as_select())
+        .order((work_orders::created_at.desc(), work_orders::id.desc()))
+        .into_boxed();
+    q = match (phone, customer_id) {
+        (Some(p), Some(c)) => q.filter(
+            work_orders::caller_phone
+                .eq(p.to_owned())
+                .or(work_orders::customer_id.eq(c.to_owned())),
+        ),
+        (Some(p), None) => q.filter(work_orders::caller_phone.eq(p.to_owned())),
+        (None, Some(c)) => q.filter(work_orders::customer_id.eq(c.to_owned())),
+        (None, None) => q,
+    };
+    Ok(q.first(conn).optional()?)
+}

@@ -28,6 +28,8 @@ pub struct Rules {
     pub sla: SlaContext,
     pub notifier: crate::notify::alerts::Notifier,
     pub routing: crate::domain::routing::RoutingWeights,
+    /// Every this many urges raise the priority one level (0: never).
+    pub urges_to_raise_priority: i32,
 }
 
 /// What an action did.
@@ -57,6 +59,16 @@ pub struct NewOrder {
     pub lon: Option<f64>,
     pub description: String,
     pub subject_crew_id: Option<String>,
+    /// Skip the repeat-call check.
+    pub force_new: bool,
+}
+
+/// What opening an order did.
+#[derive(Debug)]
+pub enum Created {
+    New(Box<WorkOrderRow>),
+    /// A repeat call: the open order it repeats, with an urge recorded on it.
+    Duplicate(Box<WorkOrderRow>),
 }
 
 /// The idempotency key a create completes in its own transaction.
@@ -145,8 +157,40 @@ pub fn create(
     now: DateTime<Utc>,
     key: Option<IdempotencyKey<'_>>,
     rules: &Rules,
-) -> Result<WorkOrderRow, AppError> {
+) -> Result<Created, AppError> {
     write_transaction(conn, |conn| {
+        if !order.force_new {
+            let phone = match (&order.caller_phone, &order.customer_id) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(c)) => customers::find(conn, c)?.map(|c| c.phone),
+                _ => None,
+            };
+            let duplicate = repo::find_open_duplicate(
+                conn,
+                order.kind.as_str(),
+                phone.as_deref(),
+                order.customer_id.as_deref(),
+            )?
+            .filter(|d| actor.sees_order(&d.area_code, d.assigned_crew_id.as_deref()));
+            if let Some(existing) = duplicate {
+                let urge = ActRequest {
+                    action: Action::Urge,
+                    body: Ok(ActionBody {
+                        note: Some(format!("重复来电（{}）", order.channel)),
+                        ..Default::default()
+                    }),
+                    if_match: None,
+                };
+                let urged = match act(conn, actor, &existing.id, urge, now, rules)? {
+                    Acted::Done(row, _) => *row,
+                    Acted::NoEligibleCrew { .. } => existing,
+                };
+                if let Some(key) = &key {
+                    idempotency::complete(conn, key.user_id, key.key, 200, &urged.id)?;
+                }
+                return Ok(Created::Duplicate(Box::new(urged)));
+            }
+        }
         let mut problems = Vec::new();
         if areas::find(conn, &order.area_code)?.is_none() {
             problems.push(FieldError::new("area_code", "no such area"));
@@ -234,7 +278,7 @@ pub fn create(
                 rules.notifier.complaint_ack(conn, &created, &email, now)?;
             }
         }
-        Ok(created)
+        Ok(Created::New(Box::new(created)))
     })
 }
 
@@ -476,6 +520,7 @@ pub fn act(
         }
         let mut to = next;
         let mut routing_info: Option<serde_json::Value> = None;
+        let mut retarget = false;
         match action {
             Action::Dispatch | Action::Reassign => {
                 let routed = match &body.crew_id {
@@ -618,10 +663,27 @@ pub fn act(
                 changes.master_id = Some(None);
             }
             Action::Urge => {
-                changes.urge_count = Some(order.urge_count + 1);
-                data.insert("urge_count".into(), (order.urge_count + 1).into());
-                if let Some(crew) = &order.assigned_crew_id {
-                    data.insert("notify_crew_id".into(), crew.clone().into());
+                let count = order.urge_count + 1;
+                changes.urge_count = Some(count);
+                data.insert("urge_count".into(), count.into());
+                // a merged order's customer is waiting on the master's crew
+                let crew = match &order.master_id {
+                    Some(master) => repo::find(conn, master)?.and_then(|m| m.assigned_crew_id),
+                    None => order.assigned_crew_id.clone(),
+                };
+                if let Some(crew) = crew {
+                    data.insert("notify_crew_id".into(), crew.into());
+                }
+                let every = rules.urges_to_raise_priority;
+                if every > 0 && count % every == 0 {
+                    if let Some(higher) = raised(&order.priority) {
+                        changes.priority = Some(higher.to_owned());
+                        data.insert(
+                            "priority".into(),
+                            json!({"old": order.priority, "new": higher}),
+                        );
+                        retarget = true;
+                    }
                 }
             }
             Action::Accept | Action::Depart | Action::Arrive | Action::Contact => {}
@@ -635,6 +697,11 @@ pub fn act(
             return Err(concurrent());
         }
         let from = (to != f.status || action != Action::Urge).then_some(f.status);
+        let changed = repo::find(conn, &order.id)?.ok_or_else(order_not_found)?;
+        if retarget {
+            let recalculated = sla::recalculate(conn, &rules.sla, &changed, now)?;
+            data.insert("sla_recalculated".into(), json!(recalculated));
+        }
         events::insert(
             conn,
             &event(
@@ -647,7 +714,6 @@ pub fn act(
                 now,
             ),
         )?;
-        let changed = repo::find(conn, &order.id)?.ok_or_else(order_not_found)?;
         sla::apply(
             conn,
             &rules.sla,
@@ -663,6 +729,16 @@ pub fn act(
         }
         Ok(Acted::Done(Box::new(changed), routing_info))
     })
+}
+
+/// The next priority up, if any.
+fn raised(priority: &str) -> Option<&'static str> {
+    match priority {
+        "low" => Some("normal"),
+        "normal" => Some("high"),
+        "high" => Some("urgent"),
+        _ => None,
+    }
 }
 
 /// A reopen (or an unhappy callback) sends the order back to be dispatched again.

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 fn valid() -> Value {
     json!({"kind": "repair", "channel": "phone", "caller": {"name": "张三", "phone": "13800000000"},
-           "area_code": "SZ-FT-01", "address": "福华路 1 号", "lat": 22.54, "lon": 114.05, "description": "整栋楼停电"})
+           "area_code": "SZ-FT-01", "address": "福华路 1 号", "lat": 22.54, "lon": 114.05, "description": "整栋楼停电",
+           "force_new": true})
 }
 
 fn with(field: &str, value: Value) -> Value {

@@ -312,8 +312,9 @@ impl TestApp {
         self.post(
             "/api/v1/work-orders",
             token,
+                        // force_new: fixtures open independent orders; tests/api/repeat_calls.rs covers repeats
             json!({"kind": kind, "channel": "phone", "caller": {"name": "张三", "phone": phone},
-                   "area_code": area, "address": "福华路 1 号", "description": "整栋楼停电"}),
+                   "area_code": area, "address": "福华路 1 号", "description": "整栋楼停电", "force_new": true}),
         )
         .await
     }

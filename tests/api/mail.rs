@@ -24,7 +24,7 @@ async fn complaint(app: &TestApp, token: &str, account: &str, email: &str) -> St
         "/api/v1/work-orders",
         token,
         json!({"kind": "complaint", "channel": "phone", "customer_id": customer,
-        "area_code": "SZ-FT-01", "description": "抄表员态度恶劣"}),
+        "area_code": "SZ-FT-01", "description": "抄表员态度恶劣", "force_new": true}),
     )
     .await
     .expect(201)

@@ -9,6 +9,7 @@ mod helpers;
 mod mail;
 mod operations;
 mod reference;
+mod repeat_calls;
 mod routing;
 mod scanner;
 mod sla;

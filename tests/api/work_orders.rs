@@ -797,7 +797,7 @@ async fn lists_filter_scope_and_page() {
 async fn idempotent_creation() {
     let app = spawn_app().await;
     let c = cast(&app).await;
-    let body = json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000000"}, "area_code": "SZ-FT-01", "description": "停电"});
+    let body = json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000000"}, "area_code": "SZ-FT-01", "description": "停电", "force_new": true});
     let key = [("Idempotency-Key", "call-42")];
     let first = app
         .call(
@@ -935,7 +935,7 @@ async fn a_repeat_while_the_first_is_in_flight_is_a_conflict() {
         .unwrap();
         assert_eq!(claim, gridcall::db::idempotency::Claim::Claimed);
     }
-    let body = json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000000"}, "area_code": "SZ-FT-01", "description": "停电"});
+    let body = json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000000"}, "area_code": "SZ-FT-01", "description": "停电", "force_new": true});
     let key = [("Idempotency-Key", "slow-1")];
     let r = app
         .call(
