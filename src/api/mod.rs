@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod extract;
 pub mod ops;
+pub mod outages;
 pub mod reference;
 pub mod sla;
 pub mod users;
@@ -27,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         reference::categories,
         work_orders::create, work_orders::list, work_orders::get, work_orders::update,
         work_orders::events, work_orders::add_note, work_orders::act, work_orders::sla, work_orders::candidates,
+        outages::declare, outages::list, outages::lookup, outages::get, outages::update, outages::restore, outages::cancel,
         sla::policies, sla::calendars, sla::days, sla::create_pause, sla::list_pauses, sla::end_pause,
     ),
     components(schemas(crate::errors::FieldError)),
@@ -147,6 +149,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/work-orders/{id}/candidates")
                         .route(get().to(work_orders::candidates)),
                 )
+                .service(
+                    resource("/outages")
+                        .route(post().to(outages::declare))
+                        .route(get().to(outages::list)),
+                )
+                .service(resource("/outages/lookup").route(get().to(outages::lookup)))
+                .service(
+                    resource("/outages/{id}")
+                        .route(get().to(outages::get))
+                        .route(patch().to(outages::update)),
+                )
+                .service(resource("/outages/{id}/restore").route(post().to(outages::restore)))
+                .service(resource("/outages/{id}/cancel").route(post().to(outages::cancel)))
                 .service(resource("/sla/policies").route(get().to(sla::policies)))
                 .service(
                     resource("/sla/pauses")

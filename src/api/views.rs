@@ -195,6 +195,10 @@ pub struct WorkOrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub routing: Option<serde_json::Value>,
+    /// On creation of a call linked to an active outage: `{id, cause, estimated_restore_at}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub outage: Option<serde_json::Value>,
 }
 
 impl WorkOrderView {
@@ -240,6 +244,7 @@ impl WorkOrderView {
             allowed_actions,
             duplicate_of: None,
             routing: None,
+            outage: None,
         }
     }
 }

@@ -42,7 +42,25 @@ fn order_response(
     status: StatusCode,
     duplicate_of: Option<String>,
 ) -> HttpResponse {
-    order_response_with(state, user, order, status, duplicate_of, None)
+    order_response_with(
+        state,
+        user,
+        order,
+        status,
+        Extras {
+            duplicate_of,
+            ..Default::default()
+        },
+    )
+}
+
+/// What some responses add to the order: the order a repeat call repeats, the automatic
+/// dispatch's choice, the outage a call was linked to.
+#[derive(Default)]
+struct Extras {
+    duplicate_of: Option<String>,
+    routing: Option<serde_json::Value>,
+    outage: Option<serde_json::Value>,
 }
 
 fn order_response_with(
@@ -50,15 +68,15 @@ fn order_response_with(
     user: &AuthUser,
     (row, timers): (WorkOrderRow, Vec<TimerRow>),
     status: StatusCode,
-    duplicate_of: Option<String>,
-    routing: Option<serde_json::Value>,
+    extras: Extras,
 ) -> HttpResponse {
     let allowed = service::allowed_actions(&row, user, state.clock.now(), &rules(state));
     let etag = format!("\"{}\"", row.version);
     let location = format!("/api/v1/work-orders/{}", row.id);
     let mut view = WorkOrderView::new(row, allowed, timers);
-    view.duplicate_of = duplicate_of;
-    view.routing = routing;
+    view.duplicate_of = extras.duplicate_of;
+    view.routing = extras.routing;
+    view.outage = extras.outage;
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::ETAG, etag));
     if status == StatusCode::CREATED {
@@ -185,6 +203,7 @@ fn new_order(
         description: c.description.unwrap_or_default(),
         subject_crew_id: c.subject_crew_id,
         force_new: c.force_new.unwrap_or(false),
+        link_outage: c.link_outage.unwrap_or(true),
     })
 }
 
@@ -290,16 +309,43 @@ pub async fn create(
     let (row, status) = result;
     // 200 is a repeat call: the open order it repeats, with an urge recorded
     let duplicate_of = (status == StatusCode::OK).then(|| row.0.id.clone());
-    Ok(order_response(&state, &user, row, status, duplicate_of))
+    let outage = match row.0.outage_id {
+        Some(_) => {
+            let linked = row.0.clone();
+            state.db(move |conn| outage_notice(conn, &linked)).await?
+        }
+        None => None,
+    };
+    let extras = Extras {
+        duplicate_of,
+        outage,
+        ..Default::default()
+    };
+    Ok(order_response_with(&state, &user, row, status, extras))
 }
 
 type CreateResult = Result<((WorkOrderRow, Vec<TimerRow>), StatusCode), AppError>;
 
 fn created_response(conn: &mut crate::db::DbConnection, created: Created) -> CreateResult {
     match created {
-        Created::New(row) => Ok((with_timers(conn, *row)?, StatusCode::CREATED)),
+        Created::New(row) | Created::Linked(row, _) => {
+            Ok((with_timers(conn, *row)?, StatusCode::CREATED))
+        }
         Created::Duplicate(row) => Ok((with_timers(conn, *row)?, StatusCode::OK)),
     }
+}
+
+/// What an agent tells the caller about the outage a new call was linked to.
+fn outage_notice(
+    conn: &mut crate::db::DbConnection,
+    row: &WorkOrderRow,
+) -> Result<Option<serde_json::Value>, AppError> {
+    let Some(outage_id) = &row.outage_id else {
+        return Ok(None);
+    };
+    Ok(crate::db::outages::find(conn, outage_id)?
+        .filter(|o| o.master_id != row.id)
+        .map(|o| serde_json::json!({"id": o.id, "cause": o.cause, "estimated_restore_at": o.estimated_restore_at.map(|t| t.and_utc())})))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -582,8 +628,10 @@ pub async fn act(
         &user,
         row,
         StatusCode::OK,
-        None,
-        routing,
+        Extras {
+            routing,
+            ..Default::default()
+        },
     ))
 }
 

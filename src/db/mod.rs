@@ -7,6 +7,7 @@ pub mod crews;
 pub mod customers;
 pub mod events;
 pub mod idempotency;
+pub mod outages;
 pub mod outbox;
 pub mod schema;
 pub mod timers;

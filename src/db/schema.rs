@@ -237,3 +237,21 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(work_orders, sla_timers);
+
+diesel::table! {
+    outages (id) {
+        id -> Text,
+        area_codes -> Text,
+        cause -> Text,
+        feeder -> Nullable<Text>,
+        started_at -> Timestamp,
+        estimated_restore_at -> Nullable<Timestamp>,
+        master_id -> Text,
+        status -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        cancel_reason -> Nullable<Text>,
+    }
+}

@@ -64,6 +64,8 @@ pub struct NewWorkOrder {
     pub lon: Option<f64>,
     pub description: String,
     pub subject_crew_id: Option<String>,
+    pub master_id: Option<String>,
+    pub outage_id: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

@@ -61,6 +61,8 @@ pub struct NewOrder {
     pub subject_crew_id: Option<String>,
     /// Skip the repeat-call check.
     pub force_new: bool,
+    /// Link a repair call to an active outage in its area.
+    pub link_outage: bool,
 }
 
 /// What opening an order did.
@@ -69,6 +71,8 @@ pub enum Created {
     New(Box<WorkOrderRow>),
     /// A repeat call: the open order it repeats, with an urge recorded on it.
     Duplicate(Box<WorkOrderRow>),
+    /// A repair call in the area of an active outage: created merged into its master.
+    Linked(Box<WorkOrderRow>, Box<crate::db::outages::OutageRow>),
 }
 
 /// The idempotency key a create completes in its own transaction.
@@ -225,6 +229,16 @@ pub fn create(
             ),
             _ => (order.caller_name.clone(), order.caller_phone.clone()),
         };
+        let outage = if order.kind == Kind::Repair && order.link_outage {
+            crate::db::outages::active_in_area(conn, &order.area_code)?
+        } else {
+            None
+        };
+        let status = if outage.is_some() {
+            Status::Merged
+        } else {
+            Status::New
+        };
         let id = uuid::Uuid::new_v4().to_string();
         let row = NewWorkOrder {
             id: id.clone(),
@@ -233,7 +247,7 @@ pub fn create(
             grade: order.grade.clone(),
             priority: order.priority.clone(),
             channel: order.channel.clone(),
-            status: Status::New.as_str().to_owned(),
+            status: status.as_str().to_owned(),
             customer_id: order.customer_id.clone(),
             caller_name,
             caller_phone,
@@ -243,6 +257,8 @@ pub fn create(
             lon,
             description: order.description.clone(),
             subject_crew_id: order.subject_crew_id.clone(),
+            master_id: outage.as_ref().map(|o| o.master_id.clone()),
+            outage_id: outage.as_ref().map(|o| o.id.clone()),
             created_by: actor.id.clone(),
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
@@ -268,6 +284,22 @@ pub fn create(
             idempotency::complete(conn, key.user_id, key.key, 201, &id)?;
         }
         let created = repo::find(conn, &id)?.ok_or_else(order_not_found)?;
+        if let Some(outage) = outage {
+            // Linked to the outage's master: no crew, no timers, no escalation of its own.
+            events::insert(
+                conn,
+                &event(
+                    &id,
+                    "linked_to_outage",
+                    None,
+                    (Some(Status::New), Some(Status::Merged)),
+                    None,
+                    json!({"outage_id": outage.id, "master_id": outage.master_id, "cause": outage.cause}),
+                    now,
+                ),
+            )?;
+            return Ok(Created::Linked(Box::new(created), Box::new(outage)));
+        }
         let opening = TimerPlan {
             start: sla_rules::opening_stages(order.kind).to_vec(),
             ..Default::default()
@@ -725,7 +757,13 @@ pub fn act(
             resolve_merged(conn, &order.id, now, &rules.sla)?;
         }
         if to == Status::Cancelled {
-            release_merged(conn, &order.id, now, &rules.sla)?;
+            release_merged(
+                conn,
+                &order.id,
+                now,
+                &rules.sla,
+                ("unmerge", "master cancelled"),
+            )?;
         }
         Ok(Acted::Done(Box::new(changed), routing_info))
     })
@@ -796,11 +834,12 @@ fn check_master(
 
 /// When a master is cancelled, the orders merged into it go back to `new` to be handled on
 /// their own (a system `unmerge`), with their opening timers started again.
-fn release_merged(
+pub(crate) fn release_merged(
     conn: &mut DbConnection,
     master_id: &str,
     now: DateTime<Utc>,
     sla_context: &SlaContext,
+    (event_type, reason): (&str, &str),
 ) -> Result<(), AppError> {
     for child in repo::merged_into(conn, master_id)? {
         let changes = WorkOrderChanges {
@@ -817,10 +856,10 @@ fn release_merged(
             conn,
             &event(
                 &child.id,
-                "unmerge",
+                event_type,
                 None,
                 (Some(Status::Merged), Some(Status::New)),
-                Some("master cancelled".into()),
+                Some(reason.to_owned()),
                 json!({"master_id": master_id}),
                 now,
             ),
@@ -839,7 +878,7 @@ fn release_merged(
 }
 
 /// When a master resolves, the orders merged into it resolve too (system events).
-fn resolve_merged(
+pub(crate) fn resolve_merged(
     conn: &mut DbConnection,
     master_id: &str,
     now: DateTime<Utc>,

@@ -25,6 +25,13 @@ enum TestDb {
     },
 }
 
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command now; the workers wind down without being awaited.
+        drop(self.server.stop(false));
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { base_url, schema } = self {
@@ -45,6 +52,7 @@ pub struct TestApp {
     pub mail_dir: std::path::PathBuf,
     _mail_tmp: tempfile::TempDir,
     pub state: actix_web::web::Data<gridcall::state::AppState>,
+    server: actix_web::dev::ServerHandle,
     _db: TestDb,
 }
 
@@ -95,15 +103,18 @@ pub fn start_time() -> DateTime<Utc> {
 
 fn test_db() -> (String, TestDb) {
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if base.starts_with("postgres") => {
+        Ok(given) if given.starts_with("postgres") => {
+            // No TLS on loopback: libpq's OpenSSL teardown at process exit can crash while
+            // other test servers' pool threads still hold connections.
+            let sep = if given.contains('?') { '&' } else { '?' };
+            let base = format!("{given}{sep}sslmode=disable");
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
             let mut conn =
                 PgConnection::establish(&base).unwrap_or_else(|e| panic!("TEST_DATABASE_URL: {e}"));
             diesel::sql_query(format!("CREATE SCHEMA {schema}"))
                 .execute(&mut conn)
                 .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+            let url = format!("{base}&options=-csearch_path%3D{schema}");
             (
                 url,
                 TestDb::Postgres {
@@ -155,6 +166,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings.clone(), clock.clone()).expect("application builds");
     let port = app.port();
     let state = app.state();
+    let server = app.handle();
     {
         let mut conn = state.pool.get().unwrap();
         let cost = gridcall::auth::password::PasswordCost {
@@ -180,6 +192,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         admin: String::new(),
         mail_dir,
         _mail_tmp: mail_tmp,
+        server,
         state,
         _db: db,
     };

@@ -8,6 +8,7 @@ mod concurrency;
 mod helpers;
 mod mail;
 mod operations;
+mod outages;
 mod reference;
 mod repeat_calls;
 mod routing;

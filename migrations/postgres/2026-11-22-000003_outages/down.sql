@@ -1,0 +1,2 @@
+DROP INDEX work_orders_outage_idx;
+DROP TABLE outages;

@@ -1,0 +1,318 @@
+//! `/api/v1/outages`: declare, list, get, update, restore, cancel, lookup.
+
+use super::extract::{path_uuid, JsonBody};
+use super::views::utc;
+use crate::auth::AuthUser;
+use crate::db::from_json_list;
+use crate::db::outages::{self as repo, OutageRow};
+use crate::domain::values::limits;
+use crate::domain::Role;
+use crate::errors::{AppError, Problems};
+use crate::service::outages::{self as service, NewOutage};
+use crate::state::AppState;
+use actix_web::{http::header, web, HttpResponse};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutageView {
+    pub id: String,
+    pub area_codes: Vec<String>,
+    pub cause: String,
+    pub feeder: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub estimated_restore_at: Option<DateTime<Utc>>,
+    /// active | restored | cancelled
+    pub status: String,
+    pub master_id: String,
+    pub linked_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+}
+
+pub fn outage_view(o: OutageRow, linked_count: i64) -> OutageView {
+    OutageView {
+        area_codes: from_json_list(&o.area_codes),
+        id: o.id,
+        cause: o.cause,
+        feeder: o.feeder,
+        started_at: utc(o.started_at),
+        estimated_restore_at: o.estimated_restore_at.map(utc),
+        status: o.status,
+        master_id: o.master_id,
+        linked_count,
+        created_at: utc(o.created_at),
+        updated_at: utc(o.updated_at),
+        ended_at: o.ended_at.map(utc),
+        cancel_reason: o.cancel_reason,
+    }
+}
+
+fn dispatcher_only(user: &AuthUser, what: &str) -> Result<(), AppError> {
+    if user.is(&[Role::Dispatcher]) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!(
+            "a {} may not {what}",
+            user.role
+        )))
+    }
+}
+
+fn with_count(conn: &mut crate::db::DbConnection, o: OutageRow) -> Result<OutageView, AppError> {
+    let n = repo::linked_count(conn, &o.id, &o.master_id)?;
+    Ok(outage_view(o, n))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutageInput {
+    pub area_codes: Vec<String>,
+    pub cause: String,
+    pub started_at: DateTime<FixedOffset>,
+    pub estimated_restore_at: Option<DateTime<FixedOffset>>,
+    pub feeder: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/outages", tag = "outages", request_body = OutageInput,
+    responses((status = 201, body = OutageView), (status = 403), (status = 422)), security(("bearer" = [])))]
+pub async fn declare(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    dispatcher_only(&user, "declare outages")?;
+    let input: OutageInput = body.parse()?;
+    let mut p = Problems::default();
+    if input.area_codes.is_empty() {
+        p.add("area_codes", "name at least one area");
+    }
+    if let Some(out) = input.area_codes.iter().find(|a| !user.sees_area(a)) {
+        return Err(AppError::forbidden(format!(
+            "area {out} is outside your scope"
+        )));
+    }
+    p.text("cause", Some(&input.cause), limits::REASON, true);
+    p.text("feeder", input.feeder.as_deref(), limits::NAME, false);
+    if input
+        .estimated_restore_at
+        .is_some_and(|e| e < input.started_at)
+    {
+        p.add("estimated_restore_at", "must not be before started_at");
+    }
+    p.finish()?;
+    let new = NewOutage {
+        area_codes: input.area_codes,
+        cause: input.cause,
+        feeder: input.feeder,
+        started_at: input.started_at.with_timezone(&Utc),
+        estimated_restore_at: input.estimated_restore_at.map(|e| e.with_timezone(&Utc)),
+    };
+    let now = state.clock.now();
+    let rules = state.work_order_rules();
+    let actor = user.0.clone();
+    let view = state
+        .db(move |conn| {
+            let o = service::declare(conn, &actor, new, now, &rules)?;
+            with_count(conn, o)
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/outages/{}", view.id)))
+        .json(view))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct OutageQuery {
+    pub active: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/outages", tag = "outages", params(OutageQuery), responses((status = 200, body = inline(Object))), security(("bearer" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<OutageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let active = q.active.unwrap_or(false);
+    let actor = user.0.clone();
+    let items = state
+        .db(move |conn| {
+            let rows = repo::list(conn, active)?;
+            rows.into_iter()
+                .filter(|o| {
+                    from_json_list(&o.area_codes)
+                        .iter()
+                        .any(|a| actor.sees_area(a))
+                })
+                .map(|o| with_count(conn, o))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": null})))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LookupQuery {
+    pub area_code: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/outages/lookup", tag = "outages", params(LookupQuery),
+    responses((status = 200, body = inline(Object)), (status = 422)), security(("bearer" = [])))]
+pub async fn lookup(
+    state: web::Data<AppState>,
+    _user: AuthUser,
+    q: web::Query<LookupQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner();
+    if q.area_code.is_none() && q.customer_id.is_none() {
+        return Err(AppError::invalid(
+            "area_code",
+            "give area_code or customer_id",
+        ));
+    }
+    let items = state
+        .db(move |conn| {
+            let area = match (q.area_code, q.customer_id) {
+                (Some(a), _) => a,
+                (None, Some(c)) => crate::db::customers::find(conn, &c)?
+                    .map(|c| c.area_code)
+                    .ok_or(AppError::NotFound { what: "customer" })?,
+                (None, None) => unreachable_area(),
+            };
+            repo::list(conn, true)?
+                .into_iter()
+                .filter(|o| from_json_list(&o.area_codes).contains(&area))
+                .map(|o| with_count(conn, o))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+}
+
+fn unreachable_area() -> String {
+    String::new()
+}
+
+#[utoipa::path(get, path = "/api/v1/outages/{id}", tag = "outages", responses((status = 200, body = OutageView), (status = 404)), security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    let actor = user.0.clone();
+    let view = state
+        .db(move |conn| {
+            let o = repo::find(conn, &id)?
+                .filter(|o| {
+                    from_json_list(&o.area_codes)
+                        .iter()
+                        .any(|a| actor.sees_area(a))
+                })
+                .ok_or(AppError::NotFound { what: "outage" })?;
+            with_count(conn, o)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutagePatch {
+    pub cause: Option<String>,
+    pub estimated_restore_at: Option<DateTime<FixedOffset>>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/outages/{id}", tag = "outages", request_body = OutagePatch,
+    responses((status = 200, body = OutageView), (status = 404), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    dispatcher_only(&user, "change outages")?;
+    let patch: OutagePatch = body.parse()?;
+    let mut p = Problems::default();
+    p.text(
+        "cause",
+        patch.cause.as_deref(),
+        limits::REASON,
+        patch.cause.is_some(),
+    );
+    p.finish()?;
+    let now = state.clock.now();
+    let actor = user.0.clone();
+    let view = state
+        .db(move |conn| {
+            let o = service::update(
+                conn,
+                &actor,
+                &id,
+                patch.cause,
+                patch.estimated_restore_at.map(|e| e.with_timezone(&Utc)),
+                now,
+            )?;
+            with_count(conn, o)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(post, path = "/api/v1/outages/{id}/restore", tag = "outages",
+    responses((status = 200, body = OutageView), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn restore(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    dispatcher_only(&user, "restore outages")?;
+    let now = state.clock.now();
+    let rules = state.work_order_rules();
+    let actor = user.0.clone();
+    let view = state
+        .db(move |conn| {
+            let o = service::restore(conn, &actor, &id, now, &rules)?;
+            with_count(conn, o)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/outages/{id}/cancel", tag = "outages", request_body = CancelInput,
+    responses((status = 200, body = OutageView), (status = 404), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
+    let id = path_uuid(&id)?;
+    dispatcher_only(&user, "cancel outages")?;
+    let input: CancelInput = body.parse()?;
+    let mut p = Problems::default();
+    p.text("reason", Some(&input.reason), limits::REASON, true);
+    p.finish()?;
+    let now = state.clock.now();
+    let rules = state.work_order_rules();
+    let actor = user.0.clone();
+    let view = state
+        .db(move |conn| {
+            let o = service::cancel(conn, &actor, &id, input.reason, now, &rules)?;
+            with_count(conn, o)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
