@@ -200,6 +200,8 @@ diesel::table! {
         holds -> Text,
         area_code -> Text,
         version -> Integer,
+        warn_fraction -> Double,
+        escalations -> Text,
     }
 }
 

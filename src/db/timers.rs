@@ -32,6 +32,10 @@ pub struct TimerRow {
     pub holds: String,
     pub area_code: String,
     pub version: i32,
+    /// From the policy version the timer started with (or was recalculated to).
+    pub warn_fraction: f64,
+    /// JSON list of escalation delays, from the same policy version.
+    pub escalations: String,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {

@@ -97,7 +97,7 @@ fn advance(
                 break;
             }
         }
-        t.next_fire_at = sla::next_fire(t, cal, &ctx.policy.escalations, holds, now);
+        t.next_fire_at = sla::next_fire(t, cal, &sla::escalations_of(t), holds, now);
         if fired.is_empty() && t.next_fire_at.is_some_and(|at| at <= n) {
             break;
         }

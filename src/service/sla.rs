@@ -146,6 +146,11 @@ pub fn order_sla(
     })
 }
 
+/// The escalation delays a timer carries.
+pub fn escalations_of(t: &TimerRow) -> Vec<String> {
+    serde_json::from_str(&t.escalations).unwrap_or_default()
+}
+
 /// A timer's own holds (suspensions) with its area's force-majeure windows.
 pub fn all_holds(t: &TimerRow, pauses: &[Hold]) -> Vec<Hold> {
     let mut holds = holds_of(t);
@@ -173,7 +178,7 @@ pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTim
     let start = t.started_at.and_utc();
     let target = TimeDelta::seconds(t.target_seconds);
     let warn_target =
-        TimeDelta::seconds((t.target_seconds as f64 * ctx.policy.warn_at).round() as i64);
+        TimeDelta::seconds((t.target_seconds as f64 * t.warn_fraction).round() as i64);
     let due = deadline(cal, start, target, &holds);
     t.due_at = naive(due);
     t.warn_at = naive(deadline(cal, start, warn_target, &holds));
@@ -190,7 +195,7 @@ pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTim
         }
         .to_owned();
     }
-    t.next_fire_at = next_fire(t, cal, &ctx.policy.escalations, &holds, now);
+    t.next_fire_at = next_fire(t, cal, &escalations_of(t), &holds, now);
 }
 
 fn held_open_now(holds: &[Hold], now: DateTime<Utc>) -> bool {
@@ -293,6 +298,8 @@ fn start(
         holds: "[]".into(),
         area_code: order.area_code.clone(),
         version: 1,
+        warn_fraction: ctx.policy.warn_at,
+        escalations: serde_json::to_string(&ctx.policy.escalations).unwrap_or_else(|_| "[]".into()),
     };
     refresh(&mut t, ctx, &osla.pauses, now);
     timers::insert(conn, &t)
@@ -459,6 +466,9 @@ pub fn recalculate(
                 t.calendar = cal.id.clone();
                 t.rule_name = osla.rule.name.clone();
                 t.policy_version = ctx.policy.version.clone();
+                t.warn_fraction = ctx.policy.warn_at;
+                t.escalations =
+                    serde_json::to_string(&ctx.policy.escalations).unwrap_or_else(|_| "[]".into());
                 t.area_code = order.area_code.clone();
                 refresh(&mut t, ctx, &osla.pauses, now);
                 if (

@@ -48,6 +48,16 @@ async fn a_repair_runs_every_stage_timer() {
         "warning at 80%"
     );
     assert_eq!(timer(&o, "arrival", 1)["policy_version"], "2026-11-22.1");
+    app.scan();
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    assert_eq!(
+        time(&timer(&o, "arrival", 1)["warn_at"]),
+        t0 + TimeDelta::minutes(36),
+        "a running timer keeps its version's 80%"
+    );
     app.clock.advance(TimeDelta::minutes(3));
     let o = app
         .act(
@@ -607,6 +617,7 @@ async fn a_published_policy_reaches_running_instances_and_recalc_retargets_audit
         .id();
     let text = include_str!("../../config/sla.toml")
         .replace("version = \"2026-11-22.1\"", "version = \"2026-12.1\"")
+        .replace("warn_at = 0.8", "warn_at = 0.5")
         .replace("arrival = { target = \"45m\" }   # State Grid and China Southern Grid commitments: urban 45 min", "arrival = { target = \"30m\" }");
     {
         use gridcall::clock::Clock;
@@ -622,6 +633,16 @@ async fn a_published_policy_reaches_running_instances_and_recalc_retargets_audit
         .await
         .body;
     assert_eq!(timer(&o, "arrival", 1)["policy_version"], "2026-11-22.1");
+    app.scan();
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    assert_eq!(
+        time(&timer(&o, "arrival", 1)["warn_at"]),
+        t0 + TimeDelta::minutes(36),
+        "a running timer keeps its version's 80%"
+    );
     let (orders, changed) = {
         use gridcall::clock::Clock;
         let mut conn = app.state.pool.get().unwrap();
@@ -642,6 +663,11 @@ async fn a_published_policy_reaches_running_instances_and_recalc_retargets_audit
     let arrival = timer(&o, "arrival", 1);
     assert_eq!(arrival["policy_version"], "2026-12.1");
     assert_eq!(time(&arrival["due_at"]), t0 + TimeDelta::minutes(30));
+    assert_eq!(
+        time(&arrival["warn_at"]),
+        t0 + TimeDelta::minutes(15),
+        "recalculated: 50% of 30 minutes"
+    );
     let events = app
         .get(&format!("/api/v1/work-orders/{id}/events"), &c.agent)
         .await
