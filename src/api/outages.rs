@@ -168,7 +168,8 @@ pub async fn lookup(
     q: web::Query<LookupQuery>,
 ) -> Result<HttpResponse, AppError> {
     let q = q.into_inner();
-    if q.area_code.is_none() && q.customer_id.is_none() {
+    let (area_code, customer_id) = (q.area_code, q.customer_id);
+    if area_code.is_none() && customer_id.is_none() {
         return Err(AppError::invalid(
             "area_code",
             "give area_code or customer_id",
@@ -176,12 +177,14 @@ pub async fn lookup(
     }
     let items = state
         .db(move |conn| {
-            let area = match (q.area_code, q.customer_id) {
-                (Some(a), _) => a,
-                (None, Some(c)) => crate::db::customers::find(conn, &c)?
-                    .map(|c| c.area_code)
-                    .ok_or(AppError::NotFound { what: "customer" })?,
-                (None, None) => unreachable_area(),
+            let area = match area_code {
+                Some(a) => a,
+                None => {
+                    let id = customer_id.unwrap_or_default();
+                    crate::db::customers::find(conn, &id)?
+                        .map(|c| c.area_code)
+                        .ok_or(AppError::NotFound { what: "customer" })?
+                }
             };
             repo::list(conn, true)?
                 .into_iter()
@@ -191,10 +194,6 @@ pub async fn lookup(
         })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
-}
-
-fn unreachable_area() -> String {
-    String::new()
 }
 
 #[utoipa::path(get, path = "/api/v1/outages/{id}", tag = "outages", responses((status = 200, body = OutageView), (status = 404)), security(("bearer" = [])))]

@@ -215,3 +215,53 @@ async fn cancelling_an_outage_sends_linked_orders_back_to_new() {
     let active = app.get("/api/v1/outages?active=true", &c.agent).await.body;
     assert_eq!(active["items"].as_array().unwrap().len(), 0);
 }
+
+#[actix_web::test]
+async fn agents_look_up_active_outages_by_area_or_customer() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    app.area("SZ-NS-01", "urban").await;
+    let customer = app
+        .post("/api/v1/customers", &c.agent, json!({"account_no": "A-9", "name": "赵六", "phone": "13500000000", "address": "x", "area_code": "SZ-FT-01"}))
+        .await
+        .expect(201)
+        .id();
+    let none = app
+        .get(
+            &format!("/api/v1/outages/lookup?customer_id={customer}"),
+            &c.agent,
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(none["items"], json!([]));
+    let outage = declare(&app, &c.dispatcher).await;
+    let found = app
+        .get(
+            &format!("/api/v1/outages/lookup?customer_id={customer}"),
+            &c.agent,
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(found["items"][0]["id"], outage["id"]);
+    assert_eq!(found["items"][0]["cause"], "10kV 福华线跳闸");
+    let elsewhere = app
+        .get("/api/v1/outages/lookup?area_code=SZ-NS-01", &c.agent)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(elsewhere["items"], json!([]));
+    app.get("/api/v1/outages/lookup", &c.agent)
+        .await
+        .expect(422);
+    app.get(
+        &format!(
+            "/api/v1/outages/lookup?customer_id={}",
+            uuid::Uuid::new_v4()
+        ),
+        &c.agent,
+    )
+    .await
+    .expect(404);
+}
