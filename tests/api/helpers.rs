@@ -412,3 +412,26 @@ impl TestApp {
         gridcall::db::outbox::all(&mut conn).unwrap()
     }
 }
+
+impl TestApp {
+    /// A repair order in SZ-FT-01, dispatched to the cast's field crew and accepted by it.
+    pub async fn accepted_repair(&self, c: &Cast, phone: &str) -> String {
+        let id = self
+            .order(&c.agent, "repair", "SZ-FT-01", phone)
+            .await
+            .expect(201)
+            .id();
+        self.act(
+            &c.dispatcher,
+            &id,
+            "dispatch",
+            json!({"crew_id": c.field_crew}),
+        )
+        .await
+        .expect(200);
+        self.act(&c.field_member, &id, "accept", json!({}))
+            .await
+            .expect(200);
+        id
+    }
+}

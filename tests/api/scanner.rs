@@ -210,22 +210,7 @@ async fn two_scanners_racing_fire_each_timer_once() {
 async fn suspended_orders_resume_at_until() {
     let app = spawn_app().await;
     let c = cast(&app).await;
-    let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
-    app.act(
-        &c.dispatcher,
-        &id,
-        "dispatch",
-        json!({"crew_id": c.field_crew}),
-    )
-    .await
-    .expect(200);
-    app.act(&c.field_member, &id, "accept", json!({}))
-        .await
-        .expect(200);
+    let id = app.accepted_repair(&c, "13800000000").await;
     app.act(&c.field_member, &id, "depart", json!({}))
         .await
         .expect(200);

@@ -359,22 +359,7 @@ async fn a_retroactive_force_majeure_pause_excuses_a_breach() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let t0 = start_time();
-    let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
-    app.act(
-        &c.dispatcher,
-        &id,
-        "dispatch",
-        json!({"crew_id": c.field_crew}),
-    )
-    .await
-    .expect(200);
-    app.act(&c.field_member, &id, "accept", json!({}))
-        .await
-        .expect(200);
+    let id = app.accepted_repair(&c, "13800000000").await;
     app.clock.advance(TimeDelta::minutes(50));
     app.scan();
     let o = app
@@ -682,22 +667,7 @@ async fn an_arrival_during_an_open_storm_window_is_met() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let t0 = start_time();
-    let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
-    app.act(
-        &c.dispatcher,
-        &id,
-        "dispatch",
-        json!({"crew_id": c.field_crew}),
-    )
-    .await
-    .expect(200);
-    app.act(&c.field_member, &id, "accept", json!({}))
-        .await
-        .expect(200);
+    let id = app.accepted_repair(&c, "13800000000").await;
     app.act(&c.field_member, &id, "depart", json!({}))
         .await
         .expect(200);
