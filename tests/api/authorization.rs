@@ -15,10 +15,8 @@ async fn every_endpoint_by_every_role() {
         .expect(201)
         .id();
     let order = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let users = app.get("/api/v1/users?limit=500", &app.admin).await.body;
     let some_user = users["items"][0]["id"].as_str().unwrap().to_owned();
     let crew = c.field_crew.clone();

@@ -15,10 +15,8 @@ async fn of_twenty_concurrent_dispatches_exactly_one_succeeds() {
         crews.push(app.crew(&format!("RACE-{i}"), "field", &["SZ-FT-01"]).await);
     }
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let attempts = crews
         .iter()
         .map(|crew| app.act(&c.dispatcher, &id, "dispatch", json!({"crew_id": crew})));

@@ -435,3 +435,10 @@ impl TestApp {
         id
     }
 }
+
+impl TestApp {
+    /// Opens an order (see `order`) and returns its id.
+    pub async fn new_order(&self, token: &str, kind: &str, area: &str, phone: &str) -> String {
+        self.order(token, kind, area, phone).await.expect(201).id()
+    }
+}

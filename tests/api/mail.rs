@@ -75,10 +75,8 @@ async fn complaint_acknowledgement_goes_to_an_eml_file_by_default() {
     assert_eq!(app.send_mail(), SendReport::default(), "sent once");
     // no email, no mail
     let id = app
-        .order(&c.agent, "complaint", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "complaint", "SZ-FT-01", "13800000000")
+        .await;
     assert!(app
         .outbox()
         .iter()
@@ -294,10 +292,8 @@ async fn alerts_go_to_the_right_people_as_one_digest_per_interval() {
     // one breach alone in its interval: a single mail to the supervisor, in Chinese, with the details
     app.clock.advance(TimeDelta::minutes(1));
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13900000009")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13900000009")
+        .await;
     let dispatcher = app.login("disp1", PASSWORD).await;
     app.act(
         &dispatcher,

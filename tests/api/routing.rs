@@ -127,10 +127,8 @@ async fn no_eligible_crew_keeps_the_order_new_and_alerts_dispatchers() {
         .await;
     crew(&app, "OFF", "field", &["repair"], false, (22.54, 114.05)).await;
     let id = app
-        .order(&agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let r = app.act(&disp, &id, "dispatch", json!({})).await.expect(409);
     assert_eq!(r.body["code"], "no_eligible_crew");
     assert!(r.is_problem());

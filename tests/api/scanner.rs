@@ -22,10 +22,8 @@ async fn warning_breach_and_escalations_fire_once() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     app.clock.advance(TimeDelta::minutes(3));
     assert_eq!(app.scan(), ScanReport::default(), "nothing is due yet");
     app.clock
@@ -132,10 +130,8 @@ async fn a_warning_for_a_met_stage_never_fires() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     app.clock.advance(TimeDelta::minutes(2));
     app.act(
         &c.dispatcher,

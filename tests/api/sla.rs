@@ -164,10 +164,8 @@ async fn suspension_pauses_and_reject_starts_a_new_dispatch_instance() {
     let c = cast(&app).await;
     let t0 = start_time();
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     app.act(
         &c.dispatcher,
         &id,
@@ -264,10 +262,8 @@ async fn corrections_recalculate_running_timers_and_cancel_stops_them() {
     app.area("SZ-RURAL", "rural").await;
     let t0 = start_time();
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let o = app
         .patch(
             &format!("/api/v1/work-orders/{id}"),
@@ -316,17 +312,13 @@ async fn sla_state_filter() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let late = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000001")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000001")
+        .await;
     app.clock.advance(TimeDelta::minutes(10));
     let agent = app.login("agent1", PASSWORD).await;
     let fresh = app
-        .order(&agent, "repair", "SZ-FT-01", "13800000002")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&agent, "repair", "SZ-FT-01", "13800000002")
+        .await;
     let disp = app.login("disp1", PASSWORD).await;
     // dispatching 10 minutes late breaches the dispatch stage; its accept timer runs
     let o = app
@@ -425,10 +417,8 @@ async fn an_open_pause_holds_timers_until_it_ends() {
     let c = cast(&app).await;
     let t0 = start_time();
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     app.clock.advance(TimeDelta::minutes(10));
     let pause = app
         .post("/api/v1/sla/pauses", &c.supervisor, json!({"area_codes": ["SZ-FT-01"], "starts_at": (t0 + TimeDelta::minutes(10)).to_rfc3339(), "reason": "暴雪"}))
@@ -596,10 +586,8 @@ async fn a_published_policy_reaches_running_instances_and_recalc_retargets_audit
     let c = cast(&app).await;
     let t0 = start_time();
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let text = include_str!("../../config/sla.toml")
         .replace("version = \"2026-11-22.1\"", "version = \"2026-12.1\"")
         .replace("warn_at = 0.8", "warn_at = 0.5")

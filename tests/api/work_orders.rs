@@ -148,10 +148,8 @@ async fn reject_reassign_suspend_resume_and_unhappy_callback() {
     let c = cast(&app).await;
     let other = app.crew("FT-C2", "field", &["SZ-FT-01"]).await;
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     app.act(
         &c.dispatcher,
         &id,
@@ -292,25 +290,17 @@ async fn merge_unmerge_and_master_resolution_cascade() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let master = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000001")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000001")
+        .await;
     let a = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000002")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000002")
+        .await;
     let b = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000003")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000003")
+        .await;
     let complaint = app
-        .order(&c.agent, "complaint", "SZ-FT-01", "13800000004")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "complaint", "SZ-FT-01", "13800000004")
+        .await;
     let r = app
         .act(&c.agent, &a, "merge", json!({"master_id": a}))
         .await
@@ -391,10 +381,8 @@ async fn inquiry_answered_on_the_call_praise_close_and_reopen_window() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let q = app
-        .order(&c.agent, "inquiry", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "inquiry", "SZ-FT-01", "13800000000")
+        .await;
     let r = app
         .act(&c.agent, &q, "resolve", json!({"resolution": "已告知电价"}))
         .await
@@ -403,17 +391,13 @@ async fn inquiry_answered_on_the_call_praise_close_and_reopen_window() {
     let r = app.act(&c.agent, &q, "close", json!({})).await.expect(200);
     assert_eq!(r.body["status"], "closed");
     let p = app
-        .order(&c.agent, "praise", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "praise", "SZ-FT-01", "13800000000")
+        .await;
     app.act(&c.agent, &p, "close", json!({})).await.expect(200);
     // a field order needs a reason to waive its callback
     let id = app
-        .order(&c.agent, "service_request", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "service_request", "SZ-FT-01", "13800000000")
+        .await;
     app.act(
         &c.dispatcher,
         &id,
@@ -464,10 +448,8 @@ async fn cancel_urge_note_and_cancelled_is_final() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let r = app
         .act(&c.agent, &id, "urge", json!({"note": "客户再次来电"}))
         .await
@@ -594,10 +576,8 @@ async fn corrections_are_audited_with_old_and_new_values() {
     let c = cast(&app).await;
     app.area("SZ-FT-02", "rural").await;
     let id = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
     let path = format!("/api/v1/work-orders/{id}");
     let r = app.patch(&path, &c.agent, json!({"priority": "urgent", "area_code": "SZ-FT-02", "category": "line_fault", "description": "线路断落"})).await.expect(200);
     assert_eq!(r.body["priority"], "urgent");
@@ -966,20 +946,14 @@ async fn a_master_cannot_be_merged_and_cancelling_it_releases_its_merged_orders(
     let app = spawn_app().await;
     let c = cast(&app).await;
     let master = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000001")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000001")
+        .await;
     let child = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000002")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000002")
+        .await;
     let other = app
-        .order(&c.agent, "repair", "SZ-FT-01", "13800000003")
-        .await
-        .expect(201)
-        .id();
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000003")
+        .await;
     app.act(&c.agent, &child, "merge", json!({"master_id": master}))
         .await
         .expect(200);
