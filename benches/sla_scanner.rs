@@ -102,6 +102,7 @@ fn main() {
         notifier: notifier.clone(),
         routing: settings.routing.clone(),
         urges_to_raise_priority: 3,
+        auto_dispatch: false,
     };
     let scanner = Scanner {
         batch: settings.sla.scanner_batch,

@@ -20,6 +20,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub work_orders: WorkOrderSettings,
+    pub events: EventSettings,
     pub metrics: MetricsSettings,
     pub sla: SlaSettings,
     pub mail: MailSettings,
@@ -150,6 +151,17 @@ pub struct WorkOrderSettings {
     pub idempotency_key_hours: i64,
     pub idempotency_stale_secs: i64,
     pub urges_to_raise_priority: i32,
+    pub auto_dispatch: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    pub poll_interval_ms: u64,
+    pub heartbeat_secs: u64,
+    pub max_streams_per_user: i64,
+    pub ticket_secs: i64,
+    pub max_gap_wait_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,6 +355,17 @@ impl Settings {
             || self.mail.backoff_base_secs < 1
         {
             return Err("mail.digest_interval_secs, mail.max_attempts and mail.backoff_base_secs must be positive".into());
+        }
+        let ev = &self.events;
+        if ev.max_streams_per_user < 3 {
+            return Err("events.max_streams_per_user must be at least 3".into());
+        }
+        if ev.poll_interval_ms == 0
+            || ev.heartbeat_secs == 0
+            || ev.ticket_secs < 1
+            || ev.max_gap_wait_secs < 1
+        {
+            return Err("events.poll_interval_ms, heartbeat_secs, ticket_secs and max_gap_wait_secs must be positive".into());
         }
         if self.database.pool_size == 0 {
             return Err("database.pool_size must be at least 1".into());

@@ -70,6 +70,10 @@ fn describe(e: &crate::errors::AppError) -> String {
     }
 }
 
+/// Events buffered per instance for streams that are briefly slower than the hub; a stream
+/// further behind reads what it missed from the database.
+const EVENT_HUB_CAPACITY: usize = 4096;
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -107,6 +111,10 @@ impl Application {
             sla,
             notifier,
             mailer: Arc::new(mailer),
+            events: Arc::new(crate::jobs::event_hub::EventHub::new(
+                EVENT_HUB_CAPACITY,
+                api::events::sse_frame,
+            )),
             dummy_hash: crate::auth::password::dummy_hash(cost),
             clock,
             settings: Arc::new(settings),
@@ -150,12 +158,25 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains requests in flight (actix's graceful stop)
-    /// and lets the background jobs finish their tick.
+    /// Serves until SIGINT/SIGTERM, then drains: event streams end (clients resume elsewhere
+    /// with Last-Event-ID), requests in flight finish (actix's graceful stop), and the
+    /// background jobs finish their tick.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut jobs = Vec::new();
         let settings = self.state.settings.clone();
+        let hub = self.state.events.clone();
+        jobs.push(actix_web::rt::spawn(hub.clone().run(
+            self.state.pool.clone(),
+            Duration::from_millis(settings.events.poll_interval_ms),
+            chrono::TimeDelta::seconds(settings.events.max_gap_wait_secs),
+        )));
+        let on_signal = hub.clone();
+        let signals = actix_web::rt::spawn(async move {
+            stop_signal().await;
+            log::info!("stop requested: ending event streams");
+            on_signal.close();
+        });
         if settings.sla.scanner_enabled {
             let state = self.state.clone();
             let scanner = Arc::new(crate::jobs::scanner::Scanner {
@@ -213,10 +234,34 @@ impl Application {
             )));
         }
         let result = self.server.await;
+        signals.abort();
+        hub.close();
         stop.store(true, Ordering::SeqCst);
         for job in jobs {
             let _ = job.await;
         }
         result
     }
+}
+
+/// SIGINT or SIGTERM (the same signals on which actix stops accepting).
+async fn stop_signal() {
+    use actix_web::rt::signal;
+    #[cfg(unix)]
+    {
+        let mut term = match signal::unix::signal(signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("cannot listen for SIGTERM: {e}");
+                let _ = signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = signal::ctrl_c().await;
 }

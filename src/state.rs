@@ -18,6 +18,8 @@ pub struct AppState {
     pub sla: Arc<crate::service::sla::SlaRuntime>,
     pub notifier: crate::notify::alerts::Notifier,
     pub mailer: Arc<crate::notify::Mailer>,
+    /// This instance's fan-out of committed work-order events to its live streams.
+    pub events: Arc<crate::jobs::event_hub::EventHub>,
     /// Verified against when a username is unknown, so timing does not reveal which exist.
     pub dummy_hash: String,
 }
@@ -47,6 +49,7 @@ impl AppState {
             notifier: self.notifier.clone(),
             routing: self.settings.routing.clone(),
             urges_to_raise_priority: self.settings.work_orders.urges_to_raise_priority,
+            auto_dispatch: self.settings.work_orders.auto_dispatch,
         }
     }
 

@@ -1,6 +1,7 @@
 //! HTTP layer: thin actix handlers per resource, the routes, and the OpenAPI document.
 
 pub mod auth;
+pub mod events;
 pub mod extract;
 pub mod ops;
 pub mod outages;
@@ -28,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         reference::categories,
         work_orders::create, work_orders::list, work_orders::get, work_orders::update,
         work_orders::events, work_orders::add_note, work_orders::act, work_orders::sla, work_orders::candidates,
+        events::page, events::stream, events::ticket,
         outages::declare, outages::list, outages::lookup, outages::get, outages::update, outages::restore, outages::cancel,
         sla::policies, sla::calendars, sla::days, sla::create_pause, sla::list_pauses, sla::end_pause,
     ),
@@ -149,6 +151,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/work-orders/{id}/candidates")
                         .route(get().to(work_orders::candidates)),
                 )
+                .service(resource("/events").route(get().to(events::page)))
+                .service(resource("/events/stream").route(get().to(events::stream)))
+                .service(resource("/events/ticket").route(post().to(events::ticket)))
                 .service(
                     resource("/outages")
                         .route(post().to(outages::declare))

@@ -49,17 +49,31 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             let token = token.ok_or_else(|| unauthorized("missing bearer token"))?;
-            let claims = state
-                .keys
-                .verify(&token, state.clock.now())
-                .map_err(unauthorized)?;
-            let user_id = claims.sub;
-            let user = state
-                .db(move |conn| crate::db::users::find(conn, &user_id))
-                .await?
-                .filter(|u| u.active)
-                .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))?;
-            Ok(AuthUser(user.actor()))
+            Ok(AuthUser(authenticate(&state, &token).await?.0))
         })
     }
+}
+
+/// Verifies an access token and loads its user fresh: the actor and the token's expiry.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+) -> Result<(Actor, chrono::DateTime<chrono::Utc>), AppError> {
+    let claims = state
+        .keys
+        .verify(token, state.clock.now())
+        .map_err(unauthorized)?;
+    let expires = chrono::DateTime::from_timestamp(claims.exp, 0)
+        .ok_or_else(|| unauthorized("invalid token"))?;
+    Ok((active_user(state, claims.sub).await?, expires))
+}
+
+/// The active user with this id, as an actor; 401 if gone or deactivated.
+pub async fn active_user(state: &AppState, user_id: String) -> Result<Actor, AppError> {
+    let user = state
+        .db(move |conn| crate::db::users::find(conn, &user_id))
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))?;
+    Ok(user.actor())
 }

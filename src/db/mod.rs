@@ -5,6 +5,7 @@ pub mod areas;
 pub mod auth;
 pub mod crews;
 pub mod customers;
+pub mod event_stream;
 pub mod events;
 pub mod idempotency;
 pub mod outages;

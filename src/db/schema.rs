@@ -257,3 +257,20 @@ diesel::table! {
         cancel_reason -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    event_tickets (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    event_streams (id) {
+        id -> Text,
+        user_id -> Text,
+        opened_at -> Timestamp,
+        seen_at -> Timestamp,
+    }
+}

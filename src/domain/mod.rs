@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod categories;
+pub mod event_stream;
 pub mod routing;
 pub mod sla;
 pub mod state_machine;
@@ -26,6 +27,24 @@ pub struct Actor {
 }
 
 impl Actor {
+    const SYSTEM_ID: &'static str = "system";
+
+    /// gridcall itself acting on a configured rule (automatic dispatch on creation): allowed
+    /// what an admin is; its events carry no actor.
+    pub fn system() -> Actor {
+        Actor {
+            id: Self::SYSTEM_ID.into(),
+            username: Self::SYSTEM_ID.into(),
+            role: Role::Admin,
+            crew_id: None,
+            area_codes: Vec::new(),
+        }
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.id == Self::SYSTEM_ID
+    }
+
     /// Whether the caller has one of `roles` (admin has every role).
     pub fn is(&self, roles: &[Role]) -> bool {
         self.role == Role::Admin || roles.contains(&self.role)

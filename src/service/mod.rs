@@ -2,6 +2,7 @@
 //! the database layer with the domain's rules. No HTTP here.
 
 pub mod auth;
+pub mod event_stream;
 pub mod outages;
 pub mod pauses;
 pub mod routing;

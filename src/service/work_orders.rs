@@ -12,7 +12,7 @@ use crate::domain::routing::{self, CrewFacts, OrderNeeds};
 use crate::domain::sla::{self as sla_rules, TimerPlan};
 use crate::domain::state_machine::{self, callback_reopens, reason_required, OrderFacts, Refusal};
 use crate::domain::values::limits;
-use crate::domain::{Action, Actor, CrewKind, Kind, Satisfaction, Status};
+use crate::domain::{Action, Actor, CrewKind, Family, Kind, Satisfaction, Status};
 use crate::errors::{AppError, FieldError};
 use crate::service::sla::{self, SlaContext};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
@@ -30,6 +30,8 @@ pub struct Rules {
     pub routing: crate::domain::routing::RoutingWeights,
     /// Every this many urges raise the priority one level (0: never).
     pub urges_to_raise_priority: i32,
+    /// Dispatch new field orders as they are created.
+    pub auto_dispatch: bool,
 }
 
 /// What an action did.
@@ -138,6 +140,7 @@ fn event(
     data: serde_json::Value,
     now: DateTime<Utc>,
 ) -> NewEvent {
+    let actor = actor.filter(|a| !a.is_system());
     NewEvent {
         work_order_id: order_id.to_owned(),
         event_type: kind.to_owned(),
@@ -308,6 +311,20 @@ pub fn create(
         if order.kind == Kind::Complaint {
             if let Some(email) = customer.as_ref().and_then(|c| c.email.clone()) {
                 rules.notifier.complaint_ack(conn, &created, &email, now)?;
+            }
+        }
+        if rules.auto_dispatch && order.kind.family() == Family::Field {
+            // Same routing as a dispatcher's dispatch without crew_id; with no eligible crew
+            // the order stays new and the dispatchers are alerted (event and mail).
+            let dispatch = ActRequest {
+                action: Action::Dispatch,
+                body: Ok(ActionBody::default()),
+                if_match: None,
+            };
+            if let Acted::Done(dispatched, _) =
+                act(conn, &Actor::system(), &id, dispatch, now, rules)?
+            {
+                return Ok(Created::New(dispatched));
             }
         }
         Ok(Created::New(Box::new(created)))

@@ -146,6 +146,7 @@ pub fn test_settings(url: &str) -> Settings {
     // Tests drive the scanner and the sender themselves with run_once and a manual clock.
     s.sla.scanner_enabled = false;
     s.mail.sender_enabled = false;
+    s.events.poll_interval_ms = 50;
     // Tests move the clock by hours and days; the token-expiry tests set 15 minutes back.
     s.auth.access_token_minutes = 60 * 24 * 90;
     s

@@ -5,6 +5,7 @@ mod auth;
 mod authorization;
 mod bad_input;
 mod concurrency;
+mod events;
 mod helpers;
 mod mail;
 mod operations;

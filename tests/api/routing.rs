@@ -154,3 +154,93 @@ async fn no_eligible_crew_keeps_the_order_new_and_alerts_dispatchers() {
     assert_eq!(mails[0].recipient, "disp@example.com");
     assert!(mails[0].subject.contains("没有可派的班组"));
 }
+
+#[actix_web::test]
+async fn auto_dispatch_on_creation_routes_field_orders_when_configured() {
+    let app = spawn_app_with(|s| s.work_orders.auto_dispatch = true).await;
+    app.area("SZ-FT-01", "urban").await;
+    app.area("SZ-LG-02", "rural").await;
+    let agent = app.user("agent1", "agent", json!({})).await;
+    let disp = app
+        .user("disp1", "dispatcher", json!({"email": "disp@example.com"}))
+        .await;
+    let near = crew(
+        &app,
+        "NEAR",
+        "field",
+        &["repair", "complaints"],
+        true,
+        (22.541, 114.051),
+    )
+    .await;
+    crew(&app, "UNIT", "unit", &["complaints"], true, (22.54, 114.05)).await;
+
+    let o = app
+        .order(&agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(o["status"], "dispatched");
+    assert_eq!(o["assigned_crew_id"], near.as_str());
+    let id = o["id"].as_str().unwrap();
+    let events = app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &disp)
+        .await
+        .body;
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["type"], "dispatch");
+    assert!(items[1]["actor"].is_null(), "dispatched by the system");
+    assert_eq!(items[1]["data"]["routed"], true);
+    assert_eq!(items[1]["data"]["crew_id"], near.as_str());
+    // Its arrival clock runs from creation as for any dispatched order.
+    let sla = app
+        .get(&format!("/api/v1/work-orders/{id}/sla"), &disp)
+        .await
+        .expect(200);
+    assert!(sla.body.to_string().contains("arrival"));
+
+    // A complaint is not a field order: it waits for a dispatcher.
+    let complaint = app
+        .order(&agent, "complaint", "SZ-FT-01", "13800000001")
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(complaint["status"], "new");
+
+    // Nobody eligible in LG: created new, the dispatchers alerted.
+    let o = app
+        .order(&agent, "repair", "SZ-LG-02", "13800000002")
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(o["status"], "new");
+    let id = o["id"].as_str().unwrap();
+    let events = app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &disp)
+        .await
+        .body;
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["created", "no_eligible_crew"]);
+    assert!(app
+        .outbox()
+        .iter()
+        .any(|m| m.recipient == "disp@example.com" && m.work_order_id.as_deref() == Some(id)));
+}
+
+#[actix_web::test]
+async fn auto_dispatch_is_off_by_default() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let o = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(o["status"], "new");
+}

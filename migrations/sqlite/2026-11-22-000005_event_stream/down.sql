@@ -1,0 +1,2 @@
+DROP TABLE event_streams;
+DROP TABLE event_tickets;

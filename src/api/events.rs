@@ -1,0 +1,377 @@
+//! `/api/v1/events`: the work-order event stream (Server-Sent Events), the same events as
+//! pages, and single-use tickets for browsers' EventSource.
+
+use super::extract::{decode_cursor, encode_cursor};
+use super::views::EventView;
+use crate::auth::extractor::{active_user, authenticate, bearer_token};
+use crate::auth::AuthUser;
+use crate::db::events::EventRow;
+use crate::domain::Actor;
+use crate::errors::AppError;
+use crate::service::event_stream::{self as service, StreamLimit};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use utoipa::{IntoParams, ToSchema};
+
+/// How long a request waits for the instance's hub to find its starting point.
+const HUB_READY_WAIT: Duration = Duration::from_secs(10);
+/// How long a probe of vanished clients waits for their sockets to fail.
+const PROBE_WAIT: Duration = Duration::from_millis(150);
+/// Events a stream reads per database page while catching up.
+const CATCH_UP_PAGE: usize = 200;
+
+/// One event as a Server-Sent Events frame: `id`, `event` (its type), `data` (its JSON).
+pub fn sse_frame(row: &EventRow) -> Bytes {
+    let json = serde_json::to_string(&EventView::from(row.clone())).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {json}\n\n",
+        row.id, row.event_type
+    ))
+}
+
+fn bad_position(what: &str) -> AppError {
+    AppError::BadRequest {
+        code: "invalid_position",
+        detail: format!("{what} must be a non-negative event id"),
+    }
+}
+
+fn hub_unavailable() -> AppError {
+    AppError::Unavailable("the event stream is not ready yet; retry shortly".into())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Events with a greater id; default: from the first event.
+    pub after: Option<i64>,
+    /// 1–500, default 50.
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page (instead of `after`).
+    pub cursor: Option<String>,
+}
+
+/// A page of events: `position` is the id to pass as `after` next time (every id up to it
+/// has been looked at); `next_cursor` is null once the page reaches the newest final event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPageView {
+    pub items: Vec<EventView>,
+    pub next_cursor: Option<String>,
+    pub position: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery),
+    responses((status = 200, body = EventPageView), (status = 400), (status = 401), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn page(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let limit = match q.limit {
+        None => 50,
+        Some(n) if (1..=500).contains(&n) => n as usize,
+        Some(_) => return Err(AppError::invalid("limit", "must be between 1 and 500")),
+    };
+    let after = match (&q.cursor, q.after) {
+        (Some(c), _) => decode_cursor::<i64>(c)?,
+        (None, Some(a)) => a,
+        (None, None) => 0,
+    };
+    if after < 0 {
+        return Err(bad_position("after"));
+    }
+    let upto = state
+        .events
+        .ready(HUB_READY_WAIT)
+        .await
+        .ok_or_else(hub_unavailable)?;
+    let actor = user.0.clone();
+    let page = state
+        .db(move |conn| service::page(conn, &actor, after, upto, limit, limit.max(100) * 20))
+        .await?;
+    Ok(HttpResponse::Ok().json(EventPageView {
+        next_cursor: page.more.then(|| encode_cursor(&page.position)),
+        position: page.position,
+        items: page.items.into_iter().map(EventView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    /// Pass as `?ticket=` to `/api/v1/events/stream`, once, before `expires_at`.
+    pub ticket: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/ticket", tag = "events",
+    responses((status = 201, body = TicketView), (status = 401)), security(("bearer" = [])))]
+pub async fn ticket(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let lifetime = TimeDelta::seconds(state.settings.events.ticket_secs);
+    let user_id = user.id.clone();
+    let (ticket, expires_at) = state
+        .db(move |conn| service::issue_ticket(conn, &user_id, now, lifetime))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(TicketView { ticket, expires_at }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
+    pub after: Option<i64>,
+    /// A ticket from `POST /api/v1/events/ticket`, for clients that cannot send headers.
+    pub ticket: Option<String>,
+}
+
+/// Who is reading and until when: a bearer token's stream ends when the token expires, a
+/// ticket's after one access-token lifetime; the client reconnects with `Last-Event-ID`.
+async fn stream_reader(
+    state: &AppState,
+    req: &HttpRequest,
+    ticket: Option<&str>,
+) -> Result<(Actor, DateTime<Utc>), AppError> {
+    let now = state.clock.now();
+    if let Some(ticket) = ticket {
+        let ticket = ticket.to_owned();
+        let user_id = state
+            .db(move |conn| service::redeem_ticket(conn, &ticket, now))
+            .await?
+            .ok_or_else(|| AppError::Unauthorized {
+                code: "invalid_ticket",
+                detail: "the ticket is unknown, used or expired".into(),
+            })?;
+        let lifetime = TimeDelta::minutes(state.settings.auth.access_token_minutes);
+        return Ok((active_user(state, user_id).await?, now + lifetime));
+    }
+    let token = bearer_token(req).ok_or_else(|| AppError::Unauthorized {
+        code: "unauthorized",
+        detail: "missing bearer token or ticket".into(),
+    })?;
+    authenticate(state, token).await
+}
+
+fn resume_position(req: &HttpRequest, after: Option<i64>) -> Result<Option<i64>, AppError> {
+    let header = match req.headers().get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| bad_position("Last-Event-ID"))?,
+        ),
+        None => None,
+    };
+    if after.is_some_and(|a| a < 0) {
+        return Err(bad_position("after"));
+    }
+    Ok(header.or(after))
+}
+
+#[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(StreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
+    responses((status = 200, description = "text/event-stream: `id`, `event` (type), `data` (event JSON); heartbeat comments"),
+        (status = 400), (status = 401), (status = 429), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn stream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<StreamQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (actor, expires) = stream_reader(&state, &req, q.ticket.as_deref()).await?;
+    let resume = resume_position(&req, q.after)?;
+    if state.events.is_closing() {
+        return Err(hub_unavailable());
+    }
+    let start = match resume {
+        Some(after) => after,
+        None => state
+            .events
+            .ready(HUB_READY_WAIT)
+            .await
+            .ok_or_else(hub_unavailable)?,
+    };
+    let settings = &state.settings.events;
+    let limit = StreamLimit {
+        max_per_user: settings.max_streams_per_user,
+        stale_after: TimeDelta::seconds(3 * settings.heartbeat_secs as i64),
+    };
+    let stream_id = uuid::Uuid::new_v4().to_string();
+    let (id, user_id, now) = (stream_id.clone(), actor.id.clone(), state.clock.now());
+    let opened = state
+        .db(move |conn| service::open_stream(conn, &id, &user_id, limit, now))
+        .await;
+    if let Err(AppError::TooManyRequests { .. }) = opened {
+        // Streams whose clients vanished still count until a write fails: write to every
+        // stream of this instance twice (the first write to a closed socket succeeds, the
+        // second fails), then count again.
+        for _ in 0..2 {
+            state.events.probe();
+            actix_web::rt::time::sleep(PROBE_WAIT).await;
+        }
+        let (id, user_id) = (stream_id.clone(), actor.id.clone());
+        state
+            .db(move |conn| service::open_stream(conn, &id, &user_id, limit, now))
+            .await?;
+    } else {
+        opened?;
+    }
+    let lifetime = (expires - now).to_std().unwrap_or_default();
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    actix_web::rt::spawn(pump(state.clone(), actor, start, stream_id, lifetime, tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|frame| (Ok::<_, std::convert::Infallible>(frame), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// Why a stream ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    ClientGone,
+    Draining,
+    TokenExpired,
+    Failed,
+}
+
+/// Feeds one stream: history from the database in short pages up to the hub's position,
+/// then the hub's events; back to the database whenever it falls behind the hub.
+async fn pump(
+    state: web::Data<AppState>,
+    actor: Actor,
+    mut last: i64,
+    stream_id: String,
+    lifetime: Duration,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let hub = state.events.clone();
+    let heartbeat = Duration::from_secs(state.settings.events.heartbeat_secs);
+    let mut closing = hub.closing();
+    let mut probes = hub.probes();
+    let end = actix_web::rt::time::sleep(lifetime);
+    tokio::pin!(end);
+    let mut beat = actix_web::rt::time::interval_at(
+        actix_web::rt::time::Instant::now() + heartbeat,
+        heartbeat,
+    );
+    let ended = 'stream: {
+        if tx
+            .send(Bytes::from_static(b"retry: 3000\n\n"))
+            .await
+            .is_err()
+        {
+            break 'stream Ended::ClientGone;
+        }
+        loop {
+            let mut events = hub.subscribe();
+            let Some(upto) = hub.ready(HUB_READY_WAIT).await else {
+                break 'stream Ended::Failed;
+            };
+            while last < upto {
+                if *closing.borrow() {
+                    break 'stream Ended::Draining;
+                }
+                let (reader, from) = (actor.clone(), last);
+                let page = state
+                    .db(move |c| service::page(c, &reader, from, upto, CATCH_UP_PAGE, 5000))
+                    .await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        log::error!("event stream {stream_id}: {e}");
+                        break 'stream Ended::Failed;
+                    }
+                };
+                for row in &page.items {
+                    if tx.send(sse_frame(row)).await.is_err() {
+                        break 'stream Ended::ClientGone;
+                    }
+                }
+                last = page.position;
+            }
+            if *closing.borrow() {
+                break 'stream Ended::Draining;
+            }
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => break 'stream Ended::ClientGone,
+                    _ = closing.changed() => break 'stream Ended::Draining,
+                    _ = &mut end => break 'stream Ended::TokenExpired,
+                    _ = probes.changed() => {
+                        if tx.send(Bytes::from_static(b":\n\n")).await.is_err() {
+                            break 'stream Ended::ClientGone;
+                        }
+                    }
+                    _ = beat.tick() => {
+                        if tx.send(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
+                            break 'stream Ended::ClientGone;
+                        }
+                        let (id, now) = (stream_id.clone(), state.clock.now());
+                        if let Err(e) = state
+                            .db(move |c| crate::db::event_stream::touch_stream(c, &id, now.naive_utc()))
+                            .await
+                        {
+                            log::warn!("event stream {stream_id}: heartbeat not recorded: {e}");
+                        }
+                    }
+                    received = events.recv() => match received {
+                        Ok(event) if event.id > last => {
+                            last = event.id;
+                            if event.audience.visible_to(&actor)
+                                && tx.send(event.frame.clone()).await.is_err()
+                            {
+                                break 'stream Ended::ClientGone;
+                            }
+                        }
+                        Ok(_) => {}
+                        // Fell behind the hub: read the missed part from the database.
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => break 'stream Ended::Draining,
+                    }
+                }
+            }
+        }
+    };
+    match ended {
+        Ended::Draining => {
+            let _ = tx
+                .send(Bytes::from_static(
+                    b": the server is restarting; reconnect with Last-Event-ID\n\n",
+                ))
+                .await;
+        }
+        Ended::TokenExpired => {
+            let _ = tx
+                .send(Bytes::from_static(
+                    b": the access token expired; reconnect with a fresh one\n\n",
+                ))
+                .await;
+        }
+        Ended::ClientGone | Ended::Failed => {}
+    }
+    drop(tx);
+    let id = stream_id.clone();
+    if let Err(e) = state
+        .db(move |c| crate::db::event_stream::close_stream(c, &id))
+        .await
+    {
+        log::warn!("event stream {stream_id}: registration not removed ({e}); it expires");
+    }
+    log::debug!("event stream {stream_id} ended: {ended:?}");
+}

@@ -1,0 +1,206 @@
+//! The instance's event hub: one loop reads newly committed work-order events from the
+//! database (so events written by every instance arrive), advances the safe high-water mark
+//! (domain::event_stream), and fans the events out to this instance's streams. Streams hold
+//! no database connection: they read history in short pages and then follow the hub.
+
+use crate::db::event_stream as store;
+use crate::db::events::EventRow;
+use crate::db::{DbConnection, DbPool};
+use crate::domain::event_stream::{EventAudience, Snapshot, Watermark};
+use crate::errors::AppError;
+use chrono::{TimeDelta, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// How many events one read takes.
+pub const BATCH: i64 = 1000;
+
+/// One event as the streams receive it: already framed for Server-Sent Events.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub id: i64,
+    pub audience: EventAudience,
+    pub frame: actix_web::web::Bytes,
+}
+
+/// Frames an event row for the wire (the API layer decides the JSON shape).
+pub type Framer = fn(&EventRow) -> actix_web::web::Bytes;
+
+pub struct EventHub {
+    events: broadcast::Sender<Arc<LiveEvent>>,
+    /// The high-water mark; None until the hub has found a safe starting point.
+    position: watch::Sender<Option<i64>>,
+    closing: watch::Sender<bool>,
+    /// Bumped to make every stream write at once, so that streams whose client has gone
+    /// find out (a server learns of a vanished client only by writing to it).
+    probes: watch::Sender<u64>,
+    framer: Framer,
+}
+
+impl EventHub {
+    pub fn new(capacity: usize, framer: Framer) -> EventHub {
+        EventHub {
+            events: broadcast::channel(capacity).0,
+            position: watch::channel(None).0,
+            closing: watch::channel(false).0,
+            probes: watch::channel(0).0,
+            framer,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.events.subscribe()
+    }
+
+    /// The position up to which every event id is final and has been broadcast.
+    pub fn position(&self) -> Option<i64> {
+        *self.position.borrow()
+    }
+
+    /// Waits (up to `timeout`) until the hub has a position.
+    pub async fn ready(&self, timeout: Duration) -> Option<i64> {
+        let mut rx = self.position.subscribe();
+        let found = match actix_web::rt::time::timeout(timeout, rx.wait_for(Option::is_some)).await
+        {
+            Ok(Ok(p)) => *p,
+            _ => None,
+        };
+        found
+    }
+
+    /// Signals streams and the loop to end (the instance is draining).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Asks every stream of this instance to write now.
+    pub fn probe(&self) {
+        self.probes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn probes(&self) -> watch::Receiver<u64> {
+        self.probes.subscribe()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    /// Polls every `period` until closed.
+    pub async fn run(self: Arc<Self>, pool: DbPool, period: Duration, max_gap_wait: TimeDelta) {
+        let mut closing = self.closing();
+        let mut watermark = loop {
+            if *closing.borrow() {
+                return;
+            }
+            match self.start(&pool, period, max_gap_wait).await {
+                Ok(w) => break w,
+                Err(e) => {
+                    log::warn!("event hub: cannot start yet: {e}");
+                    actix_web::rt::time::sleep(period).await;
+                }
+            }
+        };
+        self.position.send_replace(Some(watermark.position()));
+        log::info!("event hub: streaming after event {}", watermark.position());
+        loop {
+            let more = match self.poll(&pool, &mut watermark).await {
+                Ok(more) => more,
+                Err(e) => {
+                    log::warn!("event hub: {e}");
+                    false
+                }
+            };
+            if !more {
+                tokio::select! {
+                    _ = actix_web::rt::time::sleep(period) => {}
+                    _ = closing.changed() => {}
+                }
+            }
+            if *closing.borrow() {
+                break;
+            }
+        }
+        log::info!("event hub stopped");
+    }
+
+    /// Finds a safe start: the newest id, once every writer running when it was read has
+    /// ended (a writer holding a lower id was one of them).
+    async fn start(
+        &self,
+        pool: &DbPool,
+        period: Duration,
+        max_gap_wait: TimeDelta,
+    ) -> Result<Watermark, AppError> {
+        let (first, newest) = blocking(pool, store::newest).await?;
+        let started = Utc::now();
+        let mut snapshot = first.clone();
+        while snapshot.still_running_from(&first) && Utc::now() - started < max_gap_wait {
+            actix_web::rt::time::sleep(period).await;
+            snapshot = blocking(pool, store::current_snapshot).await?;
+        }
+        Ok(Watermark::new(newest, max_gap_wait))
+    }
+
+    /// One read; true when more is waiting (the batch was full and nothing held it back).
+    async fn poll(&self, pool: &DbPool, watermark: &mut Watermark) -> Result<bool, AppError> {
+        let after = watermark.position();
+        let framer = self.framer;
+        let (snapshot, mut rows): (Snapshot, Vec<EventRow>) =
+            blocking(pool, move |c| store::read_after(c, after, BATCH)).await?;
+        let full = rows.len() as i64 == BATCH;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let advanced = watermark.advance(&ids, &snapshot, Utc::now());
+        for (from, to) in &advanced.skipped_after_timeout {
+            log::warn!(
+                "event hub: event ids {from}..={to} stayed uncommitted past the gap limit; streams skip them"
+            );
+        }
+        if advanced.deliver == 0 {
+            return Ok(false);
+        }
+        rows.truncate(advanced.deliver);
+        let live = blocking(pool, move |c| live_events(c, rows, framer)).await?;
+        // Position first, then the events: a stream that reads the position before
+        // subscribing finds the rest on the channel (streams drop ids they already sent).
+        self.position.send_replace(Some(watermark.position()));
+        for event in live {
+            let _ = self.events.send(Arc::new(event));
+        }
+        Ok(full && !watermark.waiting())
+    }
+}
+
+fn live_events(
+    conn: &mut DbConnection,
+    rows: Vec<EventRow>,
+    framer: Framer,
+) -> Result<Vec<LiveEvent>, AppError> {
+    Ok(crate::service::event_stream::with_audience(conn, rows)?
+        .into_iter()
+        .map(|(row, audience)| LiveEvent {
+            id: row.id,
+            audience,
+            frame: framer(&row),
+        })
+        .collect())
+}
+
+async fn blocking<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+}

@@ -1,0 +1,533 @@
+//! Live events: the SSE stream and its pages — resume without gap or repeat while writers
+//! commit concurrently (and one commits late, out of id order), scoping, tickets, the
+//! per-user bound, heartbeats and the drain.
+
+use crate::helpers::*;
+use gridcall::db::events::NewEvent;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// One Server-Sent Events frame.
+#[derive(Debug, Default)]
+struct Frame {
+    id: Option<i64>,
+    event: Option<String>,
+    data: Option<Value>,
+    comment: Option<String>,
+}
+
+/// A client reading an event stream frame by frame.
+struct Sse {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Sse {
+    async fn open(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Sse {
+        let mut req = app
+            .client
+            .get(format!("{}/api/v1/events/stream", app.base))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Sse {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame, or None when the stream ended or nothing came within `wait`.
+    async fn frame(&mut self, wait: Duration) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let text: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = Frame::default();
+                for line in text.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        frame.comment = Some(c.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        frame.id = Some(v.parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        frame.event = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        frame.data = Some(serde_json::from_str(v).unwrap());
+                    }
+                }
+                return Some(frame);
+            }
+            match tokio::time::timeout(wait, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event frame, skipping comments and the retry hint.
+    async fn event(&mut self, wait: Duration) -> Option<Frame> {
+        loop {
+            let f = self.frame(wait).await?;
+            if f.id.is_some() {
+                return Some(f);
+            }
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Every event id in the database, ascending.
+fn all_event_ids(app: &TestApp) -> Vec<i64> {
+    let mut conn = app.state.pool.get().unwrap();
+    let mut ids = Vec::new();
+    let mut after = 0;
+    loop {
+        let rows = gridcall::db::event_stream::between(&mut conn, after, i64::MAX, 1000).unwrap();
+        if rows.is_empty() {
+            return ids;
+        }
+        after = rows.last().unwrap().id;
+        ids.extend(rows.iter().map(|r| r.id));
+    }
+}
+
+/// Takes an event id now and commits it only after `hold`: on PostgreSQL the writers that
+/// commit meanwhile get higher ids that become visible first.
+fn late_writer(app: &TestApp, order_id: String, hold: Duration) -> std::thread::JoinHandle<()> {
+    let pool = app.state.pool.clone();
+    std::thread::spawn(move || {
+        let mut conn = pool.get().unwrap();
+        gridcall::db::write_transaction(&mut conn, |c| {
+            gridcall::db::events::insert(
+                c,
+                &NewEvent {
+                    work_order_id: order_id,
+                    event_type: "note".into(),
+                    actor_id: None,
+                    actor_username: None,
+                    actor_role: None,
+                    from_status: None,
+                    to_status: None,
+                    reason: None,
+                    data: json!({"note": "late"}).to_string(),
+                    at: start_time().naive_utc(),
+                },
+            )?;
+            std::thread::sleep(hold);
+            Ok::<_, gridcall::errors::AppError>(())
+        })
+        .unwrap();
+    })
+}
+
+#[actix_web::test]
+async fn a_stream_resumes_without_gap_or_repeat_while_writers_commit() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let first = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
+    let mut stream = Sse::open(&app, &c.supervisor, Some(0)).await;
+
+    // Four writers open orders and add notes while the reader reads.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (base, client, token) = (app.base.clone(), app.client.clone(), c.agent.clone());
+        writers.push(actix_web::rt::spawn(async move {
+            for i in 0..15 {
+                let r = client
+                    .post(format!("{base}/api/v1/work-orders"))
+                    .bearer_auth(&token)
+                    .json(
+                        &json!({"kind": "repair", "channel": "phone", "force_new": true,
+                        "caller": {"name": "李四", "phone": format!("1390000{w}{i:03}")},
+                        "area_code": "SZ-FT-01", "description": "停电"}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let id = r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let r = client
+                    .post(format!("{base}/api/v1/work-orders/{id}/notes"))
+                    .bearer_auth(&token)
+                    .json(&json!({"text": format!("第 {i} 次")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        }));
+    }
+    // And one takes an id early and commits it late.
+    let late = late_writer(&app, first.clone(), Duration::from_millis(1500));
+
+    let mut seen: Vec<i64> = Vec::new();
+    let mut data_ids = BTreeSet::new();
+    for _ in 0..25 {
+        let f = stream.event(WAIT).await.expect("an event");
+        assert_eq!(f.data.as_ref().unwrap()["id"].as_i64(), f.id);
+        assert_eq!(
+            f.event.as_deref(),
+            f.data.as_ref().unwrap()["type"].as_str()
+        );
+        data_ids.insert(f.id.unwrap());
+        seen.push(f.id.unwrap());
+    }
+    // Disconnect mid-stream, and resume from the last event read.
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stream = Sse::open(&app, &c.supervisor, seen.last().copied()).await;
+
+    for w in writers {
+        w.await.unwrap();
+    }
+    actix_web::rt::task::spawn_blocking(move || late.join().unwrap())
+        .await
+        .unwrap();
+    let expected = all_event_ids(&app);
+    // 1 + 60 orders with created + note, and the late note
+    assert_eq!(expected.len(), 1 + 60 * 2 + 1);
+    while seen.len() < expected.len() {
+        let f = stream
+            .event(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("stream stalled after {} of {}", seen.len(), expected.len()));
+        seen.push(f.id.unwrap());
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "ids in order, none repeated: {seen:?}"
+    );
+    assert_eq!(
+        seen, expected,
+        "every committed event, the late one included"
+    );
+    // Nothing more arrives.
+    assert!(
+        stream.event(Duration::from_millis(500)).await.is_none(),
+        "no extra events"
+    );
+
+    // The same events as pages.
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/events?after=0&limit=50".to_owned();
+    loop {
+        let p = app.get(&path, &c.supervisor).await.expect(200);
+        paged.extend(
+            p.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_i64().unwrap()),
+        );
+        match p.body["next_cursor"].as_str() {
+            Some(cur) => path = format!("/api/v1/events?cursor={cur}&limit=50"),
+            None => {
+                assert_eq!(p.body["position"].as_i64(), expected.last().copied());
+                break;
+            }
+        }
+    }
+    assert_eq!(paged, expected);
+}
+
+#[actix_web::test]
+async fn a_new_stream_starts_at_the_newest_event_and_follows() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    app.new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
+    // Wait until the hub has passed the first order's event, so the stream starts after it.
+    let mut seen = 0;
+    for _ in 0..100 {
+        let page = app.get("/api/v1/events", &c.supervisor).await.expect(200);
+        seen = page.body["items"].as_array().unwrap().len();
+        if seen == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, 1);
+    let mut stream = Sse::open(&app, &c.supervisor, None).await;
+    let retry = stream.frame(WAIT).await.unwrap();
+    assert!(retry.id.is_none());
+    let second = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000001")
+        .await;
+    let f = stream.event(WAIT).await.unwrap();
+    assert_eq!(f.event.as_deref(), Some("created"));
+    assert_eq!(f.data.unwrap()["work_order_id"], second.as_str());
+}
+
+#[actix_web::test]
+async fn streams_and_pages_are_scoped_to_crew_and_area() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    app.area("SZ-LG-02", "rural").await;
+    let other_crew = app.crew("LG-C1", "field", &["SZ-LG-02"]).await;
+    let other_member = app
+        .user("crew2", "crew", json!({"crew_id": other_crew}))
+        .await;
+    let scoped = app
+        .user("disp2", "dispatcher", json!({"area_codes": ["SZ-LG-02"]}))
+        .await;
+    // An order in FT dispatched to FT-C1, then reassigned to LG-C1.
+    let ft = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
+    app.act(
+        &c.dispatcher,
+        &ft,
+        "dispatch",
+        json!({"crew_id": c.field_crew}),
+    )
+    .await
+    .expect(200);
+    app.act(
+        &c.dispatcher,
+        &ft,
+        "reassign",
+        json!({"crew_id": other_crew, "reason": "距离更近"}),
+    )
+    .await
+    .expect(200);
+    // An order in LG.
+    let lg = app
+        .new_order(&c.agent, "repair", "SZ-LG-02", "13800000001")
+        .await;
+    // Scopes are the orders' as the events are read (plus the crews an event names).
+    let mut crew_stream = Sse::open(&app, &c.field_member, Some(0)).await;
+    let mut other_stream = Sse::open(&app, &other_member, Some(0)).await;
+    let mut scoped_stream = Sse::open(&app, &scoped, Some(0)).await;
+
+    // The first crew sees the dispatch to it and the reassignment away; not the creation
+    // (the order was nobody's then and is another crew's now) nor the LG order.
+    let types: Vec<String> = [
+        crew_stream.event(WAIT).await.unwrap(),
+        crew_stream.event(WAIT).await.unwrap(),
+    ]
+    .into_iter()
+    .map(|f| f.event.unwrap())
+    .collect();
+    assert_eq!(types, ["dispatch", "reassign"]);
+    assert!(crew_stream
+        .event(Duration::from_millis(600))
+        .await
+        .is_none());
+
+    // The second crew: the FT order is now theirs, so all its events, but not the LG
+    // order, which no crew has yet.
+    let mut theirs = Vec::new();
+    while let Some(f) = other_stream.event(Duration::from_millis(800)).await {
+        let d = f.data.unwrap();
+        theirs.push((
+            d["work_order_id"].as_str().unwrap().to_owned(),
+            f.event.unwrap(),
+        ));
+    }
+    assert_eq!(
+        theirs,
+        [
+            (ft.clone(), "created".to_owned()),
+            (ft.clone(), "dispatch".to_owned()),
+            (ft.clone(), "reassign".to_owned())
+        ]
+    );
+
+    // The LG dispatcher sees only LG's order.
+    let f = scoped_stream.event(WAIT).await.unwrap();
+    assert_eq!(f.data.unwrap()["work_order_id"], lg.as_str());
+    assert!(scoped_stream
+        .event(Duration::from_millis(600))
+        .await
+        .is_none());
+
+    // Pages agree.
+    let page = app.get("/api/v1/events?after=0", &scoped).await.expect(200);
+    let items = page.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["work_order_id"], lg.as_str());
+    let page = app
+        .get("/api/v1/events?after=0", &c.field_member)
+        .await
+        .expect(200);
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn browser_tickets_are_single_use_and_expire() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let stream_url = |ticket: &str| format!("{}/api/v1/events/stream?ticket={ticket}", app.base);
+
+    let t = app
+        .post("/api/v1/events/ticket", &c.dispatcher, json!({}))
+        .await
+        .expect(201);
+    let ticket = t.body["ticket"].as_str().unwrap().to_owned();
+    assert!(t.body["expires_at"].is_string());
+    // No Authorization header: the ticket is the credential.
+    let mut first = app.client.get(stream_url(&ticket)).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.chunk().await.unwrap().is_some());
+    let again = app.client.get(stream_url(&ticket)).send().await.unwrap();
+    assert_eq!(again.status(), 401);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_ticket");
+
+    let t = app
+        .post("/api/v1/events/ticket", &c.dispatcher, json!({}))
+        .await
+        .expect(201);
+    app.clock.advance(chrono::TimeDelta::seconds(61));
+    let late = app
+        .client
+        .get(stream_url(t.body["ticket"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 401);
+
+    // Never a JWT in a URL; no credentials at all is 401.
+    let r = app
+        .client
+        .get(format!(
+            "{}/api/v1/events/stream?access_token={}",
+            app.base, c.dispatcher
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/events/stream",
+            None,
+            None,
+            &[],
+        )
+        .await
+        .expect(401);
+    assert!(r.is_problem());
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/events/ticket",
+            None,
+            None,
+            &[],
+        )
+        .await
+        .expect(401);
+    assert!(r.is_problem());
+}
+
+#[actix_web::test]
+async fn streams_per_user_are_bounded() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.push(Sse::open(&app, &c.dispatcher, None).await);
+    }
+    let refused = app
+        .get("/api/v1/events/stream", &c.dispatcher)
+        .await
+        .expect(429);
+    assert!(refused.is_problem());
+    assert_eq!(refused.body["code"], "too_many_streams");
+    assert!(refused.header("retry-after").is_some());
+    // Another user is not affected.
+    let _other = Sse::open(&app, &c.supervisor, None).await;
+    // Closing one frees a place (the server notices the disconnect).
+    drop(open.pop());
+    let mut reopened = None;
+    for _ in 0..50 {
+        let r = app
+            .client
+            .get(format!("{}/api/v1/events/stream", app.base))
+            .bearer_auth(&c.dispatcher)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            reopened = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened.is_some(), "a closed stream stops counting");
+}
+
+#[actix_web::test]
+async fn idle_streams_get_heartbeats_and_end_on_drain() {
+    let app = spawn_app_with(|s| s.events.heartbeat_secs = 1).await;
+    let c = cast(&app).await;
+    let mut stream = Sse::open(&app, &c.dispatcher, None).await;
+    let mut heartbeat = false;
+    while let Some(f) = stream.frame(Duration::from_secs(3)).await {
+        if f.comment.as_deref() == Some("heartbeat") {
+            heartbeat = true;
+            break;
+        }
+    }
+    assert!(heartbeat, "a heartbeat comment within 3 s");
+    // The instance drains: the stream says so and ends.
+    app.state.events.close();
+    let mut last_comment = None;
+    while let Some(f) = stream.frame(Duration::from_secs(5)).await {
+        last_comment = f.comment.or(last_comment);
+    }
+    assert!(
+        last_comment.is_some_and(|c| c.contains("Last-Event-ID")),
+        "the stream ends with a reconnect hint"
+    );
+    // And new streams are refused while draining.
+    app.get("/api/v1/events/stream", &c.dispatcher)
+        .await
+        .expect(503);
+}
+
+#[actix_web::test]
+async fn bad_positions_are_rejected() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    for path in [
+        "/api/v1/events?after=-1",
+        "/api/v1/events?after=abc",
+        "/api/v1/events?cursor=nonsense",
+        "/api/v1/events?nope=1",
+        "/api/v1/events/stream?after=-5",
+    ] {
+        let r = app.get(path, &c.supervisor).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.is_problem(), "{path}");
+    }
+    app.get("/api/v1/events?limit=501", &c.supervisor)
+        .await
+        .expect(422);
+    let r = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/events/stream",
+            Some(&c.supervisor),
+            None,
+            &[("Last-Event-ID", "x1")],
+        )
+        .await
+        .expect(400);
+    assert!(r.is_problem());
+}
