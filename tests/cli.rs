@@ -50,6 +50,23 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
+/// Logs in over plain HTTP/1.1 and returns the access token.
+fn login(port: u16, username: &str, password: &str) -> String {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let json = &out[out.find("\r\n\r\n").expect("a response") + 4..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn user_create_migrate_check_config_and_backup() {
     let dir = tempfile::tempdir().unwrap();
@@ -172,7 +189,22 @@ fn serves_from_any_directory_and_stops_gracefully_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
+    let (ok, out) = run(
+        gridcall(dir.path()).args([
+            "user",
+            "create",
+            "--username",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ]),
+        "Root-pass-2026!\n",
+    );
+    assert!(ok, "{out}");
     let mut child = gridcall(dir.path())
+        // longer than the test waits: the stream must end because of the drain
+        .env("GRIDCALL__SERVER__SHUTDOWN_TIMEOUT_SECS", "60")
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -189,11 +221,33 @@ fn serves_from_any_directory_and_stops_gracefully_on_sigterm() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let docs = http_get(port, "/api/v1/openapi.json");
     assert!(docs.contains("\"openapi\""), "{docs}");
+    // An open event stream ends with a reconnect hint instead of holding up the stop.
+    let token = login(port, "root", "Root-pass-2026!");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/v1/events/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
+    let n = stream.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+    let mut tail = String::new();
+    let _ = stream.read_to_string(&mut tail);
+    assert!(
+        tail.contains("reconnect with Last-Event-ID"),
+        "the stream ends on SIGTERM with a hint: {tail:?}"
+    );
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}; log: {rest:?}");
