@@ -367,6 +367,13 @@ impl Settings {
         {
             return Err("events.poll_interval_ms, heartbeat_secs, ticket_secs and max_gap_wait_secs must be positive".into());
         }
+        if ev.poll_interval_ms > 60_000
+            || ev.heartbeat_secs > 3600
+            || ev.ticket_secs > 3600
+            || ev.max_gap_wait_secs > 3600
+        {
+            return Err("events: poll_interval_ms at most 60000, heartbeat_secs, ticket_secs and max_gap_wait_secs at most 3600".into());
+        }
         if self.database.pool_size == 0 {
             return Err("database.pool_size must be at least 1".into());
         }

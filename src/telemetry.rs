@@ -9,7 +9,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Instant;
 
@@ -24,6 +25,8 @@ pub struct Metrics {
     timers: IntGaugeVec,
     outbox: IntGaugeVec,
     pool: IntGaugeVec,
+    event_streams: IntGauge,
+    event_position: IntGauge,
 }
 
 impl Metrics {
@@ -74,8 +77,20 @@ impl Metrics {
             &["state"],
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let event_streams = IntGauge::new(
+            "gridcall_event_streams",
+            "Live event streams open on this instance",
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let event_position = IntGauge::new(
+            "gridcall_event_stream_position",
+            "The id up to which this instance's event hub has delivered every event (compare with the newest event id for its lag)",
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(event_streams.clone()),
+            Box::new(event_position.clone()),
             Box::new(latency.clone()),
             Box::new(open_orders.clone()),
             Box::new(timers.clone()),
@@ -94,7 +109,15 @@ impl Metrics {
             timers,
             outbox,
             pool,
+            event_streams,
+            event_position,
         }
+    }
+
+    /// Counts a live event stream while the guard lives.
+    pub fn event_stream(&self) -> StreamGauge {
+        self.event_streams.inc();
+        StreamGauge(self.event_streams.clone())
     }
 
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
@@ -112,7 +135,9 @@ impl Metrics {
         outbox: &[(String, i64)],
         pool_idle: u32,
         pool_total: u32,
+        event_position: Option<i64>,
     ) -> String {
+        self.event_position.set(event_position.unwrap_or(0));
         self.outbox.reset();
         for (state, n) in outbox {
             self.outbox.with_label_values(&[state]).set(*n);
@@ -139,6 +164,15 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Decrements the open-streams gauge when dropped.
+pub struct StreamGauge(IntGauge);
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -21,8 +21,10 @@ use utoipa::{IntoParams, ToSchema};
 
 /// How long a request waits for the instance's hub to find its starting point.
 const HUB_READY_WAIT: Duration = Duration::from_secs(10);
-/// How long a probe of vanished clients waits for their sockets to fail.
+/// How long a probe of vanished clients waits for their sockets to fail, and how many
+/// probes a request at the per-user bound makes before it is refused.
 const PROBE_WAIT: Duration = Duration::from_millis(150);
+const PROBE_ATTEMPTS: usize = 4;
 /// Events a stream reads per database page while catching up.
 const CATCH_UP_PAGE: usize = 200;
 
@@ -188,43 +190,44 @@ pub async fn stream(
     req: HttpRequest,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let (actor, expires) = stream_reader(&state, &req, q.ticket.as_deref()).await?;
+    // Checked before a ticket is spent on the request.
     let resume = resume_position(&req, q.after)?;
-    if state.events.is_closing() {
-        return Err(hub_unavailable());
-    }
-    let start = match resume {
-        Some(after) => after,
-        None => state
-            .events
-            .ready(HUB_READY_WAIT)
-            .await
-            .ok_or_else(hub_unavailable)?,
+    let ready = if state.events.is_closing() {
+        None
+    } else {
+        state.events.ready(HUB_READY_WAIT).await
     };
+    let Some(position) = ready else {
+        // EventSource gives up for good on an error status, so a draining or starting
+        // instance answers with a stream that ends at once and asks for a retry.
+        return Ok(event_stream_response().body(RETRY_LATER));
+    };
+    let (actor, expires) = stream_reader(&state, &req, q.ticket.as_deref()).await?;
+    let start = resume.unwrap_or(position);
     let settings = &state.settings.events;
     let limit = StreamLimit {
         max_per_user: settings.max_streams_per_user,
         stale_after: TimeDelta::seconds(3 * settings.heartbeat_secs as i64),
     };
     let stream_id = uuid::Uuid::new_v4().to_string();
-    let (id, user_id, now) = (stream_id.clone(), actor.id.clone(), state.clock.now());
-    let opened = state
-        .db(move |conn| service::open_stream(conn, &id, &user_id, limit, now))
-        .await;
-    if let Err(AppError::TooManyRequests { .. }) = opened {
-        // Streams whose clients vanished still count until a write fails: write to every
-        // stream of this instance twice (the first write to a closed socket succeeds, the
-        // second fails), then count again.
-        for _ in 0..2 {
-            state.events.probe();
-            actix_web::rt::time::sleep(PROBE_WAIT).await;
-        }
+    let now = state.clock.now();
+    let mut attempt = 0;
+    loop {
         let (id, user_id) = (stream_id.clone(), actor.id.clone());
-        state
+        match state
             .db(move |conn| service::open_stream(conn, &id, &user_id, limit, now))
-            .await?;
-    } else {
-        opened?;
+            .await
+        {
+            Err(AppError::TooManyRequests { .. }) if attempt < PROBE_ATTEMPTS => {
+                // Streams whose clients vanished count until a write to them fails: make
+                // every stream of this instance write (the first write to a closed socket
+                // succeeds, the next fails), give them a moment to deregister, count again.
+                attempt += 1;
+                state.events.probe();
+                actix_web::rt::time::sleep(PROBE_WAIT).await;
+            }
+            result => break result?,
+        }
     }
     let lifetime = (expires - now).to_std().unwrap_or_default();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -234,11 +237,19 @@ pub async fn stream(
             .await
             .map(|frame| (Ok::<_, std::convert::Infallible>(frame), rx))
     });
-    Ok(HttpResponse::Ok()
+    Ok(event_stream_response().streaming(body))
+}
+
+const RETRY_LATER: &str =
+    "retry: 1000\n\n: the server is restarting; reconnect with Last-Event-ID\n\n";
+
+fn event_stream_response() -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    builder
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .insert_header(("X-Accel-Buffering", "no"));
+    builder
 }
 
 /// Why a stream ended.
@@ -247,7 +258,25 @@ enum Ended {
     ClientGone,
     Draining,
     TokenExpired,
+    /// Its registration was reclaimed as stale (it could not write for three heartbeats).
+    Unregistered,
     Failed,
+}
+
+/// Records a stream's heartbeat; false when its registration is gone. A database error
+/// keeps the stream (the registration then expires and is reclaimed, and this says so).
+async fn touch(state: &AppState, stream_id: &str) -> bool {
+    let (id, now) = (stream_id.to_owned(), state.clock.now());
+    match state
+        .db(move |c| crate::db::event_stream::touch_stream(c, &id, now.naive_utc()))
+        .await
+    {
+        Ok(registered) => registered,
+        Err(e) => {
+            log::warn!("event stream {stream_id}: heartbeat not recorded: {e}");
+            true
+        }
+    }
 }
 
 /// Feeds one stream: history from the database in short pages up to the hub's position,
@@ -260,6 +289,7 @@ async fn pump(
     lifetime: Duration,
     tx: mpsc::Sender<Bytes>,
 ) {
+    let _counted = state.metrics.event_stream();
     let hub = state.events.clone();
     let heartbeat = Duration::from_secs(state.settings.events.heartbeat_secs);
     let mut closing = hub.closing();
@@ -270,6 +300,7 @@ async fn pump(
         actix_web::rt::time::Instant::now() + heartbeat,
         heartbeat,
     );
+    let mut last_touch = actix_web::rt::time::Instant::now();
     let ended = 'stream: {
         if tx
             .send(Bytes::from_static(b"retry: 3000\n\n"))
@@ -304,6 +335,12 @@ async fn pump(
                     }
                 }
                 last = page.position;
+                if last_touch.elapsed() >= heartbeat {
+                    last_touch = actix_web::rt::time::Instant::now();
+                    if !touch(&state, &stream_id).await {
+                        break 'stream Ended::Unregistered;
+                    }
+                }
             }
             if *closing.borrow() {
                 break 'stream Ended::Draining;
@@ -322,13 +359,11 @@ async fn pump(
                         if tx.send(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
                             break 'stream Ended::ClientGone;
                         }
-                        let (id, now) = (stream_id.clone(), state.clock.now());
-                        if let Err(e) = state
-                            .db(move |c| crate::db::event_stream::touch_stream(c, &id, now.naive_utc()))
-                            .await
-                        {
-                            log::warn!("event stream {stream_id}: heartbeat not recorded: {e}");
+                        last_touch = actix_web::rt::time::Instant::now();
+                        if !touch(&state, &stream_id).await {
+                            break 'stream Ended::Unregistered;
                         }
+
                     }
                     received = events.recv() => match received {
                         Ok(event) if event.id > last => {
@@ -353,6 +388,13 @@ async fn pump(
             let _ = tx
                 .send(Bytes::from_static(
                     b": the server is restarting; reconnect with Last-Event-ID\n\n",
+                ))
+                .await;
+        }
+        Ended::Unregistered => {
+            let _ = tx
+                .send(Bytes::from_static(
+                    b": this stream fell too far behind; reconnect with Last-Event-ID\n\n",
                 ))
                 .await;
         }

@@ -83,6 +83,7 @@ pub async fn metrics(
         &outbox,
         pool.idle_connections,
         pool.connections,
+        state.events.position(),
     );
     Ok(HttpResponse::Ok()
         .insert_header((

@@ -78,6 +78,23 @@ pub fn newest(conn: &mut DbConnection) -> Result<(Snapshot, i64), AppError> {
     })
 }
 
+/// A fresh PostgreSQL transaction id, committed: above every transaction id assigned
+/// before the call (the bound of a gap, see domain::event_stream). None on SQLite.
+pub fn new_transaction_id(conn: &mut DbConnection) -> Result<Option<u64>, AppError> {
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            // A statement outside a transaction block is its own transaction: the id is
+            // assigned and committed with it.
+            let text: String =
+                diesel::select(sql::<Text>("pg_current_xact_id()::text")).get_result(pg)?;
+            text.parse()
+                .map(Some)
+                .map_err(|_| AppError::internal(format!("unreadable transaction id {text:?}")))
+        }
+        DbConnection::Sqlite(_) => Ok(None),
+    }
+}
+
 /// The current snapshot (Serial on SQLite).
 pub fn current_snapshot(conn: &mut DbConnection) -> Result<Snapshot, AppError> {
     Ok(match conn {
@@ -206,15 +223,16 @@ pub fn open_stream(
     })
 }
 
+/// Records a stream's heartbeat; false if its registration is gone (reclaimed as stale).
 pub fn touch_stream(
     conn: &mut DbConnection,
     stream_id: &str,
     now: NaiveDateTime,
-) -> Result<(), AppError> {
-    diesel::update(event_streams::table.find(stream_id))
+) -> Result<bool, AppError> {
+    let n = diesel::update(event_streams::table.find(stream_id))
         .set(event_streams::seen_at.eq(now))
         .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
 pub fn close_stream(conn: &mut DbConnection, stream_id: &str) -> Result<(), AppError> {

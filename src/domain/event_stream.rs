@@ -4,11 +4,16 @@
 //! Event ids come from a sequence. On PostgreSQL a writer that took id 7 may commit after a
 //! writer that took id 8, so a reader that has seen 8 cannot simply continue from 8: it would
 //! skip 7. The stream therefore advances only through ids it has seen or knows are final.
-//! A missing id is final once every transaction that could hold it has ended: the writer
-//! takes its transaction id before its event id (the id's default does that), so a holder
-//! was running when the gap was first seen, and it is in that snapshot's list of running
-//! transactions. Once none of them is still running, the missing id either is visible or
-//! was rolled back for good. SQLite has one writer at a time, so every gap there is final.
+//!
+//! A missing id is final once its holder has ended. The holder took its transaction id
+//! before its event id (the id's default does that), and that was before the higher id it
+//! precedes became visible. So when the reader first sees a gap it asks the database for a
+//! fresh transaction id, the *bound*: the holder's id is below it. Once a snapshot taken after
+//! the bound committed (its `xmax` is above the bound) lists no running transaction below
+//! the bound, the holder has ended: the missing id is visible now, or was rolled back and
+//! never appears. A snapshot's running list leaves out transactions at or above its `xmax`
+//! (one past the newest *completed* transaction), which is why a bound is needed at all.
+//! SQLite has one writer at a time, so every gap there is final at once.
 
 use crate::domain::{Actor, Role};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -18,8 +23,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub enum Snapshot {
     /// One writer at a time (SQLite): an id missing below a visible one never appears.
     Serial,
-    /// PostgreSQL: the transaction ids still running when the snapshot was taken.
-    Concurrent { running: Vec<u64> },
+    /// PostgreSQL: `xmax` and the transaction ids below it still running.
+    Concurrent { xmax: u64, running: Vec<u64> },
 }
 
 impl Snapshot {
@@ -27,7 +32,7 @@ impl Snapshot {
     pub fn parse_pg(text: &str) -> Option<Snapshot> {
         let mut parts = text.trim().splitn(3, ':');
         let _xmin: u64 = parts.next()?.parse().ok()?;
-        let _xmax: u64 = parts.next()?.parse().ok()?;
+        let xmax: u64 = parts.next()?.parse().ok()?;
         let running = match parts.next()? {
             "" => Vec::new(),
             list => list
@@ -35,16 +40,17 @@ impl Snapshot {
                 .map(|x| x.parse().ok())
                 .collect::<Option<Vec<u64>>>()?,
         };
-        Some(Snapshot::Concurrent { running })
+        Some(Snapshot::Concurrent { xmax, running })
     }
 
-    /// Whether a transaction that ran in `earlier` still runs in this later snapshot.
-    pub fn still_running_from(&self, earlier: &Snapshot) -> bool {
-        match (earlier, self) {
-            (Snapshot::Concurrent { running: before }, Snapshot::Concurrent { running: now }) => {
-                before.iter().any(|x| now.contains(x))
+    /// Whether every transaction with an id below `bound` had ended when this snapshot was
+    /// taken (always on SQLite).
+    pub fn settled_below(&self, bound: u64) -> bool {
+        match self {
+            Snapshot::Serial => true,
+            Snapshot::Concurrent { xmax, running } => {
+                *xmax > bound && running.iter().all(|x| *x >= bound)
             }
-            _ => false,
         }
     }
 }
@@ -54,8 +60,8 @@ impl Snapshot {
 struct Gap {
     /// The stream position when the gap was seen (the gap starts just after it).
     after: i64,
-    /// Transactions running then: the gap is final when none of them runs any more.
-    waiting_on: Vec<u64>,
+    /// A transaction id taken after the gap was seen: its holder's id is below it.
+    bound: Option<u64>,
     seen_at: DateTime<Utc>,
 }
 
@@ -74,6 +80,9 @@ pub struct Advanced {
     pub deliver: usize,
     /// Ids skipped because they stayed missing past `max_gap_wait`.
     pub skipped_after_timeout: Vec<(i64, i64)>,
+    /// The stream waits on a gap that has no bound yet: take a fresh transaction id and pass
+    /// it to `bound_gap` before the next read.
+    pub needs_bound: bool,
 }
 
 impl Watermark {
@@ -94,6 +103,13 @@ impl Watermark {
         self.gap.is_some()
     }
 
+    /// Records the bound of the gap the stream waits on (taken after the gap was seen).
+    pub fn bound_gap(&mut self, bound: u64) {
+        if let Some(gap) = self.gap.as_mut() {
+            gap.bound.get_or_insert(bound);
+        }
+    }
+
     /// Takes the visible ids above the position, ascending, read in one snapshot; returns
     /// how many of them (a prefix) may be delivered, and moves the position past them.
     pub fn advance(&mut self, ids: &[i64], snapshot: &Snapshot, now: DateTime<Utc>) -> Advanced {
@@ -106,13 +122,11 @@ impl Watermark {
                 if self.gap.as_ref().map(|g| g.after) != Some(self.position) {
                     self.gap = Some(Gap {
                         after: self.position,
-                        waiting_on: match snapshot {
-                            Snapshot::Serial => Vec::new(),
-                            Snapshot::Concurrent { running } => running.clone(),
-                        },
+                        bound: None,
                         seen_at: now,
                     });
                 }
+                done.needs_bound = self.gap.as_ref().is_some_and(|g| g.bound.is_none());
                 return done;
             }
             self.position = id;
@@ -129,15 +143,13 @@ impl Watermark {
         done: &mut Advanced,
         next_visible: i64,
     ) -> bool {
-        let Snapshot::Concurrent { running } = snapshot else {
+        if *snapshot == Snapshot::Serial {
             return true;
-        };
+        }
         let Some(gap) = self.gap.as_ref().filter(|g| g.after == self.position) else {
-            // First sight: even if nothing runs now, a holder may have been running when
-            // the id was taken; wait for the next snapshot unless none was running.
-            return running.is_empty();
+            return false; // first sight: a bound is needed
         };
-        if !gap.waiting_on.iter().any(|x| running.contains(x)) {
+        if gap.bound.is_some_and(|b| snapshot.settled_below(b)) {
             return true;
         }
         if now - gap.seen_at >= self.max_gap_wait {
@@ -202,8 +214,10 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap() + TimeDelta::seconds(secs)
     }
 
+    /// A snapshot with `xmax` 1000 and these transactions running.
     fn running(xs: &[u64]) -> Snapshot {
         Snapshot::Concurrent {
+            xmax: 1000,
             running: xs.to_vec(),
         }
     }
@@ -214,61 +228,90 @@ mod tests {
 
     #[test]
     fn parses_pg_snapshots() {
-        assert_eq!(Snapshot::parse_pg("10:20:12,15"), Some(running(&[12, 15])));
-        assert_eq!(Snapshot::parse_pg("10:10:"), Some(running(&[])));
+        assert_eq!(
+            Snapshot::parse_pg("10:20:12,15"),
+            Some(Snapshot::Concurrent {
+                xmax: 20,
+                running: vec![12, 15]
+            })
+        );
+        assert_eq!(
+            Snapshot::parse_pg("10:10:"),
+            Some(Snapshot::Concurrent {
+                xmax: 10,
+                running: vec![]
+            })
+        );
         assert_eq!(Snapshot::parse_pg("garbage"), None);
         assert_eq!(Snapshot::parse_pg("1:2:x"), None);
     }
 
     #[test]
-    fn writers_still_running() {
-        assert!(running(&[3, 4]).still_running_from(&running(&[1, 4])));
-        assert!(!running(&[3, 5]).still_running_from(&running(&[1, 4])));
-        assert!(!Snapshot::Serial.still_running_from(&Snapshot::Serial));
+    fn settled_below_a_bound() {
+        assert!(running(&[500]).settled_below(400));
+        assert!(!running(&[300, 500]).settled_below(400));
+        // a snapshot from before the bound committed cannot tell
+        let early = Snapshot::Concurrent {
+            xmax: 400,
+            running: vec![],
+        };
+        assert!(!early.settled_below(400));
+        assert!(Snapshot::Serial.settled_below(u64::MAX));
     }
 
     #[test]
     fn contiguous_ids_are_delivered() {
         let mut w = wm(4);
-        assert_eq!(w.advance(&[5, 6, 7], &running(&[99]), t(0)).deliver, 3);
+        let done = w.advance(&[5, 6, 7], &running(&[99]), t(0));
+        assert_eq!(done.deliver, 3);
+        assert!(!done.needs_bound);
         assert_eq!(w.position(), 7);
         assert!(!w.waiting());
     }
 
     #[test]
-    fn a_gap_holds_back_until_its_writers_end() {
+    fn a_gap_holds_back_until_the_writers_below_its_bound_end() {
         let mut w = wm(4);
-        // 5 is missing while transaction 50 runs: stop before 6
-        assert_eq!(w.advance(&[6, 7], &running(&[50, 51]), t(0)).deliver, 0);
-        assert!(w.waiting());
-        // 50 still runs: keep waiting, even though 51 ended
-        assert_eq!(w.advance(&[6, 7], &running(&[50, 60]), t(1)).deliver, 0);
+        // 5 is missing: stop before 6 and ask for a bound, even with nothing listed as
+        // running (the holder may be at or above xmax, so not listed)
+        let done = w.advance(&[6, 7], &running(&[]), t(0));
+        assert_eq!(done.deliver, 0);
+        assert!(done.needs_bound);
+        w.bound_gap(100);
+        // 50 (below the bound) still runs: wait; no new bound needed
+        let done = w.advance(&[6, 7], &running(&[50, 120]), t(1));
+        assert_eq!(done.deliver, 0);
+        assert!(!done.needs_bound);
         // 5 committed: everything flows
-        assert_eq!(w.advance(&[5, 6, 7], &running(&[60]), t(2)).deliver, 3);
+        assert_eq!(w.advance(&[5, 6, 7], &running(&[120]), t(2)).deliver, 3);
         assert_eq!(w.position(), 7);
     }
 
     #[test]
-    fn a_rolled_back_id_is_skipped_once_its_writers_end() {
+    fn a_rolled_back_id_is_skipped_once_the_writers_below_the_bound_end() {
         let mut w = wm(4);
         assert_eq!(w.advance(&[6], &running(&[50]), t(0)).deliver, 0);
-        // 50 ended (rolled back: 5 never appears); 70 started later and cannot hold 5
-        let done = w.advance(&[6], &running(&[70]), t(1));
+        w.bound_gap(100);
+        // 50 ended (rolled back: 5 never appears); 120 started after the bound
+        let done = w.advance(&[6], &running(&[120]), t(1));
         assert_eq!(done.deliver, 1);
         assert!(done.skipped_after_timeout.is_empty());
         assert_eq!(w.position(), 6);
     }
 
     #[test]
-    fn a_gap_with_no_writer_running_is_final_at_once() {
+    fn a_snapshot_older_than_the_bound_does_not_settle_a_gap() {
         let mut w = wm(4);
-        assert_eq!(w.advance(&[6], &running(&[]), t(0)).deliver, 1);
+        w.advance(&[6], &running(&[]), t(0));
+        w.bound_gap(2000);
+        assert_eq!(w.advance(&[6], &running(&[]), t(1)).deliver, 0);
     }
 
     #[test]
     fn a_gap_held_past_the_limit_is_skipped_and_reported() {
         let mut w = wm(4);
         assert_eq!(w.advance(&[8], &running(&[50]), t(0)).deliver, 0);
+        w.bound_gap(100);
         assert_eq!(w.advance(&[8], &running(&[50]), t(29)).deliver, 0);
         let done = w.advance(&[8], &running(&[50]), t(30));
         assert_eq!(done.deliver, 1);
@@ -276,16 +319,19 @@ mod tests {
     }
 
     #[test]
-    fn a_second_gap_waits_on_its_own_writers() {
+    fn a_second_gap_needs_its_own_bound() {
         let mut w = wm(0);
         assert_eq!(w.advance(&[1, 3], &running(&[10]), t(0)).deliver, 1);
         assert_eq!(w.position(), 1);
-        // the gap at 2 was seen with 10 running; 10 ends, 11 runs
-        assert_eq!(w.advance(&[3, 5], &running(&[11]), t(1)).deliver, 1);
+        w.bound_gap(20);
+        // 10 ended: the gap at 2 is final; a new gap at 4 needs a new bound
+        let done = w.advance(&[3, 5], &running(&[30]), t(1));
+        assert_eq!(done.deliver, 1);
+        assert!(done.needs_bound);
         assert_eq!(w.position(), 3);
-        // new gap at 4 seen with 11 running: wait for 11
-        assert_eq!(w.advance(&[5], &running(&[11]), t(2)).deliver, 0);
-        assert_eq!(w.advance(&[5], &running(&[]), t(3)).deliver, 1);
+        w.bound_gap(40);
+        assert_eq!(w.advance(&[5], &running(&[30]), t(2)).deliver, 0);
+        assert_eq!(w.advance(&[5], &running(&[45]), t(3)).deliver, 1);
     }
 
     #[test]

@@ -129,25 +129,31 @@ impl EventHub {
         log::info!("event hub stopped");
     }
 
-    /// Finds a safe start: the newest id, once every writer running when it was read has
-    /// ended (a writer holding a lower id was one of them).
+    /// Finds a safe start: the newest id, once every writer that could hold a lower id (one
+    /// whose transaction id is below a bound taken after the read) has ended.
     async fn start(
         &self,
         pool: &DbPool,
         period: Duration,
         max_gap_wait: TimeDelta,
     ) -> Result<Watermark, AppError> {
-        let (first, newest) = blocking(pool, store::newest).await?;
-        let started = Utc::now();
-        let mut snapshot = first.clone();
-        while snapshot.still_running_from(&first) && Utc::now() - started < max_gap_wait {
-            actix_web::rt::time::sleep(period).await;
-            snapshot = blocking(pool, store::current_snapshot).await?;
+        let (_, newest) = blocking(pool, store::newest).await?;
+        if let Some(bound) = blocking(pool, store::new_transaction_id).await? {
+            let started = Utc::now();
+            while !blocking(pool, store::current_snapshot)
+                .await?
+                .settled_below(bound)
+                && Utc::now() - started < max_gap_wait
+                && !self.is_closing()
+            {
+                actix_web::rt::time::sleep(period).await;
+            }
         }
         Ok(Watermark::new(newest, max_gap_wait))
     }
 
-    /// One read; true when more is waiting (the batch was full and nothing held it back).
+    /// One read; true when more is waiting (the batch was full and nothing held it back, or
+    /// a gap just got its bound and can be checked at once).
     async fn poll(&self, pool: &DbPool, watermark: &mut Watermark) -> Result<bool, AppError> {
         let after = watermark.position();
         let framer = self.framer;
@@ -155,24 +161,33 @@ impl EventHub {
             blocking(pool, move |c| store::read_after(c, after, BATCH)).await?;
         let full = rows.len() as i64 == BATCH;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let advanced = watermark.advance(&ids, &snapshot, Utc::now());
+        // Advance a copy: the position moves only once the events are on their way.
+        let mut next = watermark.clone();
+        let advanced = next.advance(&ids, &snapshot, Utc::now());
+        if advanced.needs_bound {
+            if let Some(bound) = blocking(pool, store::new_transaction_id).await? {
+                next.bound_gap(bound);
+            }
+        }
         for (from, to) in &advanced.skipped_after_timeout {
             log::warn!(
                 "event hub: event ids {from}..={to} stayed uncommitted past the gap limit; streams skip them"
             );
         }
         if advanced.deliver == 0 {
-            return Ok(false);
+            *watermark = next;
+            return Ok(advanced.needs_bound);
         }
         rows.truncate(advanced.deliver);
         let live = blocking(pool, move |c| live_events(c, rows, framer)).await?;
+        *watermark = next;
         // Position first, then the events: a stream that reads the position before
         // subscribing finds the rest on the channel (streams drop ids they already sent).
         self.position.send_replace(Some(watermark.position()));
         for event in live {
             let _ = self.events.send(Arc::new(event));
         }
-        Ok(full && !watermark.waiting())
+        Ok((full && !watermark.waiting()) || advanced.needs_bound)
     }
 }
 

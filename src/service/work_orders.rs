@@ -321,10 +321,12 @@ pub fn create(
                 body: Ok(ActionBody::default()),
                 if_match: None,
             };
-            if let Acted::Done(dispatched, _) =
-                act(conn, &Actor::system(), &id, dispatch, now, rules)?
-            {
-                return Ok(Created::New(dispatched));
+            // The dispatch is a savepoint: if it fails, the order is still created, new,
+            // for a dispatcher to handle.
+            match act(conn, &Actor::system(), &id, dispatch, now, rules) {
+                Ok(Acted::Done(dispatched, _)) => return Ok(Created::New(dispatched)),
+                Ok(Acted::NoEligibleCrew { .. }) => {}
+                Err(e) => log::warn!("automatic dispatch of {id} failed, left new: {e}"),
             }
         }
         Ok(Created::New(Box::new(created)))

@@ -3,6 +3,7 @@
 //! per-user bound, heartbeats and the drain.
 
 use crate::helpers::*;
+use diesel::RunQueryDsl;
 use gridcall::db::events::NewEvent;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -241,6 +242,87 @@ async fn a_stream_resumes_without_gap_or_repeat_while_writers_commit() {
         }
     }
     assert_eq!(paged, expected);
+}
+
+fn note(order_id: &str, text: &str) -> NewEvent {
+    NewEvent {
+        work_order_id: order_id.to_owned(),
+        event_type: "note".into(),
+        actor_id: None,
+        actor_username: None,
+        actor_role: None,
+        from_status: None,
+        to_status: None,
+        reason: None,
+        data: json!({"note": text}).to_string(),
+        at: start_time().naive_utc(),
+    }
+}
+
+#[actix_web::test]
+async fn a_late_commit_by_a_writer_younger_than_the_last_commit_is_not_lost() {
+    let app = spawn_app().await;
+    if !app.state.settings.database.url.starts_with("postgres") {
+        // SQLite admits one writer at a time: this interleaving cannot happen there.
+        return;
+    }
+    let c = cast(&app).await;
+    let order = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
+    let created = app
+        .get(
+            &format!("/api/v1/work-orders/{order}/events"),
+            &c.supervisor,
+        )
+        .await
+        .expect(200)
+        .body["items"][0]["id"]
+        .as_i64();
+    let mut stream = Sse::open(&app, &c.supervisor, created).await;
+    // T1 gets its transaction id first, T2 second; T2 takes the lower event id, T1 the
+    // higher one and commits; T2 commits later. After T1's commit a snapshot's running list
+    // stops below T2's id, so T2 is invisible in it: the stream must still wait for it.
+    let (t1_began, t1_began_rx) = std::sync::mpsc::channel::<()>();
+    let (t2_took, t2_took_rx) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let (pool1, pool2) = (app.state.pool.clone(), app.state.pool.clone());
+    let (o1, o2) = (order.clone(), order.clone());
+    let t1 = std::thread::spawn(move || {
+        let mut conn = pool1.get().unwrap();
+        gridcall::db::write_transaction(&mut conn, |c| {
+            diesel::sql_query("SELECT pg_current_xact_id()").execute(c)?;
+            t1_began.send(()).unwrap();
+            t2_took_rx.recv().unwrap();
+            gridcall::db::events::insert(c, &note(&o1, "t1"))
+        })
+        .unwrap();
+    });
+    let t2 = std::thread::spawn(move || {
+        t1_began_rx.recv().unwrap();
+        let mut conn = pool2.get().unwrap();
+        gridcall::db::write_transaction(&mut conn, |c| {
+            gridcall::db::events::insert(c, &note(&o2, "t2"))?;
+            t2_took.send(()).unwrap();
+            go_rx.recv().unwrap();
+            Ok::<_, gridcall::errors::AppError>(())
+        })
+        .unwrap();
+    });
+    actix_web::rt::task::spawn_blocking(move || t1.join().unwrap())
+        .await
+        .unwrap();
+    // Let the hub poll several times while T2 is open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    go.send(()).unwrap();
+    actix_web::rt::task::spawn_blocking(move || t2.join().unwrap())
+        .await
+        .unwrap();
+    let first = stream.event(WAIT).await.expect("T2's event");
+    let second = stream.event(WAIT).await.expect("T1's event");
+    assert_eq!(first.data.unwrap()["data"]["note"], "t2");
+    assert_eq!(second.data.unwrap()["data"]["note"], "t1");
+    assert!(first.id < second.id);
 }
 
 #[actix_web::test]
@@ -485,6 +567,20 @@ async fn idle_streams_get_heartbeats_and_end_on_drain() {
         }
     }
     assert!(heartbeat, "a heartbeat comment within 3 s");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gridcall_event_streams 1"), "{metrics}");
+    assert!(
+        metrics.contains("gridcall_event_stream_position 0"),
+        "{metrics}"
+    );
     // The instance drains: the stream says so and ends.
     app.state.events.close();
     let mut last_comment = None;
@@ -495,10 +591,19 @@ async fn idle_streams_get_heartbeats_and_end_on_drain() {
         last_comment.is_some_and(|c| c.contains("Last-Event-ID")),
         "the stream ends with a reconnect hint"
     );
-    // And new streams are refused while draining.
-    app.get("/api/v1/events/stream", &c.dispatcher)
+    // A new stream while draining ends at once and asks the browser to retry (an error
+    // status would make EventSource give up for good).
+    let r = app
+        .client
+        .get(format!("{}/api/v1/events/stream", app.base))
+        .bearer_auth(&c.dispatcher)
+        .send()
         .await
-        .expect(503);
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("retry: "), "{body}");
+    assert!(body.contains("reconnect with Last-Event-ID"), "{body}");
 }
 
 #[actix_web::test]
