@@ -17,6 +17,7 @@ use gridcall::config::Settings;
 use gridcall::domain::Role;
 use gridcall::startup::Application;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,35 +108,94 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// A supervisor's live event stream, counting the events it receives.
+struct Watcher {
+    received: Arc<AtomicUsize>,
+    expected: usize,
+}
+
+impl Watcher {
+    async fn open(client: &Client, token: &str, after: i64) -> Watcher {
+        let mut response = client
+            .http
+            .get(format!("{}/api/v1/events/stream", client.base))
+            .bearer_auth(token)
+            .header("Last-Event-ID", after.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        actix_web::rt::spawn(async move {
+            let mut buffer = String::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    if buffer.starts_with("id: ") {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    buffer.drain(..end + 2);
+                }
+            }
+        });
+        Watcher {
+            received,
+            expected: 0,
+        }
+    }
+
+    /// Waits until the stream has delivered `more` further events; how long that took.
+    async fn caught_up(&mut self, more: usize) -> Duration {
+        self.expected += more;
+        let started = Instant::now();
+        while self.received.load(Ordering::SeqCst) < self.expected {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the live stream fell behind: {} of {} events",
+                self.received.load(Ordering::SeqCst),
+                self.expected
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        started.elapsed()
+    }
+}
+
 async fn scenario(
     name: &str,
     client: &Arc<Client>,
-    token: &str,
-    area: &str,
-    expect_status: &str,
+    (token, area, expect_status, events_per_call): (&str, &str, &str, usize),
     (calls, rounds, tag): (usize, usize, &mut usize),
+    watcher: &mut Watcher,
 ) {
     // One unmeasured round opens the agents' connections, as their desktops hold them.
     *tag += 1;
     round(client, token, area, calls, *tag, expect_status).await;
+    watcher.caught_up(calls * events_per_call).await;
     let mut all = Vec::new();
     let mut rates = Vec::new();
+    let mut lags = Vec::new();
     for _ in 0..rounds {
         *tag += 1;
         let (lat, wall) = round(client, token, area, calls, *tag, expect_status).await;
+        lags.push(watcher.caught_up(calls * events_per_call).await);
         rates.push(calls as f64 / wall.as_secs_f64());
         all.extend(lat);
     }
     all.sort();
+    lags.sort();
     rates.sort_by(f64::total_cmp);
     println!(
-        "{name:<28} {calls} calls x {rounds}: {:>6.0} orders/s (median round; {:.0}..{:.0}), latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "{name:<24} {calls} calls x {rounds}: {:>4.0} orders/s (median round; {:.0}..{:.0}), latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; live stream done {:.0} ms (median; max {:.0}) after the last answer",
         rates[rates.len() / 2],
         rates[0],
         rates[rates.len() - 1],
         percentile(&all, 0.50),
         percentile(&all, 0.99),
         percentile(&all, 1.0),
+        percentile(&lags, 0.5),
+        percentile(&lags, 1.0),
     );
 }
 
@@ -222,23 +282,40 @@ async fn run(url: String, dir: &std::path::Path) {
         },
         state.settings.database.pool_size
     );
+    // A supervisor follows the live stream from the newest event on.
+    let newest = loop {
+        let page: Value = client
+            .http
+            .get(format!("{}/api/v1/events?limit=500", client.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            break page["position"].as_i64().unwrap();
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut watcher = Watcher::open(&client, &admin, newest).await;
     let mut tag = 0;
+    // a linked call records `created` and `linked_to_outage`; a new order `created`
     scenario(
         "outage area (linked)",
         &client,
-        &agent,
-        "OUT-1",
-        "merged",
+        (&agent, "OUT-1", "merged", 2),
         (calls, rounds, &mut tag),
+        &mut watcher,
     )
     .await;
     scenario(
         "no outage (new orders)",
         &client,
-        &agent,
-        "CALM-1",
-        "new",
+        (&agent, "CALM-1", "new", 1),
         (calls, rounds, &mut tag),
+        &mut watcher,
     )
     .await;
     let o: Value = client

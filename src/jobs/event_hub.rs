@@ -148,6 +148,11 @@ impl EventHub {
             {
                 actix_web::rt::time::sleep(period).await;
             }
+            if Utc::now() - started >= max_gap_wait {
+                log::warn!(
+                    "event hub: writers older than the start stayed open past the gap limit; an event id at or below {newest} they commit later is not streamed"
+                );
+            }
         }
         Ok(Watermark::new(newest, max_gap_wait))
     }
@@ -165,8 +170,12 @@ impl EventHub {
         let mut next = watermark.clone();
         let advanced = next.advance(&ids, &snapshot, Utc::now());
         if advanced.needs_bound {
-            if let Some(bound) = blocking(pool, store::new_transaction_id).await? {
-                next.bound_gap(bound);
+            // Without a bound the gap stays unbounded (and keeps its age toward the limit);
+            // the next poll asks again.
+            match blocking(pool, store::new_transaction_id).await {
+                Ok(Some(bound)) => next.bound_gap(bound),
+                Ok(None) => {}
+                Err(e) => log::warn!("event hub: no bound for the gap after {after}: {e}"),
             }
         }
         for (from, to) in &advanced.skipped_after_timeout {
