@@ -5,6 +5,7 @@
 use crate::helpers::*;
 use diesel::RunQueryDsl;
 use gridcall::db::events::NewEvent;
+use gridcall::domain::event_stream::Snapshot;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -280,49 +281,78 @@ async fn a_late_commit_by_a_writer_younger_than_the_last_commit_is_not_lost() {
         .body["items"][0]["id"]
         .as_i64();
     let mut stream = Sse::open(&app, &c.supervisor, created).await;
-    // T1 gets its transaction id first, T2 second; T2 takes the lower event id, T1 the
-    // higher one and commits; T2 commits later. After T1's commit a snapshot's running list
-    // stops below T2's id, so T2 is invisible in it: the stream must still wait for it.
+    // Tests running in parallel share the server's transaction ids, and their commits can
+    // hide the hazard; repeat until one round had it (each round must lose nothing).
+    let mut hazard_seen = false;
+    for round in 0..5 {
+        hazard_seen |= interleave_late_writer(&app, &order).await;
+        for (n, writer) in [(0, "t2"), (1, "t1")] {
+            let f = stream
+                .event(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("round {round}: event {n} missing"));
+            assert_eq!(f.data.unwrap()["data"]["note"], writer, "round {round}");
+        }
+        if hazard_seen {
+            break;
+        }
+    }
+    if !hazard_seen {
+        eprintln!("note: concurrent tests hid the snapshot hazard in every round");
+    }
+}
+
+/// T1 gets its transaction id first, T2 second; T2 takes the lower event id, T1 the higher
+/// one and commits; T2 commits later. True when, after T1's commit, a snapshot's `xmax` was
+/// at or below T2's transaction id — T2 then is missing from its running list, and only the
+/// gap's bound makes the stream wait for it.
+async fn interleave_late_writer(app: &TestApp, order: &str) -> bool {
     let (t1_began, t1_began_rx) = std::sync::mpsc::channel::<()>();
-    let (t2_took, t2_took_rx) = std::sync::mpsc::channel::<()>();
+    let (t2_took, t2_took_rx) = std::sync::mpsc::channel::<u64>();
     let (go, go_rx) = std::sync::mpsc::channel::<()>();
     let (pool1, pool2) = (app.state.pool.clone(), app.state.pool.clone());
-    let (o1, o2) = (order.clone(), order.clone());
+    let (o1, o2) = (order.to_owned(), order.to_owned());
     let t1 = std::thread::spawn(move || {
         let mut conn = pool1.get().unwrap();
+        let mut t2_xid = 0;
         gridcall::db::write_transaction(&mut conn, |c| {
             diesel::sql_query("SELECT pg_current_xact_id()").execute(c)?;
             t1_began.send(()).unwrap();
-            t2_took_rx.recv().unwrap();
+            t2_xid = t2_took_rx.recv().unwrap();
             gridcall::db::events::insert(c, &note(&o1, "t1"))
         })
         .unwrap();
+        t2_xid
     });
     let t2 = std::thread::spawn(move || {
         t1_began_rx.recv().unwrap();
         let mut conn = pool2.get().unwrap();
         gridcall::db::write_transaction(&mut conn, |c| {
             gridcall::db::events::insert(c, &note(&o2, "t2"))?;
-            t2_took.send(()).unwrap();
+            let xid = gridcall::db::event_stream::new_transaction_id(c)?.unwrap();
+            t2_took.send(xid).unwrap();
             go_rx.recv().unwrap();
             Ok::<_, gridcall::errors::AppError>(())
         })
         .unwrap();
     });
-    actix_web::rt::task::spawn_blocking(move || t1.join().unwrap())
+    let t2_xid = actix_web::rt::task::spawn_blocking(move || t1.join().unwrap())
         .await
         .unwrap();
+    let pool = app.state.pool.clone();
+    let snapshot = actix_web::rt::task::spawn_blocking(move || {
+        gridcall::db::event_stream::current_snapshot(&mut pool.get().unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
+    let hazard = matches!(snapshot, Snapshot::Concurrent { xmax, .. } if xmax <= t2_xid);
     // Let the hub poll several times while T2 is open.
     tokio::time::sleep(Duration::from_millis(500)).await;
     go.send(()).unwrap();
     actix_web::rt::task::spawn_blocking(move || t2.join().unwrap())
         .await
         .unwrap();
-    let first = stream.event(WAIT).await.expect("T2's event");
-    let second = stream.event(WAIT).await.expect("T1's event");
-    assert_eq!(first.data.unwrap()["data"]["note"], "t2");
-    assert_eq!(second.data.unwrap()["data"]["note"], "t1");
-    assert!(first.id < second.id);
+    hazard
 }
 
 #[actix_web::test]
