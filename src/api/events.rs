@@ -21,9 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 
 /// How long a request waits for the instance's hub to find its starting point.
 const HUB_READY_WAIT: Duration = Duration::from_secs(10);
-/// How long a probe of vanished clients waits for their sockets to fail, and how many
-/// probes a request at the per-user bound makes before it is refused.
-const PROBE_WAIT: Duration = Duration::from_millis(150);
+/// How long a probe of vanished clients waits for one of them to end, and how many probes a
+/// request at the per-user bound makes before it is refused.
+const PROBE_WAIT: Duration = Duration::from_millis(250);
 const PROBE_ATTEMPTS: usize = 4;
 /// Events a stream reads per database page while catching up.
 const CATCH_UP_PAGE: usize = 200;
@@ -213,6 +213,7 @@ pub async fn stream(
     let now = state.clock.now();
     let mut attempt = 0;
     loop {
+        let mut ended = state.events.ended_streams();
         let (id, user_id) = (stream_id.clone(), actor.id.clone());
         match state
             .db(move |conn| service::open_stream(conn, &id, &user_id, limit, now))
@@ -221,10 +222,10 @@ pub async fn stream(
             Err(AppError::TooManyRequests { .. }) if attempt < PROBE_ATTEMPTS => {
                 // Streams whose clients vanished count until a write to them fails: make
                 // every stream of this instance write (the first write to a closed socket
-                // succeeds, the next fails), give them a moment to deregister, count again.
+                // succeeds, the next fails) and count again as soon as one has ended.
                 attempt += 1;
                 state.events.probe();
-                actix_web::rt::time::sleep(PROBE_WAIT).await;
+                let _ = actix_web::rt::time::timeout(PROBE_WAIT, ended.changed()).await;
             }
             result => break result?,
         }
@@ -415,5 +416,6 @@ async fn pump(
     {
         log::warn!("event stream {stream_id}: registration not removed ({e}); it expires");
     }
+    state.events.stream_ended();
     log::debug!("event stream {stream_id} ended: {ended:?}");
 }

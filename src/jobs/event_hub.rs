@@ -35,6 +35,10 @@ pub struct EventHub {
     /// Bumped to make every stream write at once, so that streams whose client has gone
     /// find out (a server learns of a vanished client only by writing to it).
     probes: watch::Sender<u64>,
+    /// Bumped whenever a stream of this instance has ended and deregistered.
+    ended_streams: watch::Sender<u64>,
+    /// None until the hub has found a safe starting point.
+    watermark: tokio::sync::Mutex<Option<Watermark>>,
     framer: Framer,
 }
 
@@ -45,6 +49,8 @@ impl EventHub {
             position: watch::channel(None).0,
             closing: watch::channel(false).0,
             probes: watch::channel(0).0,
+            ended_streams: watch::channel(0).0,
+            watermark: tokio::sync::Mutex::new(None),
             framer,
         }
     }
@@ -87,6 +93,15 @@ impl EventHub {
         self.probes.subscribe()
     }
 
+    /// Records that a stream ended and gave up its registration.
+    pub fn stream_ended(&self) {
+        self.ended_streams.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn ended_streams(&self) -> watch::Receiver<u64> {
+        self.ended_streams.subscribe()
+    }
+
     pub fn is_closing(&self) -> bool {
         *self.closing.borrow()
     }
@@ -94,7 +109,7 @@ impl EventHub {
     /// Polls every `period` until closed.
     pub async fn run(self: Arc<Self>, pool: DbPool, period: Duration, max_gap_wait: TimeDelta) {
         let mut closing = self.closing();
-        let mut watermark = loop {
+        let watermark = loop {
             if *closing.borrow() {
                 return;
             }
@@ -106,10 +121,12 @@ impl EventHub {
                 }
             }
         };
-        self.position.send_replace(Some(watermark.position()));
-        log::info!("event hub: streaming after event {}", watermark.position());
+        let position = watermark.position();
+        *self.watermark.lock().await = Some(watermark);
+        self.position.send_replace(Some(position));
+        log::info!("event hub: streaming after event {position}");
         loop {
-            let more = match self.poll(&pool, &mut watermark).await {
+            let more = match self.run_once(&pool).await {
                 Ok(more) => more,
                 Err(e) => {
                     log::warn!("event hub: {e}");
@@ -127,6 +144,16 @@ impl EventHub {
             }
         }
         log::info!("event hub stopped");
+    }
+
+    /// One read of new events (what the loop does every period; tests call it to move the
+    /// hub on without waiting). True when more is waiting; false before the hub has started.
+    pub async fn run_once(&self, pool: &DbPool) -> Result<bool, AppError> {
+        let mut guard = self.watermark.lock().await;
+        match guard.as_mut() {
+            Some(watermark) => self.poll(pool, watermark).await,
+            None => Ok(false),
+        }
     }
 
     /// Finds a safe start: the newest id, once every writer that could hold a lower id (one

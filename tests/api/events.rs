@@ -101,33 +101,32 @@ fn all_event_ids(app: &TestApp) -> Vec<i64> {
     }
 }
 
-/// Takes an event id now and commits it only after `hold`: on PostgreSQL the writers that
-/// commit meanwhile get higher ids that become visible first.
-fn late_writer(app: &TestApp, order_id: String, hold: Duration) -> std::thread::JoinHandle<()> {
+/// Takes an event id, says so on `took`, and commits only when `release` says so: on
+/// PostgreSQL the writers that commit meanwhile get higher ids that become visible first.
+fn late_writer(
+    app: &TestApp,
+    order_id: String,
+    took: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<()> {
     let pool = app.state.pool.clone();
     std::thread::spawn(move || {
         let mut conn = pool.get().unwrap();
         gridcall::db::write_transaction(&mut conn, |c| {
-            gridcall::db::events::insert(
-                c,
-                &NewEvent {
-                    work_order_id: order_id,
-                    event_type: "note".into(),
-                    actor_id: None,
-                    actor_username: None,
-                    actor_role: None,
-                    from_status: None,
-                    to_status: None,
-                    reason: None,
-                    data: json!({"note": "late"}).to_string(),
-                    at: start_time().naive_utc(),
-                },
-            )?;
-            std::thread::sleep(hold);
+            gridcall::db::events::insert(c, &note(&order_id, "late"))?;
+            took.send(()).unwrap();
+            release.recv().unwrap();
             Ok::<_, gridcall::errors::AppError>(())
         })
         .unwrap();
     })
+}
+
+/// Makes the instance's event hub read what is committed now (the loop does the same every
+/// poll interval).
+async fn hub_reads(app: &TestApp) {
+    app.state.events.ready(WAIT).await.expect("the hub started");
+    app.state.events.run_once(&app.state.pool).await.unwrap();
 }
 
 #[actix_web::test]
@@ -139,10 +138,26 @@ async fn a_stream_resumes_without_gap_or_repeat_while_writers_commit() {
         .await;
     let mut stream = Sse::open(&app, &c.supervisor, Some(0)).await;
 
+    // One writer takes an id first and commits it late: on PostgreSQL once the others have
+    // committed several orders above it (on SQLite, with one writer at a time, at once).
+    let postgres = app.state.settings.database.url.starts_with("postgres");
+    let (took, took_rx) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let late = late_writer(&app, first.clone(), took, release_rx);
+    actix_web::rt::task::spawn_blocking(move || took_rx.recv().unwrap())
+        .await
+        .unwrap();
+    if !postgres {
+        release.send(()).unwrap();
+    }
+
     // Four writers open orders and add notes while the reader reads.
+    let (committed, mut committed_rx) = tokio::sync::watch::channel(0usize);
+    let committed = std::sync::Arc::new(committed);
     let mut writers = Vec::new();
     for w in 0..4 {
         let (base, client, token) = (app.base.clone(), app.client.clone(), c.agent.clone());
+        let committed = committed.clone();
         writers.push(actix_web::rt::spawn(async move {
             for i in 0..15 {
                 let r = client
@@ -169,11 +184,14 @@ async fn a_stream_resumes_without_gap_or_repeat_while_writers_commit() {
                     .await
                     .unwrap();
                 assert_eq!(r.status(), 201);
+                committed.send_modify(|n| *n += 1);
             }
         }));
     }
-    // And one takes an id early and commits it late.
-    let late = late_writer(&app, first.clone(), Duration::from_millis(1500));
+    if postgres {
+        committed_rx.wait_for(|n| *n >= 8).await.unwrap();
+        release.send(()).unwrap();
+    }
 
     let mut seen: Vec<i64> = Vec::new();
     let mut data_ids = BTreeSet::new();
@@ -189,7 +207,6 @@ async fn a_stream_resumes_without_gap_or_repeat_while_writers_commit() {
     }
     // Disconnect mid-stream, and resume from the last event read.
     drop(stream);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut stream = Sse::open(&app, &c.supervisor, seen.last().copied()).await;
 
     for w in writers {
@@ -346,8 +363,11 @@ async fn interleave_late_writer(app: &TestApp, order: &str) -> bool {
     .await
     .unwrap();
     let hazard = matches!(snapshot, Snapshot::Concurrent { xmax, .. } if xmax <= t2_xid);
-    // Let the hub poll several times while T2 is open.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The hub reads several times while T2 is open: it sees the gap, takes its bound, and
+    // must keep waiting.
+    for _ in 0..3 {
+        hub_reads(app).await;
+    }
     go.send(()).unwrap();
     actix_web::rt::task::spawn_blocking(move || t2.join().unwrap())
         .await
@@ -361,17 +381,10 @@ async fn a_new_stream_starts_at_the_newest_event_and_follows() {
     let c = cast(&app).await;
     app.new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
         .await;
-    // Wait until the hub has passed the first order's event, so the stream starts after it.
-    let mut seen = 0;
-    for _ in 0..100 {
-        let page = app.get("/api/v1/events", &c.supervisor).await.expect(200);
-        seen = page.body["items"].as_array().unwrap().len();
-        if seen == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen, 1);
+    // The hub passes the first order's event, so the stream starts after it.
+    hub_reads(&app).await;
+    let page = app.get("/api/v1/events", &c.supervisor).await.expect(200);
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 1);
     let mut stream = Sse::open(&app, &c.supervisor, None).await;
     let retry = stream.frame(WAIT).await.unwrap();
     assert!(retry.id.is_none());
@@ -564,24 +577,10 @@ async fn streams_per_user_are_bounded() {
     assert!(refused.header("retry-after").is_some());
     // Another user is not affected.
     let _other = Sse::open(&app, &c.supervisor, None).await;
-    // Closing one frees a place (the server notices the disconnect).
+    // Closing one frees a place: the next request makes the streams write, which ends the
+    // closed one.
     drop(open.pop());
-    let mut reopened = None;
-    for _ in 0..50 {
-        let r = app
-            .client
-            .get(format!("{}/api/v1/events/stream", app.base))
-            .bearer_auth(&c.dispatcher)
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            reopened = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reopened.is_some(), "a closed stream stops counting");
+    Sse::open(&app, &c.dispatcher, None).await;
 }
 
 #[actix_web::test]
