@@ -182,8 +182,8 @@ fn resume_position(req: &HttpRequest, after: Option<i64>) -> Result<Option<i64>,
 
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(StreamQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
-    responses((status = 200, description = "text/event-stream: `id`, `event` (type), `data` (event JSON); heartbeat comments"),
-        (status = 400), (status = 401), (status = 429), (status = 503)),
+    responses((status = 200, description = "text/event-stream: `id`, `event` (type), `data` (event JSON); heartbeat comments. A draining or starting instance answers `retry:` and ends the stream at once"),
+        (status = 400), (status = 401), (status = 429)),
     security(("bearer" = [])))]
 pub async fn stream(
     state: web::Data<AppState>,
@@ -268,10 +268,7 @@ enum Ended {
 /// keeps the stream (the registration then expires and is reclaimed, and this says so).
 async fn touch(state: &AppState, stream_id: &str) -> bool {
     let (id, now) = (stream_id.to_owned(), state.clock.now());
-    match state
-        .db(move |c| crate::db::event_stream::touch_stream(c, &id, now.naive_utc()))
-        .await
-    {
+    match state.db(move |c| service::touch_stream(c, &id, now)).await {
         Ok(registered) => registered,
         Err(e) => {
             log::warn!("event stream {stream_id}: heartbeat not recorded: {e}");
@@ -410,10 +407,7 @@ async fn pump(
     }
     drop(tx);
     let id = stream_id.clone();
-    if let Err(e) = state
-        .db(move |c| crate::db::event_stream::close_stream(c, &id))
-        .await
-    {
+    if let Err(e) = state.db(move |c| service::close_stream(c, &id)).await {
         log::warn!("event stream {stream_id}: registration not removed ({e}); it expires");
     }
     state.events.stream_ended();

@@ -144,3 +144,17 @@ pub fn open_stream(
         })
     }
 }
+
+/// Records a stream's heartbeat; false when its registration is gone (reclaimed as stale).
+pub fn touch_stream(
+    conn: &mut DbConnection,
+    stream_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    store::touch_stream(conn, stream_id, now.naive_utc())
+}
+
+/// Removes a stream's registration (it ended).
+pub fn close_stream(conn: &mut DbConnection, stream_id: &str) -> Result<(), AppError> {
+    store::close_stream(conn, stream_id)
+}
