@@ -31,13 +31,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+        with_connection(&self.pool, f).await
     }
 
     /// The rules work-order use cases run under (settings, categories, the SLA policy in force).
@@ -59,4 +53,20 @@ impl AppState {
             iterations: self.settings.auth.argon2_iterations,
         }
     }
+}
+
+/// Runs `f` with a connection from `pool` on actix's blocking thread pool (never on the
+/// async executor).
+pub async fn with_connection<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
 }

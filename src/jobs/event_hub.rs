@@ -8,6 +8,7 @@ use crate::db::events::EventRow;
 use crate::db::{DbConnection, DbPool};
 use crate::domain::event_stream::{EventAudience, Snapshot, Watermark};
 use crate::errors::AppError;
+use crate::state::with_connection as blocking;
 use chrono::{TimeDelta, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,18 +241,4 @@ fn live_events(
             frame: framer(&row),
         })
         .collect())
-}
-
-async fn blocking<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
-{
-    let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
 }
