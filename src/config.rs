@@ -5,12 +5,14 @@
 use crate::domain::calendar::{Calendar, Calendars};
 use crate::domain::categories::Categories;
 use crate::domain::routing::RoutingWeights;
+use crate::domain::scoring::ScoringConfig;
 use crate::domain::sla::Policy;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const DEFAULT_CATEGORIES: &str = include_str!("../config/categories.toml");
+const DEFAULT_SCORING: &str = include_str!("../config/scoring.toml");
 pub const BUILTIN_JWT_SECRET: &str = "gridcall-development-secret-do-not-use-in-production";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +32,9 @@ pub struct Settings {
     /// Not read from files: loaded from categories.toml beside the settings.
     #[serde(skip, default = "default_categories")]
     pub categories: std::sync::Arc<Categories>,
+    /// Not read from files: loaded from scoring.toml beside the settings.
+    #[serde(skip, default = "default_scoring")]
+    pub scoring: std::sync::Arc<ScoringConfig>,
     #[serde(skip)]
     pub environment: String,
     /// The folder the files were read from.
@@ -197,6 +202,13 @@ fn default_categories() -> std::sync::Arc<Categories> {
     )
 }
 
+fn default_scoring() -> std::sync::Arc<ScoringConfig> {
+    std::sync::Arc::new(
+        ScoringConfig::from_toml(DEFAULT_SCORING)
+            .unwrap_or_else(|e| panic!("shipped scoring.toml is invalid: {e}")),
+    )
+}
+
 impl Settings {
     /// Loads the settings from the process environment and the config folder
     /// (`$GRIDCALL_CONFIG_DIR`, default `./config`; missing files are skipped).
@@ -262,6 +274,17 @@ impl Settings {
             )
         } else {
             default_categories()
+        };
+        let scoring_file = dir.join("scoring.toml");
+        settings.scoring = if scoring_file.exists() {
+            let text = std::fs::read_to_string(&scoring_file)
+                .map_err(|e| format!("{}: {e}", scoring_file.display()))?;
+            std::sync::Arc::new(
+                ScoringConfig::from_toml(&text)
+                    .map_err(|e| format!("{}: {e}", scoring_file.display()))?,
+            )
+        } else {
+            default_scoring()
         };
         Ok(settings)
     }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod ops;
 pub mod outages;
 pub mod reference;
+pub mod reports;
 pub mod sla;
 pub mod users;
 pub mod views;
@@ -32,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         events::page, events::stream, events::ticket,
         outages::declare, outages::list, outages::lookup, outages::get, outages::update, outages::restore, outages::cancel,
         sla::policies, sla::calendars, sla::days, sla::create_pause, sla::list_pauses, sla::end_pause,
+        reports::sla, reports::crews, reports::backlog, reports::breaches,
+        reports::scorecard, reports::close, reports::reopen,
     ),
     components(schemas(crate::errors::FieldError)),
     modifiers(&BearerAuth),
@@ -176,6 +179,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/sla/pauses/{id}/end").route(post().to(sla::end_pause)))
                 .service(resource("/calendars").route(get().to(sla::calendars)))
                 .service(resource("/calendars/{id}/days").route(get().to(sla::days)))
+                // reports and scorecards
+                .service(resource("/reports/sla").route(get().to(reports::sla)))
+                .service(resource("/reports/crews").route(get().to(reports::crews)))
+                .service(resource("/reports/backlog").route(get().to(reports::backlog)))
+                .service(resource("/reports/breaches").route(get().to(reports::breaches)))
+                .service(resource("/scorecards/{period}").route(get().to(reports::scorecard)))
+                .service(resource("/scorecards/{period}/close").route(post().to(reports::close)))
+                .service(resource("/scorecards/{period}/reopen").route(post().to(reports::reopen)))
                 .service(resource("/work-orders/{id}/{action}").route(post().to(work_orders::act))),
         )
         .default_service(web::to(not_found));

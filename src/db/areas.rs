@@ -92,3 +92,22 @@ pub fn list(
     }
     Ok(q.load(conn)?)
 }
+
+/// Every area's code and parent: the tree that area filters and scopes expand over (a
+/// province has tens of areas, not millions).
+pub fn tree(conn: &mut DbConnection) -> Result<Vec<(String, Option<String>)>, AppError> {
+    Ok(areas::table
+        .select((areas::code, areas::parent_code))
+        .load(conn)?)
+}
+
+/// Every area's code and name, for report labels.
+pub fn names(
+    conn: &mut DbConnection,
+) -> Result<std::collections::HashMap<String, String>, AppError> {
+    Ok(areas::table
+        .select((areas::code, areas::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}

@@ -130,26 +130,34 @@ pub fn loads(conn: &mut DbConnection) -> Result<std::collections::HashMap<String
         .collect())
 }
 
-/// Per crew: arrivals on time and arrivals timed (met or breached) since `since`.
-pub fn arrival_stats(
+/// Per credited crew: instances of `stage` met and timed (met or breached) among those that
+/// started since `since` (routing's recent performance: arrivals, or replies for units).
+/// Grouped in the database over the `(stage, started_at)` index: a window's worth of rows,
+/// never the whole table, and only one row per crew comes back.
+pub fn on_time_stats(
     conn: &mut DbConnection,
+    stage: &str,
     since: NaiveDateTime,
 ) -> Result<std::collections::HashMap<String, (i64, i64)>, AppError> {
     use super::schema::sla_timers;
-    let rows: Vec<(Option<String>, String)> = sla_timers::table
-        .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
-        .filter(sla_timers::stage.eq("arrival"))
+    let rows: Vec<(Option<String>, String, i64)> = sla_timers::table
+        .filter(sla_timers::stage.eq(stage))
+        .filter(sla_timers::started_at.ge(since))
         .filter(sla_timers::state.eq_any(["met", "breached"]))
-        .filter(sla_timers::ended_at.ge(since))
-        .select((work_orders::assigned_crew_id, sla_timers::state))
+        .group_by((sla_timers::credited_crew_id, sla_timers::state))
+        .select((
+            sla_timers::credited_crew_id,
+            sla_timers::state,
+            diesel::dsl::count_star(),
+        ))
         .load(conn)?;
     let mut out: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
-    for (crew, state) in rows {
+    for (crew, state, n) in rows {
         if let Some(crew) = crew {
             let e = out.entry(crew).or_default();
-            e.1 += 1;
+            e.1 += n;
             if state == "met" {
-                e.0 += 1;
+                e.0 += n;
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod areas;
 pub mod auth;
+pub mod credits;
 pub mod crews;
 pub mod customers;
 pub mod event_stream;
@@ -10,7 +11,9 @@ pub mod events;
 pub mod idempotency;
 pub mod outages;
 pub mod outbox;
+pub mod reports;
 pub mod schema;
+pub mod scorecards;
 pub mod timers;
 pub mod users;
 pub mod work_orders;

@@ -202,6 +202,9 @@ diesel::table! {
         version -> Integer,
         warn_fraction -> Double,
         escalations -> Text,
+        credited_crew_id -> Nullable<Text>,
+        wall_seconds -> Nullable<BigInt>,
+        sla_seconds -> Nullable<BigInt>,
     }
 }
 
@@ -274,3 +277,63 @@ diesel::table! {
         seen_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    crew_credits (id) {
+        id -> Text,
+        crew_id -> Text,
+        fact -> Text,
+        work_order_id -> Text,
+        at -> Timestamp,
+        satisfaction -> Nullable<Text>,
+        reopened_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    scorecards (period) {
+        period -> Text,
+        status -> Text,
+        closed_at -> Nullable<Timestamp>,
+        closed_by -> Nullable<Text>,
+        rows -> Text,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scorecard_audit (id) {
+        id -> Text,
+        period -> Text,
+        action -> Text,
+        actor_id -> Text,
+        reason -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appeals (id) {
+        id -> Text,
+        work_order_id -> Text,
+        timer_id -> Text,
+        stage -> Text,
+        instance -> Integer,
+        area_code -> Text,
+        crew_id -> Nullable<Text>,
+        period -> Text,
+        reason_code -> Text,
+        reason -> Text,
+        status -> Text,
+        filed_by -> Text,
+        filed_at -> Timestamp,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_note -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(appeals, work_orders);
+diesel::allow_tables_to_appear_in_same_query!(appeals, sla_timers);
+diesel::allow_tables_to_appear_in_same_query!(crew_credits, work_orders);

@@ -36,6 +36,12 @@ pub struct TimerRow {
     pub warn_fraction: f64,
     /// JSON list of escalation delays, from the same policy version.
     pub escalations: String,
+    /// The crew the instance is credited to, fixed when it ends (PRODUCT.md, "Metrics").
+    pub credited_crew_id: Option<String>,
+    /// Wall time from start to end, set when it ends.
+    pub wall_seconds: Option<i64>,
+    /// SLA time from start to end (working time less paused and excused), set when it ends.
+    pub sla_seconds: Option<i64>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {

@@ -3,8 +3,10 @@
 
 pub mod calendar;
 pub mod categories;
+pub mod reports;
 pub mod event_stream;
 pub mod routing;
+pub mod scoring;
 pub mod sla;
 pub mod state_machine;
 pub mod timer;

@@ -1,7 +1,9 @@
 //! Crew eligibility for an order (PRODUCT.md, "Routing to crews"). Pure: the caller gathers
 //! the facts. An explicit dispatch may override these rules; the event records which.
 
+use super::scoring::shrunk;
 use super::{CrewKind, Family, Kind};
+use std::collections::HashMap;
 
 /// What eligibility looks at of a crew.
 #[derive(Debug, Clone)]
@@ -69,7 +71,8 @@ pub struct RoutingWeights {
     pub performance: f64,
     /// At this distance or beyond the distance part is 0.
     pub distance_scale_km: f64,
-    /// Pseudo-orders of the area average mixed into a crew's on-time rate.
+    /// Pseudo-arrivals of the peers' rate (same kind, same home area) mixed into a crew's
+    /// on-time rate.
     pub shrinkage: f64,
     /// Days of arrivals the performance part looks back on.
     pub performance_window_days: i64,
@@ -128,13 +131,20 @@ pub fn rank(
     crews: &[CandidateInput<'_>],
     w: &RoutingWeights,
 ) -> Vec<Ranked> {
-    let (hits, total): (i64, i64) = crews
-        .iter()
-        .fold((0, 0), |(h, t), c| (h + c.arrivals.0, t + c.arrivals.1));
-    let area_rate = if total > 0 {
-        hits as f64 / total as f64
-    } else {
-        1.0
+    // A crew's peers are the crews of its kind whose home area (first area code) is its own:
+    // only their arrivals tell what on time means there.
+    fn peer_key<'a>(c: &CandidateInput<'a>) -> (CrewKind, Option<&'a str>) {
+        (c.facts.kind, c.facts.area_codes.first().map(String::as_str))
+    }
+    let mut peers: HashMap<_, (i64, i64)> = HashMap::new();
+    for c in crews {
+        let p = peers.entry(peer_key(c)).or_default();
+        *p = (p.0 + c.arrivals.0, p.1 + c.arrivals.1);
+    }
+    // Nothing known of the peers: neutral.
+    let peer_rate = |c: &CandidateInput<'_>| match peers.get(&peer_key(c)) {
+        Some(&(h, t)) if t > 0 => h as f64 / t as f64,
+        _ => 0.5,
     };
     let mut out: Vec<Ranked> = crews
         .iter()
@@ -153,8 +163,7 @@ pub fn rank(
                 0.0
             };
             let (h, t) = c.arrivals;
-            let performance = (h as f64 + w.shrinkage * area_rate)
-                / (t as f64 + w.shrinkage).max(f64::MIN_POSITIVE);
+            let performance = shrunk(h as f64, t as f64, peer_rate(c), w.shrinkage).unwrap_or(0.5);
             let home_area = c.facts.area_codes.iter().any(|a| a == order.area_code);
             let score =
                 w.distance * distance_part + w.load * load_part + w.performance * performance;
@@ -265,9 +274,9 @@ mod tests {
         assert!(ranked[0].distance_km.unwrap() < 0.01);
     }
 
-    #[test]
-    fn performance_is_shrunk_toward_the_area_average() {
-        let areas = vec!["A".to_owned()];
+    /// Crews given as (id, kind, home area, arrivals), each covering A too, ranked for a repair
+    /// order in A.
+    fn performance_of(crews: &[(&'static str, CrewKind, &'static str, (i64, i64))]) -> Vec<Ranked> {
         let skills: Vec<String> = vec![];
         let none: Vec<String> = vec![];
         let order = OrderNeeds {
@@ -277,43 +286,83 @@ mod tests {
             skill: None,
             returned_crew_ids: &none,
         };
-        let c = |id: &'static str, arrivals: (i64, i64)| CandidateInput {
-            facts: CrewFacts {
-                id,
-                kind: CrewKind::Field,
-                on_duty: true,
-                area_codes: &areas,
-                skills: &skills,
-                capacity: 1,
-                load: 0,
-            },
-            code: id,
-            position: None,
-            arrivals,
+        let areas: Vec<Vec<String>> = crews
+            .iter()
+            .map(|(_, _, home, _)| {
+                let mut areas = vec![(*home).to_owned(), "A".to_owned()];
+                areas.dedup();
+                areas
+            })
+            .collect();
+        let inputs: Vec<CandidateInput<'_>> = crews
+            .iter()
+            .zip(&areas)
+            .map(|(&(id, kind, _, arrivals), areas)| CandidateInput {
+                facts: CrewFacts {
+                    id,
+                    kind,
+                    on_duty: true,
+                    area_codes: areas,
+                    skills: &skills,
+                    capacity: 1,
+                    load: 0,
+                },
+                code: id,
+                position: None,
+                arrivals,
+            })
+            .collect();
+        rank(&order, None, &inputs, &weights())
+    }
+
+    fn perf(ranked: &[Ranked], code: &str) -> f64 {
+        ranked
+            .iter()
+            .find(|r| r.code == code)
+            .unwrap()
+            .parts
+            .performance
+    }
+
+    fn near(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn performance_is_shrunk_toward_the_same_kind_same_home_area_rate() {
+        use CrewKind::{Field, Unit};
+        let area_a = [
+            ("lucky", Field, "A", (3, 3)),
+            ("steady", Field, "A", (45, 50)),
+            ("slow", Field, "A", (10, 50)),
+        ];
+        // peers of A's field crews: (3 + 45 + 10)/(3 + 50 + 50) = 58/103 = 0.5631068
+        // lucky  = (3 + 5*58/103)/(3 + 5)   = (3 + 2.8155340)/8   = 0.7269417
+        // steady = (45 + 5*58/103)/(50 + 5) = 47.8155340/55       = 0.8693733
+        // slow   = (10 + 5*58/103)/(50 + 5) = 12.8155340/55       = 0.2330097
+        let check = |ranked: &[Ranked]| {
+            assert!(
+                near(perf(ranked, "lucky"), 0.7269417),
+                "{}",
+                perf(ranked, "lucky")
+            );
+            assert!(
+                near(perf(ranked, "steady"), 0.8693733),
+                "{}",
+                perf(ranked, "steady")
+            );
+            assert!(
+                near(perf(ranked, "slow"), 0.2330097),
+                "{}",
+                perf(ranked, "slow")
+            );
         };
-        let ranked = rank(
-            &order,
-            None,
-            &[
-                c("lucky", (3, 3)),
-                c("steady", (45, 50)),
-                c("slow", (10, 50)),
-            ],
-            &weights(),
-        );
-        let perf = |code: &str| {
-            ranked
-                .iter()
-                .find(|r| r.code == code)
-                .unwrap()
-                .parts
-                .performance
-        };
+        let ranked = performance_of(&area_a);
+        check(&ranked);
         assert!(
-            perf("steady") > perf("lucky"),
+            perf(&ranked, "steady") > perf(&ranked, "lucky"),
             "3 of 3 is not ranked above 45 of 50"
         );
-        assert!(perf("lucky") > perf("slow"));
         assert_eq!(
             ranked
                 .iter()
@@ -321,8 +370,77 @@ mod tests {
                 .unwrap()
                 .parts
                 .on_time_rate,
-            Some(1.0)
+            Some(1.0),
+            "the raw rate is shown unshrunk"
         );
+
+        // A field crew whose home is B (it covers A second) and a unit of A, both never on
+        // time in 40 arrivals: mixed in, they would pull A's field rate down to 58/183.
+        let mut all = area_a.to_vec();
+        all.push(("b-home", Field, "B", (0, 40)));
+        all.push(("a-unit", Unit, "A", (0, 40)));
+        let ranked = performance_of(&all);
+        check(&ranked);
+        // each outsider is its own only peer at 0/40 = 0: (0 + 5*0)/(40 + 5) = 0
+        assert!(near(perf(&ranked, "b-home"), 0.0));
+        assert!(near(perf(&ranked, "a-unit"), 0.0));
+    }
+
+    #[test]
+    fn performance_without_data_is_neutral() {
+        use CrewKind::{Field, Unit};
+        // nobody of A's field crews has arrivals: (0 + 5*0.5)/(0 + 5) = 0.5, whatever other
+        // areas and kinds did
+        let ranked = performance_of(&[
+            ("new", Field, "A", (0, 0)),
+            ("other-area", Field, "B", (9, 10)),
+            ("other-kind", Unit, "A", (1, 10)),
+        ]);
+        assert!(near(perf(&ranked, "new"), 0.5));
+        assert_eq!(
+            ranked
+                .iter()
+                .find(|r| r.code == "new")
+                .unwrap()
+                .parts
+                .on_time_rate,
+            None
+        );
+        // a new crew among peers with data takes their rate: 8 of 10 = 0.8, (0 + 5*0.8)/5 = 0.8
+        let ranked = performance_of(&[("new", Field, "A", (0, 0)), ("old", Field, "A", (8, 10))]);
+        assert!(near(perf(&ranked, "new"), 0.8));
+        // no arrivals and no shrinkage: nothing to divide, neutral 0.5
+        let w = RoutingWeights {
+            shrinkage: 0.0,
+            ..weights()
+        };
+        let none: Vec<String> = vec![];
+        let areas = vec!["A".to_owned()];
+        let order = OrderNeeds {
+            kind: Kind::Repair,
+            area_code: "A",
+            backup_area_codes: &none,
+            skill: None,
+            returned_crew_ids: &none,
+        };
+        let lone = CandidateInput {
+            facts: CrewFacts {
+                id: "lone",
+                kind: CrewKind::Field,
+                on_duty: true,
+                area_codes: &areas,
+                skills: &none,
+                capacity: 1,
+                load: 0,
+            },
+            code: "lone",
+            position: None,
+            arrivals: (0, 0),
+        };
+        assert!(near(
+            rank(&order, None, &[lone], &w)[0].parts.performance,
+            0.5
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use super::work_orders::{self as orders, Created, NewOrder, Rules};
 use crate::db::events::{self, NewEvent};
 use crate::db::outages::{self as repo, OutageChanges, OutageRow};
 use crate::db::work_orders::{self as order_repo, WorkOrderChanges};
+use crate::db::credits::{self, Fact};
 use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::sla as sla_rules;
 use crate::domain::{Action, Actor, Kind, Status};
@@ -223,11 +224,16 @@ pub fn restore(
                 ),
             )?;
             let resolved = order_repo::find(conn, &master.id)?.ok_or_else(not_found)?;
+            let crew = master.assigned_crew_id.as_deref();
+            if let Some(crew) = crew {
+                credits::record(conn, Fact::Resolve, crew, &master.id, None, now.naive_utc())?;
+            }
             sla::apply(
                 conn,
                 &rules.sla,
                 &resolved,
                 &sla_rules::plan(Kind::Repair, Action::Resolve, Status::Resolved),
+                crew,
                 now,
             )?;
         }
@@ -300,6 +306,7 @@ pub fn cancel(
                 &rules.sla,
                 &cancelled,
                 &sla_rules::plan(Kind::Repair, Action::Cancel, Status::Cancelled),
+                master.assigned_crew_id.as_deref(),
                 now,
             )?;
         }

@@ -1,10 +1,13 @@
 //! Gathering the facts for automatic dispatch: every crew with its load and 30-day on-time
-//! arrivals, the order's area and needs; the ranking itself is `domain::routing::rank`.
+//! arrivals (replies for units) by the crew credited, the order's area and needs; the ranking itself is `domain::routing::rank`.
 
 use crate::db::work_orders::WorkOrderRow;
 use crate::db::{areas, crews, from_json_list, DbConnection};
 use crate::domain::categories::Categories;
-use crate::domain::routing::{rank, CandidateInput, CrewFacts, OrderNeeds, Ranked, RoutingWeights};
+use crate::domain::routing::{
+    self, rank, CandidateInput, CrewFacts, OrderNeeds, Ranked, RoutingWeights,
+};
+use crate::domain::sla::Stage;
 use crate::domain::{CrewKind, Kind};
 use crate::errors::AppError;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -20,11 +23,16 @@ pub fn candidates(
     let all = crews::all(conn)?;
     let loads = crews::loads(conn)?;
     let since = (now - TimeDelta::days(weights.performance_window_days)).naive_utc();
-    let arrivals = crews::arrival_stats(conn, since)?;
+    let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
+    // Units go on no site: their recent performance is the on-time reply rate.
+    let stage = match routing::crew_kind_for(kind) {
+        CrewKind::Field => Stage::Arrival,
+        CrewKind::Unit => Stage::Reply,
+    };
+    let arrivals = crews::on_time_stats(conn, stage.as_str(), since)?;
     let backup = areas::find(conn, &order.area_code)?
         .map(|a| from_json_list(&a.backup_area_codes))
         .unwrap_or_default();
-    let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
     let skill = categories
         .find(kind, &order.category)
         .and_then(|c| c.skill.clone());

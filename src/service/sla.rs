@@ -196,6 +196,30 @@ pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTim
         .to_owned();
     }
     t.next_fire_at = next_fire(t, cal, &escalations_of(t), &holds, now);
+    measure(t, cal);
+}
+
+/// An ended instance's durations: wall time, and SLA time (working time less held time).
+fn measure(t: &mut TimerRow, cal: &Calendar) {
+    let Some(end) = t.ended_at else {
+        return;
+    };
+    let (start, end) = (
+        t.started_at.and_utc(),
+        end.and_utc().max(t.started_at.and_utc()),
+    );
+    t.wall_seconds = Some((end - start).num_seconds());
+    let working = cal.working_between(start, end).num_seconds();
+    t.sla_seconds = Some((working - t.paused_seconds - t.excused_seconds).max(0));
+}
+
+/// The crew an ending instance is credited to: the crew that held the order when the stage
+/// ended (it accepted, arrived, resolved, contacted, replied; for the callback, the crew whose
+/// resolve it follows, which still holds the resolved order). Dispatch is the dispatchers'.
+fn credit_for(t: &TimerRow, crew: Option<&str>) -> Option<String> {
+    (t.stage != Stage::Dispatch.as_str())
+        .then(|| crew.map(str::to_owned))
+        .flatten()
 }
 
 fn held_open_now(holds: &[Hold], now: DateTime<Utc>) -> bool {
@@ -300,6 +324,9 @@ fn start(
         version: 1,
         warn_fraction: ctx.policy.warn_at,
         escalations: serde_json::to_string(&ctx.policy.escalations).unwrap_or_else(|_| "[]".into()),
+        credited_crew_id: None,
+        wall_seconds: None,
+        sla_seconds: None,
     };
     refresh(&mut t, ctx, &osla.pauses, now);
     timers::insert(conn, &t)
@@ -311,7 +338,7 @@ fn end(
     conn: &mut DbConnection,
     ctx: &SlaContext,
     t: &mut TimerRow,
-    pauses: &[Hold],
+    (pauses, crew): (&[Hold], Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     refresh(t, ctx, pauses, now);
@@ -338,6 +365,8 @@ fn end(
     }
     t.ended_at = Some(now.naive_utc());
     t.next_fire_at = None;
+    t.credited_crew_id = credit_for(t, crew);
+    measure(t, ctx.calendar(&t.calendar));
     save(conn, t)
 }
 
@@ -346,24 +375,28 @@ fn stop(
     conn: &mut DbConnection,
     ctx: &SlaContext,
     t: &mut TimerRow,
-    pauses: &[Hold],
+    (pauses, crew): (&[Hold], Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     if matches!(t.state.as_str(), "running" | "paused") {
         t.state = "stopped".into();
     }
     t.ended_at = Some(now.naive_utc());
+    t.credited_crew_id = credit_for(t, crew);
     refresh(t, ctx, pauses, now);
     t.next_fire_at = None;
     save(conn, t)
 }
 
-/// Applies an action's timer plan to the order (already in its new state).
+/// Applies an action's timer plan to the order (already in its new state). `crew` is the crew
+/// that held the order when the action was taken: instances the plan ends or stops are
+/// credited to it.
 pub fn apply(
     conn: &mut DbConnection,
     ctx: &SlaContext,
     order: &WorkOrderRow,
     plan: &TimerPlan,
+    crew: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     if plan == &TimerPlan::default() {
@@ -382,9 +415,9 @@ pub fn apply(
         let mut t = t;
         for attempt in 0.. {
             let result = if ends {
-                end(conn, ctx, &mut t, &osla.pauses, now)
+                end(conn, ctx, &mut t, (&osla.pauses, crew), now)
             } else if stops {
-                stop(conn, ctx, &mut t, &osla.pauses, now)
+                stop(conn, ctx, &mut t, (&osla.pauses, crew), now)
             } else if plan.pause_all || plan.resume_all {
                 let mut holds = holds_of(&t);
                 if plan.pause_all {
@@ -450,7 +483,13 @@ pub fn recalculate(
         );
         match osla.rule.target(stage) {
             None => {
-                stop(conn, ctx, &mut t, &osla.pauses, now)?;
+                stop(
+                    conn,
+                    ctx,
+                    &mut t,
+                    (&osla.pauses, order.assigned_crew_id.as_deref()),
+                    now,
+                )?;
                 changes.push(json!({"stage": stage, "instance": t.instance, "old_target": before.0, "new_target": null, "state": t.state}));
             }
             Some(target) => {

@@ -4,7 +4,7 @@
 use crate::db::events::{self, NewEvent};
 use crate::db::work_orders::{self as repo, NewWorkOrder, WorkOrderChanges, WorkOrderRow};
 use crate::db::{
-    areas, crews, customers, from_json_list, idempotency, to_json_list, write_transaction,
+    areas, credits, crews, customers, from_json_list, idempotency, to_json_list, write_transaction,
     DbConnection,
 };
 use crate::domain::categories::Categories;
@@ -287,6 +287,14 @@ pub fn create(
             idempotency::complete(conn, key.user_id, key.key, 201, &id)?;
         }
         let created = repo::find(conn, &id)?.ok_or_else(order_not_found)?;
+        let named = match order.kind {
+            Kind::Complaint => Some(credits::Fact::Complaint),
+            Kind::Praise => Some(credits::Fact::Praise),
+            _ => None,
+        };
+        if let (Some(fact), Some(crew)) = (named, &order.subject_crew_id) {
+            credits::record(conn, fact, crew, &id, None, now.naive_utc())?;
+        }
         if let Some(outage) = outage {
             // Linked to the outage's master: no crew, no timers, no escalation of its own.
             events::insert(
@@ -307,7 +315,7 @@ pub fn create(
             start: sla_rules::opening_stages(order.kind).to_vec(),
             ..Default::default()
         };
-        sla::apply(conn, &rules.sla, &created, &opening, now)?;
+        sla::apply(conn, &rules.sla, &created, &opening, None, now)?;
         if order.kind == Kind::Complaint {
             if let Some(email) = customer.as_ref().and_then(|c| c.email.clone()) {
                 rules.notifier.complaint_ack(conn, &created, &email, now)?;
@@ -765,11 +773,13 @@ pub fn act(
                 now,
             ),
         )?;
+        record_credits(conn, action, (&order, &changed), to, now)?;
         sla::apply(
             conn,
             &rules.sla,
             &changed,
             &sla_rules::plan(f.kind, action, to),
+            order.assigned_crew_id.as_deref(),
             now,
         )?;
         if to == Status::Resolved {
@@ -786,6 +796,50 @@ pub fn act(
         }
         Ok(Acted::Done(Box::new(changed), routing_info))
     })
+}
+
+/// The facts an action credits to a crew (PRODUCT.md, "Metrics and crew performance"): a
+/// dispatch to the new crew, a return by the crew that held the order, a resolve by it, a
+/// callback on its resolve; a reopen (or an unhappy callback) marks its resolve as reworked.
+fn record_credits(
+    conn: &mut DbConnection,
+    action: Action,
+    (before, after): (&WorkOrderRow, &WorkOrderRow),
+    to: Status,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    use credits::Fact;
+    let at = now.naive_utc();
+    let held = before.assigned_crew_id.as_deref();
+    match action {
+        Action::Dispatch | Action::Reassign => {
+            if let Some(crew) = &after.assigned_crew_id {
+                credits::record(conn, Fact::Dispatch, crew, &after.id, None, at)?;
+            }
+        }
+        Action::Reject => {
+            if let Some(crew) = held {
+                credits::record(conn, Fact::Return, crew, &after.id, None, at)?;
+            }
+        }
+        Action::Resolve => {
+            if let Some(crew) = held {
+                credits::record(conn, Fact::Resolve, crew, &after.id, None, at)?;
+            }
+        }
+        Action::Callback => {
+            if let Some(crew) = held {
+                let satisfaction = after.satisfaction.as_deref();
+                credits::record(conn, Fact::Callback, crew, &after.id, satisfaction, at)?;
+            }
+            if to == Status::Reopened {
+                credits::mark_reopened(conn, &after.id, at)?;
+            }
+        }
+        Action::Reopen => credits::mark_reopened(conn, &after.id, at)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The next priority up, if any.
@@ -890,6 +944,7 @@ pub(crate) fn release_merged(
             sla_context,
             &released,
             &sla_rules::plan(kind, Action::Unmerge, Status::New),
+            None,
             now,
         )?;
     }
@@ -934,6 +989,7 @@ pub(crate) fn resolve_merged(
             sla_context,
             &resolved,
             &sla_rules::plan(kind, Action::Resolve, Status::Resolved),
+            None,
             now,
         )?;
     }
@@ -1202,6 +1258,7 @@ pub fn auto_resume_due(
                 &rules.sla,
                 &changed,
                 &sla_rules::plan(kind_of(&changed), Action::Resume, back_to),
+                changed.assigned_crew_id.as_deref(),
                 resumed_at,
             )?;
             resumed += 1;

@@ -12,6 +12,7 @@ mod operations;
 mod outages;
 mod reference;
 mod repeat_calls;
+mod reports;
 mod routing;
 mod scanner;
 mod sla;

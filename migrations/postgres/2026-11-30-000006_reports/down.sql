@@ -1,0 +1,10 @@
+DROP INDEX sla_timers_breached_idx;
+DROP TABLE appeals;
+DROP TABLE scorecard_audit;
+DROP TABLE scorecards;
+DROP TABLE crew_credits;
+DROP INDEX sla_timers_stage_started_idx;
+DROP INDEX sla_timers_started_idx;
+ALTER TABLE sla_timers DROP COLUMN sla_seconds;
+ALTER TABLE sla_timers DROP COLUMN wall_seconds;
+ALTER TABLE sla_timers DROP COLUMN credited_crew_id;

@@ -1,0 +1,98 @@
+//! Facts credited to a crew when they happen (PRODUCT.md, "Metrics and crew performance"):
+//! a resolve, a callback, a return, a dispatch to it, a complaint or praise naming it.
+
+use super::schema::crew_credits;
+use super::DbConnection;
+use crate::errors::AppError;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// What a credit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fact {
+    Resolve,
+    Callback,
+    Return,
+    Dispatch,
+    Complaint,
+    Praise,
+}
+
+impl Fact {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fact::Resolve => "resolve",
+            Fact::Callback => "callback",
+            Fact::Return => "return",
+            Fact::Dispatch => "dispatch",
+            Fact::Complaint => "complaint",
+            Fact::Praise => "praise",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crew_credits)]
+pub struct CreditRow {
+    pub id: String,
+    pub crew_id: String,
+    pub fact: String,
+    pub work_order_id: String,
+    pub at: NaiveDateTime,
+    pub satisfaction: Option<String>,
+    pub reopened_at: Option<NaiveDateTime>,
+}
+
+/// Records a fact credited to `crew_id`.
+pub fn record(
+    conn: &mut DbConnection,
+    fact: Fact,
+    crew_id: &str,
+    work_order_id: &str,
+    satisfaction: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::insert_into(crew_credits::table)
+        .values(&CreditRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            crew_id: crew_id.to_owned(),
+            fact: fact.as_str().to_owned(),
+            work_order_id: work_order_id.to_owned(),
+            at,
+            satisfaction: satisfaction.map(str::to_owned),
+            reopened_at: None,
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks the order's credited resolves not yet reopened as reopened now (a reopen, or an
+/// unsatisfied callback): rework counts against the crew that resolved.
+pub fn mark_reopened(
+    conn: &mut DbConnection,
+    work_order_id: &str,
+    at: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(
+        crew_credits::table
+            .filter(crew_credits::work_order_id.eq(work_order_id))
+            .filter(crew_credits::fact.eq(Fact::Resolve.as_str()))
+            .filter(crew_credits::reopened_at.is_null()),
+    )
+    .set(crew_credits::reopened_at.eq(at))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Credits in `[from, to)`, optionally of some crews only (the report scopes by crew).
+pub fn between(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<CreditRow>, AppError> {
+    Ok(crew_credits::table
+        .filter(crew_credits::at.ge(from))
+        .filter(crew_credits::at.lt(to))
+        .select(CreditRow::as_select())
+        .load(conn)?)
+}

@@ -1,0 +1,224 @@
+//! Reads for the supervisor reports: stage instances by the period they started in, credited
+//! counts, the open backlog and the breach list. Each query is bounded by an index on the
+//! period (or on open rows only); none reads a whole table.
+
+use super::schema::{sla_timers, work_orders};
+use super::DbConnection;
+use crate::errors::AppError;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// A stage instance with what the reports group it by.
+#[derive(Debug, Clone, Queryable)]
+pub struct InstanceRow {
+    pub timer_id: String,
+    pub work_order_id: String,
+    pub stage: String,
+    pub state: String,
+    pub calendar: String,
+    pub started_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+    pub paused_seconds: i64,
+    pub excused_seconds: i64,
+    pub sla_seconds: Option<i64>,
+    pub credited_crew_id: Option<String>,
+    pub area_code: String,
+    pub kind: String,
+    pub priority: String,
+    pub assigned_crew_id: Option<String>,
+}
+
+/// What narrows a report.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub stage: Option<String>,
+    pub kind: Option<String>,
+    /// `None`: every area.
+    pub areas: Option<Vec<String>>,
+}
+
+/// Instances whose stage started in `[from, to)`.
+pub fn instances(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    filter: &InstanceFilter,
+) -> Result<Vec<InstanceRow>, AppError> {
+    let mut q = sla_timers::table
+        .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
+        .filter(sla_timers::started_at.ge(from))
+        .filter(sla_timers::started_at.lt(to))
+        .select((
+            sla_timers::id,
+            sla_timers::work_order_id,
+            sla_timers::stage,
+            sla_timers::state,
+            sla_timers::calendar,
+            sla_timers::started_at,
+            sla_timers::ended_at,
+            sla_timers::paused_seconds,
+            sla_timers::excused_seconds,
+            sla_timers::sla_seconds,
+            sla_timers::credited_crew_id,
+            sla_timers::area_code,
+            work_orders::kind,
+            work_orders::priority,
+            work_orders::assigned_crew_id,
+        ))
+        .into_boxed();
+    if let Some(stage) = &filter.stage {
+        q = q.filter(sla_timers::stage.eq(stage.clone()));
+    }
+    if let Some(kind) = &filter.kind {
+        q = q.filter(work_orders::kind.eq(kind.clone()));
+    }
+    if let Some(areas) = &filter.areas {
+        q = q.filter(sla_timers::area_code.eq_any(areas.clone()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Per credited crew, stage and verdict: instances of `stages` that started in `[from, to)`
+/// and ended met or breached.
+pub fn verdicts_by_crew(
+    conn: &mut DbConnection,
+    stages: &[&str],
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<(Option<String>, String, String, i64)>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::stage.eq_any(stages))
+        .filter(sla_timers::started_at.ge(from))
+        .filter(sla_timers::started_at.lt(to))
+        .filter(sla_timers::state.eq_any(["met", "breached"]))
+        .group_by((
+            sla_timers::credited_crew_id,
+            sla_timers::stage,
+            sla_timers::state,
+        ))
+        .select((
+            sla_timers::credited_crew_id,
+            sla_timers::stage,
+            sla_timers::state,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?)
+}
+
+/// Statuses of orders still being worked or awaiting their callback.
+pub const OPEN_STATUSES: [&str; 10] = [
+    "new",
+    "dispatched",
+    "accepted",
+    "en_route",
+    "on_site",
+    "contacted",
+    "suspended",
+    "resolved",
+    "reopened",
+    "merged",
+];
+
+/// Open orders: id, status, area, created.
+pub fn open_orders(
+    conn: &mut DbConnection,
+    areas: Option<&[String]>,
+) -> Result<Vec<(String, String, String, NaiveDateTime)>, AppError> {
+    let mut q = work_orders::table
+        .filter(work_orders::status.eq_any(OPEN_STATUSES))
+        .select((
+            work_orders::id,
+            work_orders::status,
+            work_orders::area_code,
+            work_orders::created_at,
+        ))
+        .into_boxed();
+    if let Some(areas) = areas {
+        q = q.filter(work_orders::area_code.eq_any(areas.to_vec()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Open timers (not ended): order, state, warned.
+pub fn open_timers(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, String, Option<NaiveDateTime>)>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::state.eq_any(["running", "paused", "breached"]))
+        .filter(sla_timers::ended_at.is_null())
+        .select((
+            sla_timers::work_order_id,
+            sla_timers::state,
+            sla_timers::warned_at,
+        ))
+        .load(conn)?)
+}
+
+/// A breached instance for the breach list.
+#[derive(Debug, Clone, Queryable)]
+pub struct BreachRow {
+    pub timer_id: String,
+    pub work_order_id: String,
+    pub number: Option<String>,
+    pub kind: String,
+    pub area_code: String,
+    pub stage: String,
+    pub instance: i32,
+    pub state: String,
+    pub credited_crew_id: Option<String>,
+    pub assigned_crew_id: Option<String>,
+    pub started_at: NaiveDateTime,
+    pub due_at: Option<NaiveDateTime>,
+    pub breached_at: Option<NaiveDateTime>,
+    pub ended_at: Option<NaiveDateTime>,
+}
+
+/// Breached (and later excused) instances that started in `[from, to)`, by start then id,
+/// after the keyset `after`; served by the partial index on breached instances.
+pub fn breaches(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    filter: &InstanceFilter,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<BreachRow>, AppError> {
+    let mut q = sla_timers::table
+        .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
+        .filter(sla_timers::breached_at.is_not_null())
+        .filter(sla_timers::started_at.ge(from))
+        .filter(sla_timers::started_at.lt(to))
+        .order((sla_timers::started_at.asc(), sla_timers::id.asc()))
+        .limit(limit)
+        .select((
+            sla_timers::id,
+            sla_timers::work_order_id,
+            work_orders::number,
+            work_orders::kind,
+            sla_timers::area_code,
+            sla_timers::stage,
+            sla_timers::instance,
+            sla_timers::state,
+            sla_timers::credited_crew_id,
+            work_orders::assigned_crew_id,
+            sla_timers::started_at,
+            sla_timers::due_at,
+            sla_timers::breached_at,
+            sla_timers::ended_at,
+        ))
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(
+            sla_timers::started_at
+                .gt(at)
+                .or(sla_timers::started_at.eq(at).and(sla_timers::id.gt(id))),
+        );
+    }
+    if let Some(stage) = &filter.stage {
+        q = q.filter(sla_timers::stage.eq(stage.clone()));
+    }
+    if let Some(areas) = &filter.areas {
+        q = q.filter(sla_timers::area_code.eq_any(areas.clone()));
+    }
+    Ok(q.load(conn)?)
+}
