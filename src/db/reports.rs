@@ -78,6 +78,9 @@ pub fn instances(
     Ok(q.load(conn)?)
 }
 
+/// A count of instances per (credited crew, stage, state).
+pub type VerdictCount = (Option<String>, String, String, i64);
+
 /// Per credited crew, stage and verdict: instances of `stages` that started in `[from, to)`
 /// and ended met or breached.
 pub fn verdicts_by_crew(
@@ -85,7 +88,7 @@ pub fn verdicts_by_crew(
     stages: &[&str],
     from: NaiveDateTime,
     to: NaiveDateTime,
-) -> Result<Vec<(Option<String>, String, String, i64)>, AppError> {
+) -> Result<Vec<VerdictCount>, AppError> {
     Ok(sla_timers::table
         .filter(sla_timers::stage.eq_any(stages))
         .filter(sla_timers::started_at.ge(from))

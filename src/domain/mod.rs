@@ -3,8 +3,8 @@
 
 pub mod calendar;
 pub mod categories;
-pub mod reports;
 pub mod event_stream;
+pub mod reports;
 pub mod routing;
 pub mod scoring;
 pub mod sla;

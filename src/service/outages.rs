@@ -3,10 +3,10 @@
 //! cancel (linked orders back to `new`, the master cancelled).
 
 use super::work_orders::{self as orders, Created, NewOrder, Rules};
+use crate::db::credits::{self, Fact};
 use crate::db::events::{self, NewEvent};
 use crate::db::outages::{self as repo, OutageChanges, OutageRow};
 use crate::db::work_orders::{self as order_repo, WorkOrderChanges};
-use crate::db::credits::{self, Fact};
 use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::sla as sla_rules;
 use crate::domain::{Action, Actor, Kind, Status};
