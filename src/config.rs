@@ -102,6 +102,9 @@ pub struct SlaSettings {
     pub scanner_enabled: bool,
     pub scanner_tick_ms: u64,
     pub scanner_batch: i64,
+    pub rollup_enabled: bool,
+    pub rollup_tick_ms: u64,
+    pub rollup_batch: i64,
 }
 
 const DEFAULT_POLICY: &str = include_str!("../config/sla.toml");
@@ -371,6 +374,9 @@ impl Settings {
         }
         if self.sla.scanner_tick_ms == 0 || self.sla.scanner_batch < 1 {
             return Err("sla.scanner_tick_ms and sla.scanner_batch must be positive".into());
+        }
+        if self.sla.rollup_tick_ms == 0 || self.sla.rollup_batch < 1 {
+            return Err("sla.rollup_tick_ms and sla.rollup_batch must be positive".into());
         }
         self.mail.check()?;
         if self.mail.digest_interval_secs < 1

@@ -203,6 +203,24 @@ impl Application {
                 },
             )));
         }
+        if settings.sla.rollup_enabled {
+            let state = self.state.clone();
+            let rollup = crate::jobs::rollup::Rollup {
+                batch: settings.sla.rollup_batch,
+            };
+            jobs.push(actix_web::rt::spawn(crate::jobs::run_every(
+                "report roll-up",
+                Duration::from_millis(settings.sla.rollup_tick_ms),
+                stop.clone(),
+                move || {
+                    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+                    rollup
+                        .run_once(&mut conn, &state.sla.context(), state.clock.now())
+                        .map(|_| String::new())
+                        .map_err(|e| e.to_string())
+                },
+            )));
+        }
         if settings.mail.sender_enabled {
             let state = self.state.clone();
             let m = &settings.mail;

@@ -1,5 +1,6 @@
 //! HTTP layer: thin actix handlers per resource, the routes, and the OpenAPI document.
 
+pub mod appeals;
 pub mod auth;
 pub mod events;
 pub mod extract;
@@ -35,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         sla::policies, sla::calendars, sla::days, sla::create_pause, sla::list_pauses, sla::end_pause,
         reports::sla, reports::crews, reports::backlog, reports::breaches,
         reports::scorecard, reports::close, reports::reopen,
+        appeals::file, appeals::list, appeals::get, appeals::approve, appeals::reject,
     ),
     components(schemas(crate::errors::FieldError)),
     modifiers(&BearerAuth),
@@ -187,6 +189,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/scorecards/{period}").route(get().to(reports::scorecard)))
                 .service(resource("/scorecards/{period}/close").route(post().to(reports::close)))
                 .service(resource("/scorecards/{period}/reopen").route(post().to(reports::reopen)))
+                // appeals
+                .service(
+                    resource("/appeals")
+                        .route(post().to(appeals::file))
+                        .route(get().to(appeals::list)),
+                )
+                .service(resource("/appeals/{id}").route(get().to(appeals::get)))
+                .service(resource("/appeals/{id}/approve").route(post().to(appeals::approve)))
+                .service(resource("/appeals/{id}/reject").route(post().to(appeals::reject)))
                 .service(resource("/work-orders/{id}/{action}").route(post().to(work_orders::act))),
         )
         .default_service(web::to(not_found));

@@ -269,8 +269,9 @@ pub async fn crews(
     let range = period(&c)?;
     let area = q.area_code.clone();
     let cfg = state.settings.scoring.clone();
+    let ctx = state.sla.context();
     let rows = state
-        .db(move |conn| service::crews(conn, &actor, range, area.as_deref(), &cfg))
+        .db(move |conn| service::crews(conn, &actor, range, area.as_deref(), (&cfg, &ctx)))
         .await?;
     respond(&req, "rows", &CREW_COLUMNS, &rows)
 }
@@ -366,9 +367,10 @@ pub async fn scorecard(
 ) -> Result<HttpResponse, AppError> {
     let actor = user.0.clone();
     let cfg = state.settings.scoring.clone();
+    let ctx = state.sla.context();
     let period = period.into_inner();
     let card = state
-        .db(move |conn| scorecards::get(conn, &actor, &period, &cfg))
+        .db(move |conn| scorecards::get(conn, &actor, &period, (&cfg, &ctx)))
         .await?;
     scorecard_response(&req, &card)
 }
@@ -386,10 +388,11 @@ pub async fn close(
 ) -> Result<HttpResponse, AppError> {
     let actor = user.0.clone();
     let cfg = state.settings.scoring.clone();
+    let ctx = state.sla.context();
     let now = state.clock.now();
     let period = period.into_inner();
     let card = state
-        .db(move |conn| scorecards::close(conn, &actor, &period, &cfg, now))
+        .db(move |conn| scorecards::close(conn, &actor, &period, (&cfg, &ctx), now))
         .await?;
     scorecard_response(&req, &card)
 }
@@ -413,11 +416,12 @@ pub async fn reopen(
 ) -> Result<HttpResponse, AppError> {
     let actor = user.0.clone();
     let cfg = state.settings.scoring.clone();
+    let ctx = state.sla.context();
     let now = state.clock.now();
     let period = period.into_inner();
     let reason = body.parse::<ReopenBody>().map(|b| b.reason);
     let card = state
-        .db(move |conn| scorecards::reopen(conn, &actor, &period, reason, &cfg, now))
+        .db(move |conn| scorecards::reopen(conn, &actor, &period, reason, (&cfg, &ctx), now))
         .await?;
     Ok(HttpResponse::Ok().json(card))
 }

@@ -41,6 +41,9 @@ pub struct CreditRow {
     pub at: NaiveDateTime,
     pub satisfaction: Option<String>,
     pub reopened_at: Option<NaiveDateTime>,
+    /// A resolve by a crew that had resolved the order before: when it did last.
+    pub repeat_of_at: Option<NaiveDateTime>,
+    pub rollup_dirty: bool,
 }
 
 /// Records a fact credited to `crew_id`.
@@ -52,6 +55,16 @@ pub fn record(
     satisfaction: Option<&str>,
     at: NaiveDateTime,
 ) -> Result<(), AppError> {
+    let repeat_of_at = if fact == Fact::Resolve {
+        crew_credits::table
+            .filter(crew_credits::work_order_id.eq(work_order_id))
+            .filter(crew_credits::fact.eq(Fact::Resolve.as_str()))
+            .filter(crew_credits::crew_id.eq(crew_id))
+            .select(diesel::dsl::max(crew_credits::at))
+            .first::<Option<NaiveDateTime>>(conn)?
+    } else {
+        None
+    };
     diesel::insert_into(crew_credits::table)
         .values(&CreditRow {
             id: uuid::Uuid::new_v4().to_string(),
@@ -61,6 +74,8 @@ pub fn record(
             at,
             satisfaction: satisfaction.map(str::to_owned),
             reopened_at: None,
+            repeat_of_at,
+            rollup_dirty: true,
         })
         .execute(conn)?;
     Ok(())
@@ -79,7 +94,10 @@ pub fn mark_reopened(
             .filter(crew_credits::fact.eq(Fact::Resolve.as_str()))
             .filter(crew_credits::reopened_at.is_null()),
     )
-    .set(crew_credits::reopened_at.eq(at))
+    .set((
+        crew_credits::reopened_at.eq(at),
+        crew_credits::rollup_dirty.eq(true),
+    ))
     .execute(conn)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The database layer: one diesel code path over SQLite and PostgreSQL (`MultiConnection`),
 //! the r2d2 pool, embedded migrations and the write-transaction helper. Knows no HTTP.
 
+pub mod appeals;
 pub mod areas;
 pub mod auth;
 pub mod credits;
@@ -12,6 +13,7 @@ pub mod idempotency;
 pub mod outages;
 pub mod outbox;
 pub mod reports;
+pub mod rollups;
 pub mod schema;
 pub mod scorecards;
 pub mod timers;

@@ -37,7 +37,45 @@ pub struct InstanceFilter {
     pub areas: Option<Vec<String>>,
 }
 
-/// Instances whose stage started in `[from, to)`.
+/// The column tuple of `INSTANCE_COLUMNS`.
+pub type InstanceColumns = (
+    sla_timers::id,
+    sla_timers::work_order_id,
+    sla_timers::stage,
+    sla_timers::state,
+    sla_timers::calendar,
+    sla_timers::started_at,
+    sla_timers::ended_at,
+    sla_timers::paused_seconds,
+    sla_timers::excused_seconds,
+    sla_timers::sla_seconds,
+    sla_timers::credited_crew_id,
+    sla_timers::area_code,
+    sla_timers::kind,
+    sla_timers::priority,
+    work_orders::assigned_crew_id,
+);
+
+/// The columns of an `InstanceRow`, in order.
+pub const INSTANCE_COLUMNS: InstanceColumns = (
+    sla_timers::id,
+    sla_timers::work_order_id,
+    sla_timers::stage,
+    sla_timers::state,
+    sla_timers::calendar,
+    sla_timers::started_at,
+    sla_timers::ended_at,
+    sla_timers::paused_seconds,
+    sla_timers::excused_seconds,
+    sla_timers::sla_seconds,
+    sla_timers::credited_crew_id,
+    sla_timers::area_code,
+    sla_timers::kind,
+    sla_timers::priority,
+    work_orders::assigned_crew_id,
+);
+
+/// Instances whose stage started in `[from, to)` (a partial day at a report's edge).
 pub fn instances(
     conn: &mut DbConnection,
     from: NaiveDateTime,
@@ -48,29 +86,13 @@ pub fn instances(
         .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
         .filter(sla_timers::started_at.ge(from))
         .filter(sla_timers::started_at.lt(to))
-        .select((
-            sla_timers::id,
-            sla_timers::work_order_id,
-            sla_timers::stage,
-            sla_timers::state,
-            sla_timers::calendar,
-            sla_timers::started_at,
-            sla_timers::ended_at,
-            sla_timers::paused_seconds,
-            sla_timers::excused_seconds,
-            sla_timers::sla_seconds,
-            sla_timers::credited_crew_id,
-            sla_timers::area_code,
-            work_orders::kind,
-            work_orders::priority,
-            work_orders::assigned_crew_id,
-        ))
+        .select(INSTANCE_COLUMNS)
         .into_boxed();
     if let Some(stage) = &filter.stage {
         q = q.filter(sla_timers::stage.eq(stage.clone()));
     }
     if let Some(kind) = &filter.kind {
-        q = q.filter(work_orders::kind.eq(kind.clone()));
+        q = q.filter(sla_timers::kind.eq(kind.clone()));
     }
     if let Some(areas) = &filter.areas {
         q = q.filter(sla_timers::area_code.eq_any(areas.clone()));
@@ -78,33 +100,19 @@ pub fn instances(
     Ok(q.load(conn)?)
 }
 
-/// A count of instances per (credited crew, stage, state).
-pub type VerdictCount = (Option<String>, String, String, i64);
-
-/// Per credited crew, stage and verdict: instances of `stages` that started in `[from, to)`
-/// and ended met or breached.
-pub fn verdicts_by_crew(
+/// Resolves in `[from, to)` by a crew that had resolved the same order before (rare: a
+/// reopen came between), with when it had: `orders` counts an order once.
+pub fn repeat_resolves(
     conn: &mut DbConnection,
-    stages: &[&str],
     from: NaiveDateTime,
     to: NaiveDateTime,
-) -> Result<Vec<VerdictCount>, AppError> {
-    Ok(sla_timers::table
-        .filter(sla_timers::stage.eq_any(stages))
-        .filter(sla_timers::started_at.ge(from))
-        .filter(sla_timers::started_at.lt(to))
-        .filter(sla_timers::state.eq_any(["met", "breached"]))
-        .group_by((
-            sla_timers::credited_crew_id,
-            sla_timers::stage,
-            sla_timers::state,
-        ))
-        .select((
-            sla_timers::credited_crew_id,
-            sla_timers::stage,
-            sla_timers::state,
-            diesel::dsl::count_star(),
-        ))
+) -> Result<Vec<super::credits::CreditRow>, AppError> {
+    use super::schema::crew_credits;
+    Ok(crew_credits::table
+        .filter(crew_credits::repeat_of_at.is_not_null())
+        .filter(crew_credits::at.ge(from))
+        .filter(crew_credits::at.lt(to))
+        .select(super::credits::CreditRow::as_select())
         .load(conn)?)
 }
 

@@ -205,6 +205,10 @@ diesel::table! {
         credited_crew_id -> Nullable<Text>,
         wall_seconds -> Nullable<BigInt>,
         sla_seconds -> Nullable<BigInt>,
+        kind -> Text,
+        priority -> Text,
+        rollup_dirty -> Bool,
+        rollup_applied -> Nullable<Text>,
     }
 }
 
@@ -287,6 +291,49 @@ diesel::table! {
         at -> Timestamp,
         satisfaction -> Nullable<Text>,
         reopened_at -> Nullable<Timestamp>,
+        repeat_of_at -> Nullable<Timestamp>,
+        rollup_dirty -> Bool,
+        rollup_applied -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sla_rollups (grain, period, area_code, kind, priority, stage, crew_id) {
+        grain -> Text,
+        period -> Text,
+        area_code -> Text,
+        kind -> Text,
+        priority -> Text,
+        stage -> Text,
+        crew_id -> Text,
+        met -> BigInt,
+        breached -> BigInt,
+        stopped -> BigInt,
+        excused -> BigInt,
+        minutes -> Text,
+    }
+}
+
+diesel::table! {
+    credit_rollups (grain, period, crew_id) {
+        grain -> Text,
+        period -> Text,
+        crew_id -> Text,
+        dispatches -> BigInt,
+        returns -> BigInt,
+        callbacks -> BigInt,
+        callbacks_good -> BigInt,
+        complaints -> BigInt,
+        praise -> BigInt,
+        resolves -> BigInt,
+        resolves_reopened -> BigInt,
+    }
+}
+
+diesel::table! {
+    rollup_lock (id) {
+        id -> Integer,
+        ran_at -> Nullable<Timestamp>,
     }
 }
 

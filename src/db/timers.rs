@@ -42,11 +42,28 @@ pub struct TimerRow {
     pub wall_seconds: Option<i64>,
     /// SLA time from start to end (working time less paused and excused), set when it ends.
     pub sla_seconds: Option<i64>,
+    /// The order's kind and (while the instance runs) priority, for the reports.
+    pub kind: String,
+    pub priority: String,
+    /// An ended instance written since the roll-up job last folded it in (set on every write
+    /// of an ended instance, see `mark`).
+    pub rollup_dirty: bool,
+}
+
+/// Marks an ended instance for the roll-up job: any write to it may change what it counts.
+fn mark(row: &TimerRow) -> std::borrow::Cow<'_, TimerRow> {
+    if row.ended_at.is_some() && !row.rollup_dirty {
+        let mut r = row.clone();
+        r.rollup_dirty = true;
+        std::borrow::Cow::Owned(r)
+    } else {
+        std::borrow::Cow::Borrowed(row)
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {
     diesel::insert_into(sla_timers::table)
-        .values(row)
+        .values(mark(row).as_ref())
         .execute(conn)?;
     Ok(())
 }
@@ -62,7 +79,7 @@ pub fn update_guarded(
             .filter(sla_timers::id.eq(&row.id))
             .filter(sla_timers::version.eq(expected_version)),
     )
-    .set(row)
+    .set(mark(row).as_ref())
     .execute(conn)?;
     Ok(n == 1)
 }

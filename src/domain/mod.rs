@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod categories;
 pub mod event_stream;
 pub mod reports;
+pub mod rollup;
 pub mod routing;
 pub mod scoring;
 pub mod sla;

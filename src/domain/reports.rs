@@ -3,6 +3,7 @@
 //! age buckets, report periods and months in Asia/Shanghai, the area tree, and CSV cells that
 //! a spreadsheet never runs. Pure.
 
+use super::rollup::Histogram;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use std::collections::{HashMap, HashSet};
@@ -70,7 +71,7 @@ pub struct SlaTally {
     pub open_running: i64,
     pub open_breached: i64,
     /// Whole SLA minutes of the ended instances.
-    pub minutes: Vec<i64>,
+    pub minutes: Histogram,
 }
 
 /// A finished SLA report row's numbers.
@@ -101,14 +102,37 @@ impl SlaTally {
             Standing::OpenBreached => self.open_breached += 1,
         }
         if let (true, Some(m)) = (standing.is_ended(), sla_minutes) {
-            self.minutes.push(m);
+            self.minutes.add(m, 1);
         }
+    }
+
+    /// Adds (`sign` 1) or takes out (-1) counts in the order met, breached, stopped, excused,
+    /// open running, open breached, with the ended instances' minutes.
+    pub fn add_counts(&mut self, counts: [i64; 6], minutes: &Histogram, sign: i64) {
+        self.met += sign * counts[0];
+        self.breached += sign * counts[1];
+        self.stopped += sign * counts[2];
+        self.excused += sign * counts[3];
+        self.open_running += sign * counts[4];
+        self.open_breached += sign * counts[5];
+        for (m, n) in &minutes.0 {
+            self.minutes.add(*m, sign * n);
+        }
+    }
+
+    /// No instance counted.
+    pub fn is_empty(&self) -> bool {
+        self.met == 0
+            && self.breached == 0
+            && self.stopped == 0
+            && self.excused == 0
+            && self.open_running == 0
+            && self.open_breached == 0
     }
 
     /// Compliance = met ÷ (met + breached), null when both are 0; percentiles over the ended
     /// instances by nearest rank.
-    pub fn finish(mut self) -> SlaFigures {
-        self.minutes.sort_unstable();
+    pub fn finish(self) -> SlaFigures {
         let judged = self.met + self.breached;
         SlaFigures {
             total: self.met
@@ -124,9 +148,9 @@ impl SlaTally {
             open_running: self.open_running,
             open_breached: self.open_breached,
             compliance_rate: (judged > 0).then(|| round4(self.met as f64 / judged as f64)),
-            p50_minutes: nearest_rank(&self.minutes, 50),
-            p90_minutes: nearest_rank(&self.minutes, 90),
-            p99_minutes: nearest_rank(&self.minutes, 99),
+            p50_minutes: self.minutes.nearest_rank(50),
+            p90_minutes: self.minutes.nearest_rank(90),
+            p99_minutes: self.minutes.nearest_rank(99),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! database keeps them from doing anything twice when several instances run.
 
 pub mod event_hub;
+pub mod rollup;
 pub mod scanner;
 pub mod sender;
 

@@ -212,4 +212,69 @@ impl Notifier {
             &self.row("complaint_ack", email, rendered, &order.id, false, now),
         )
     }
+
+    /// Tells the supervisors who may decide an appeal on the order (scoped to its area or an
+    /// area above it, or unscoped) that one was filed; returns how many were mailed.
+    pub fn appeal_filed(
+        &self,
+        conn: &mut DbConnection,
+        order: &WorkOrderRow,
+        appeal: &crate::db::appeals::AppealRow,
+        filed_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, AppError> {
+        fn reason_name(code: &str) -> &'static str {
+            match code {
+                "weather" => "恶劣天气",
+                "customer_unreachable" => "客户无法联系",
+                "access_denied" => "无法进入现场",
+                "third_party" => "第三方原因",
+                "upstream_outage" => "上级电网停电",
+                _ => "其他",
+            }
+        }
+        let tree = crate::db::areas::tree(conn)?;
+        let parent_of: std::collections::HashMap<&str, &str> = tree
+            .iter()
+            .filter_map(|(code, parent)| parent.as_deref().map(|p| (code.as_str(), p)))
+            .collect();
+        let mut covering = vec![order.area_code.as_str()];
+        while let Some(p) = covering.last().and_then(|c| parent_of.get(c)) {
+            if covering.contains(p) {
+                break;
+            }
+            covering.push(p);
+        }
+        let mut recipients = std::collections::BTreeSet::new();
+        for code in covering {
+            recipients.extend(users::emails_for(conn, Role::Supervisor, code)?);
+        }
+        if recipients.is_empty() {
+            return Ok(0);
+        }
+        let ctx = context! {
+            number => order.number.clone().unwrap_or_default(),
+            stage_name => stage_name(&appeal.stage),
+            instance => appeal.instance,
+            kind_name => kind_name(&order.kind),
+            area_code => order.area_code,
+            filed_by => filed_by,
+            filed_local => self.local(appeal.filed_at.and_utc()),
+            time_zone => "Asia/Shanghai",
+            reason_name => reason_name(&appeal.reason_code),
+            reason => appeal.reason,
+            url => format!("{}/api/v1/appeals/{}", self.base_url.trim_end_matches('/'), appeal.id),
+        };
+        let rendered = self
+            .templates
+            .render("appeal_filed", ctx)
+            .map_err(AppError::internal)?;
+        for r in &recipients {
+            outbox::insert(
+                conn,
+                &self.row("appeal_filed", r, rendered.clone(), &order.id, true, now),
+            )?;
+        }
+        Ok(recipients.len())
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 7] = [
     (
         "no_eligible_crew",
         include_str!("../../config/templates/no_eligible_crew.txt"),
@@ -26,6 +26,10 @@ const KINDS: [(&str, &str); 6] = [
         include_str!("../../config/templates/complaint_ack.txt"),
     ),
     ("digest", include_str!("../../config/templates/digest.txt")),
+    (
+        "appeal_filed",
+        include_str!("../../config/templates/appeal_filed.txt"),
+    ),
 ];
 
 pub struct Templates {

@@ -3,17 +3,26 @@
 
 use crate::db::credits::{self, Fact};
 use crate::db::reports::{self as repo, InstanceFilter, InstanceRow};
+use crate::db::rollups::{self, CellFilter};
 use crate::db::{areas, crews, from_json_list, DbConnection};
 use crate::domain::reports::{
-    age_bucket, local_day, whole_minutes, with_descendants, SlaFigures, SlaTally, Standing,
+    age_bucket, local_day, whole_minutes, with_descendants, Month, SlaFigures, SlaTally, Standing,
     AGE_BUCKETS,
+};
+use crate::domain::rollup::{
+    self, in_rolled, split, CreditContribution, Histogram, SlaContribution, Span, Verdict, DAY,
+    MONTH,
 };
 use crate::domain::scoring::{score_crews, CrewScore, CrewTally, ScoringConfig};
 use crate::domain::sla::Stage;
 use crate::domain::{Actor, CrewKind, Kind, Role};
 use crate::errors::AppError;
 use crate::notify::alerts::{kind_name, stage_name};
+use crate::service::rollups::{
+    credit_contribution, credit_slots, sla_contribution, sla_seconds, InstanceFacts,
+};
 use crate::service::sla::SlaContext;
+use chrono::Datelike;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -103,17 +112,21 @@ pub struct SlaRow {
     pub p99_minutes: Option<i64>,
 }
 
-/// The SLA time of an ended instance: stored when it ended, or (rows backfilled from before
-/// durations were stored) working time less held time on its calendar.
-fn sla_seconds(row: &InstanceRow, ctx: &SlaContext) -> Option<i64> {
-    let ended = row.ended_at?;
-    row.sla_seconds.or_else(|| {
-        let cal = ctx.calendars.get(&row.calendar)?;
-        let working = cal
-            .working_between(row.started_at.and_utc(), ended.and_utc())
-            .num_seconds();
-        Some((working - row.paused_seconds - row.excused_seconds).max(0))
-    })
+fn facts(row: &InstanceRow) -> InstanceFacts<'_> {
+    InstanceFacts {
+        state: &row.state,
+        calendar: &row.calendar,
+        started_at: row.started_at,
+        ended_at: row.ended_at,
+        paused_seconds: row.paused_seconds,
+        excused_seconds: row.excused_seconds,
+        sla_seconds: row.sla_seconds,
+        credited_crew_id: row.credited_crew_id.as_deref(),
+        area_code: &row.area_code,
+        kind: &row.kind,
+        priority: &row.priority,
+        stage: &row.stage,
+    }
 }
 
 /// The crew a row counts under: the credited crew once it ended, the assigned crew while open.
@@ -125,6 +138,206 @@ fn crew_of(row: &InstanceRow) -> Option<&str> {
     }
 }
 
+/// The dimensions a row, a cell or a contribution is grouped and filtered by.
+struct Dims<'a> {
+    area: &'a str,
+    kind: &'a str,
+    priority: &'a str,
+    stage: &'a str,
+    crew: Option<&'a str>,
+    day: std::borrow::Cow<'a, str>,
+}
+
+impl Dims<'_> {
+    fn key(&self, g: GroupBy) -> Option<String> {
+        match g {
+            GroupBy::Crew => self.crew.filter(|c| !c.is_empty()).map(str::to_owned),
+            GroupBy::Area => Some(self.area.to_owned()),
+            GroupBy::Kind => Some(self.kind.to_owned()),
+            GroupBy::Priority => Some(self.priority.to_owned()),
+            GroupBy::Stage => Some(self.stage.to_owned()),
+            GroupBy::Day => Some(self.day.to_string()),
+        }
+    }
+}
+
+fn row_dims(row: &InstanceRow) -> Dims<'_> {
+    Dims {
+        area: &row.area_code,
+        kind: &row.kind,
+        priority: &row.priority,
+        stage: &row.stage,
+        crew: crew_of(row),
+        day: local_day(row.started_at.and_utc()).to_string().into(),
+    }
+}
+
+fn contribution_dims(c: &SlaContribution) -> Dims<'_> {
+    Dims {
+        area: &c.area_code,
+        kind: &c.kind,
+        priority: &c.priority,
+        stage: &c.stage,
+        crew: Some(c.crew_id.as_str()),
+        day: c.day.to_string().into(),
+    }
+}
+
+/// What a report keeps of the instances.
+struct Wanted {
+    stages: Option<Vec<String>>,
+    kind: Option<String>,
+    areas: Option<HashSet<String>>,
+}
+
+impl Wanted {
+    fn keeps(&self, d: &Dims<'_>) -> bool {
+        self.stages
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == d.stage))
+            && self.kind.as_ref().is_none_or(|k| k == d.kind)
+            && self.areas.as_ref().is_none_or(|a| a.contains(d.area))
+    }
+
+    fn cell_filter(&self) -> CellFilter {
+        CellFilter {
+            stages: self.stages.clone(),
+            kind: self.kind.clone(),
+            areas: self.areas.as_ref().map(|a| a.iter().cloned().collect()),
+        }
+    }
+
+    fn instance_filter(&self, stage: Option<&str>) -> InstanceFilter {
+        InstanceFilter {
+            stage: stage.map(str::to_owned),
+            kind: self.kind.clone(),
+            areas: self.areas.as_ref().map(|a| a.iter().cloned().collect()),
+        }
+    }
+}
+
+/// The instant bounds of a span served by roll-ups.
+fn span_bounds(span: &Span) -> Option<(NaiveDateTime, NaiveDateTime)> {
+    let midnight = |d: chrono::NaiveDate| {
+        Month {
+            year: d.year(),
+            month: d.month(),
+        }
+        .start()
+            + chrono::TimeDelta::days(i64::from(d.day()) - 1)
+    };
+    match span {
+        Span::Raw(..) => None,
+        Span::Days(a, b) => Some((midnight(*a).naive_utc(), midnight(*b).naive_utc())),
+        Span::Months(a, b) => Some((a.start().naive_utc(), b.start().naive_utc())),
+    }
+}
+
+/// What `visit_instances` calls: dims, counts, minutes, sign.
+type Visit<'v> = dyn FnMut(&Dims<'_>, [i64; 6], &Histogram, i64) + 'v;
+
+/// Visits every stage instance that started in `[from, to)` and is wanted, as counts with a
+/// minute histogram: roll-up cells for whole days and months, the rows themselves for
+/// partial days, open instances, and rows changed since the roll-up job last ran (their old
+/// contribution taken out, the new one put in). `visit(dims, counts, minutes, sign)` where
+/// counts are met, breached, stopped, excused, open running, open breached.
+fn visit_instances(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    (from, to, by_day): (DateTime<Utc>, DateTime<Utc>, bool),
+    wanted: &Wanted,
+    visit: &mut Visit<'_>,
+) -> Result<(), AppError> {
+    let spans = split(from, to, by_day);
+    let one = |standing: Standing, minutes: Option<i64>| {
+        let mut counts = [0; 6];
+        let slot = match standing {
+            Standing::Met => 0,
+            Standing::Breached => 1,
+            Standing::Stopped => 2,
+            Standing::Excused => 3,
+            Standing::OpenRunning => 4,
+            Standing::OpenBreached => 5,
+        };
+        counts[slot] = 1;
+        let mut h = Histogram::default();
+        if let (true, Some(m)) = (standing.is_ended(), minutes) {
+            h.add(m, 1);
+        }
+        (counts, h)
+    };
+    let single_stage = wanted
+        .stages
+        .as_ref()
+        .filter(|s| s.len() == 1)
+        .map(|s| s[0].clone());
+    for span in &spans {
+        let (grain, range) = match span {
+            Span::Raw(a, b) => {
+                let filter = wanted.instance_filter(single_stage.as_deref());
+                for row in repo::instances(conn, a.naive_utc(), b.naive_utc(), &filter)? {
+                    let d = row_dims(&row);
+                    if wanted.keeps(&d) {
+                        let standing = Standing::of(&row.state, row.ended_at.is_some());
+                        let (counts, h) =
+                            one(standing, sla_seconds(&facts(&row), ctx).map(whole_minutes));
+                        visit(&d, counts, &h, 1);
+                    }
+                }
+                continue;
+            }
+            Span::Days(a, b) => (DAY, (a.to_string(), b.to_string())),
+            Span::Months(a, b) => (MONTH, (a.to_string(), b.to_string())),
+        };
+        let cells = rollups::sla_cells(conn, grain, (&range.0, &range.1), &wanted.cell_filter())?;
+        for c in &cells {
+            let d = Dims {
+                area: &c.area_code,
+                kind: &c.kind,
+                priority: &c.priority,
+                stage: &c.stage,
+                crew: Some(c.crew_id.as_str()),
+                day: c.period.as_str().into(),
+            };
+            let h = Histogram::parse(&c.minutes).map_err(AppError::internal)?;
+            visit(&d, [c.met, c.breached, c.stopped, c.excused, 0, 0], &h, 1);
+        }
+        if let Some((a, b)) = span_bounds(span) {
+            for row in rollups::open_instances(conn, a, b)? {
+                let d = row_dims(&row);
+                if wanted.keeps(&d) {
+                    let (counts, h) = one(Standing::of(&row.state, false), None);
+                    visit(&d, counts, &h, 1);
+                }
+            }
+        }
+    }
+    for (row, applied) in rollups::dirty_instances(conn)? {
+        if !in_rolled(&spans, row.started_at.and_utc()) {
+            continue;
+        }
+        let before: Option<SlaContribution> = applied.as_deref().and_then(rollup::decode);
+        let now = sla_contribution(&facts(&row), ctx);
+        for (c, sign) in [(before, -1), (now, 1)] {
+            let Some(c) = c else { continue };
+            let d = contribution_dims(&c);
+            if wanted.keeps(&d) {
+                let mut counts = [0; 6];
+                counts[match c.verdict {
+                    Verdict::Met => 0,
+                    Verdict::Breached => 1,
+                    Verdict::Stopped => 2,
+                    Verdict::Excused => 3,
+                }] = 1;
+                let mut h = Histogram::default();
+                h.add(c.minutes, 1);
+                visit(&d, counts, &h, sign);
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn sla(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -132,28 +345,25 @@ pub fn sla(
     ctx: &SlaContext,
 ) -> Result<Vec<SlaRow>, AppError> {
     let areas = area_set(conn, actor, q.area_code.as_deref())?;
-    let filter = InstanceFilter {
-        stage: q.stage.map(|s| s.as_str().to_owned()),
+    let wanted = Wanted {
+        stages: q.stage.map(|s| vec![s.as_str().to_owned()]),
         kind: q.kind.map(|k| k.as_str().to_owned()),
-        areas,
+        areas: areas.map(|a| a.into_iter().collect()),
     };
-    let rows = repo::instances(conn, q.from.naive_utc(), q.to.naive_utc(), &filter)?;
     let mut groups: BTreeMap<Option<String>, SlaTally> = BTreeMap::new();
-    for row in &rows {
-        let key = match q.group_by {
-            GroupBy::Crew => crew_of(row).map(str::to_owned),
-            GroupBy::Area => Some(row.area_code.clone()),
-            GroupBy::Kind => Some(row.kind.clone()),
-            GroupBy::Priority => Some(row.priority.clone()),
-            GroupBy::Stage => Some(row.stage.clone()),
-            GroupBy::Day => Some(local_day(row.started_at.and_utc()).to_string()),
-        };
-        let standing = Standing::of(&row.state, row.ended_at.is_some());
-        groups
-            .entry(key)
-            .or_default()
-            .add(standing, sla_seconds(row, ctx).map(whole_minutes));
-    }
+    visit_instances(
+        conn,
+        ctx,
+        (q.from, q.to, q.group_by == GroupBy::Day),
+        &wanted,
+        &mut |d, counts, minutes, sign| {
+            groups
+                .entry(d.key(q.group_by))
+                .or_default()
+                .add_counts(counts, minutes, sign);
+        },
+    )?;
+    groups.retain(|_, t| !t.is_empty());
     let labels: HashMap<String, String> = match q.group_by {
         GroupBy::Crew => crews::all(conn)?
             .into_iter()
@@ -208,10 +418,10 @@ pub fn crews(
     actor: &Actor,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     area_code: Option<&str>,
-    cfg: &ScoringConfig,
+    (cfg, ctx): (&ScoringConfig, &SlaContext),
 ) -> Result<Vec<CrewScore>, AppError> {
     let areas = area_set(conn, actor, area_code)?;
-    let all = score_period(conn, (from.naive_utc(), to.naive_utc()), cfg)?;
+    let all = score_period(conn, (from.naive_utc(), to.naive_utc()), cfg, ctx)?;
     Ok(match areas {
         None => all.into_iter().map(|(_, s)| s).collect(),
         Some(set) => {
@@ -239,6 +449,7 @@ pub fn score_period(
     conn: &mut DbConnection,
     (from, to): (NaiveDateTime, NaiveDateTime),
     cfg: &ScoringConfig,
+    ctx: &SlaContext,
 ) -> Result<Vec<(Option<String>, CrewScore)>, AppError> {
     let crews = crews::all(conn)?;
     let mut tallies: HashMap<String, CrewTally> = crews
@@ -270,67 +481,126 @@ pub fn score_period(
             )
         })
         .collect();
-    let stages = [
-        Stage::Arrival.as_str(),
-        Stage::Restore.as_str(),
-        Stage::Reply.as_str(),
-    ];
-    for (crew, stage, state, n) in repo::verdicts_by_crew(conn, &stages, from, to)? {
-        let Some(t) = crew.and_then(|c| tallies.get_mut(&c)) else {
-            continue;
-        };
-        let met = state == "met";
-        // a unit's on-time part is its reply; a field crew's is its arrival
-        let slot = match (t.kind, stage.as_str()) {
-            (CrewKind::Field, "arrival") | (CrewKind::Unit, "reply") => {
-                Some((&mut t.arrival_met, &mut t.arrival_breached))
-            }
-            (CrewKind::Field, "restore") => Some((&mut t.restore_met, &mut t.restore_breached)),
-            _ => None,
-        };
-        if let Some((m, b)) = slot {
-            if met {
-                *m += n;
-            } else {
-                *b += n;
-            }
-        }
-    }
-    let mut resolved: HashMap<&str, HashMap<String, bool>> = HashMap::new();
-    let facts = credits::between(conn, from, to)?;
-    for c in &facts {
-        let Some(t) = tallies.get_mut(&c.crew_id) else {
-            continue;
-        };
-        match c.fact.as_str() {
-            f if f == Fact::Dispatch.as_str() => t.dispatches += 1,
-            f if f == Fact::Return.as_str() => t.returns += 1,
-            f if f == Fact::Complaint.as_str() => t.complaints += 1,
-            f if f == Fact::Praise.as_str() => t.praise += 1,
-            f if f == Fact::Callback.as_str() => {
-                t.callbacks += 1;
-                if matches!(
-                    c.satisfaction.as_deref(),
-                    Some("very_satisfied" | "satisfied")
-                ) {
-                    t.callbacks_good += 1;
+    let (from_t, to_t) = (from.and_utc(), to.and_utc());
+    let wanted = Wanted {
+        stages: Some(
+            [Stage::Arrival, Stage::Restore, Stage::Reply]
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+        ),
+        kind: None,
+        areas: None,
+    };
+    visit_instances(
+        conn,
+        ctx,
+        (from_t, to_t, false),
+        &wanted,
+        &mut |d, counts, _, sign| {
+            let Some(t) = d.crew.and_then(|c| tallies.get_mut(c)) else {
+                return;
+            };
+            // a unit's on-time part is its reply; a field crew's is its arrival
+            let slot = match (t.kind, d.stage) {
+                (CrewKind::Field, "arrival") | (CrewKind::Unit, "reply") => {
+                    Some((&mut t.arrival_met, &mut t.arrival_breached))
                 }
+                (CrewKind::Field, "restore") => Some((&mut t.restore_met, &mut t.restore_breached)),
+                _ => None,
+            };
+            if let Some((m, b)) = slot {
+                *m += sign * counts[0];
+                *b += sign * counts[1];
             }
-            f if f == Fact::Resolve.as_str() => {
-                let reopened = resolved
-                    .entry(c.crew_id.as_str())
-                    .or_default()
-                    .entry(c.work_order_id.clone())
-                    .or_default();
-                *reopened |= c.reopened_at.is_some();
+        },
+    )?;
+    let mut add = |crew: &str, slots: [i64; 8], sign: i64| {
+        if let Some(t) = tallies.get_mut(crew) {
+            t.dispatches += sign * slots[0];
+            t.returns += sign * slots[1];
+            t.callbacks += sign * slots[2];
+            t.callbacks_good += sign * slots[3];
+            t.complaints += sign * slots[4];
+            t.praise += sign * slots[5];
+            t.orders += sign * slots[6];
+            t.reopened_orders += sign * slots[7];
+        }
+    };
+    let spans = split(from_t, to_t, false);
+    for span in &spans {
+        let (grain, range) = match span {
+            Span::Raw(a, b) => {
+                for c in credits::between(conn, a.naive_utc(), b.naive_utc())? {
+                    let contribution = credit_contribution(
+                        &c.crew_id,
+                        &c.fact,
+                        c.at,
+                        c.satisfaction.as_deref(),
+                        c.reopened_at.is_some(),
+                    );
+                    add(&c.crew_id, credit_slots(&contribution), 1);
+                }
+                continue;
             }
-            _ => {}
+            Span::Days(a, b) => (DAY, (a.to_string(), b.to_string())),
+            Span::Months(a, b) => (MONTH, (a.to_string(), b.to_string())),
+        };
+        for c in rollups::credit_cells(conn, grain, (&range.0, &range.1))? {
+            add(
+                &c.crew_id,
+                [
+                    c.dispatches,
+                    c.returns,
+                    c.callbacks,
+                    c.callbacks_good,
+                    c.complaints,
+                    c.praise,
+                    c.resolves,
+                    c.resolves_reopened,
+                ],
+                1,
+            );
         }
     }
-    for (crew, orders) in resolved {
-        if let Some(t) = tallies.get_mut(crew) {
-            t.orders = orders.len() as i64;
-            t.reopened_orders = orders.values().filter(|r| **r).count() as i64;
+    for c in rollups::all_dirty_credits(conn)? {
+        if !in_rolled(&spans, c.at.and_utc()) {
+            continue;
+        }
+        let before: Option<CreditContribution> =
+            c.rollup_applied.as_deref().and_then(rollup::decode);
+        if let Some(before) = before {
+            add(&before.crew_id, credit_slots(&before), -1);
+        }
+        let now = credit_contribution(
+            &c.crew_id,
+            &c.fact,
+            c.at,
+            c.satisfaction.as_deref(),
+            c.reopened_at.is_some(),
+        );
+        add(&c.crew_id, credit_slots(&now), 1);
+    }
+    // `orders` counts an order once: a crew's repeated resolves of one order in the period
+    // (a reopen came between, so every earlier one is reopened) are one order, reopened.
+    let mut chains: HashMap<(String, String), (i64, bool, NaiveDateTime)> = HashMap::new();
+    for r in repo::repeat_resolves(conn, from, to)? {
+        if r.fact != Fact::Resolve.as_str() || r.repeat_of_at.is_none_or(|p| p < from) {
+            continue;
+        }
+        let e = chains
+            .entry((r.crew_id.clone(), r.work_order_id.clone()))
+            .or_insert((0, false, r.at));
+        e.0 += 1;
+        if r.at >= e.2 {
+            e.2 = r.at;
+            e.1 = r.reopened_at.is_some();
+        }
+    }
+    for ((crew, _), (repeats, last_reopened, _)) in chains {
+        if let Some(t) = tallies.get_mut(&crew) {
+            t.orders -= repeats;
+            t.reopened_orders -= repeats - 1 + i64::from(last_reopened);
         }
     }
     let homes: HashMap<String, Option<String>> = tallies

@@ -10,6 +10,7 @@ use crate::domain::scoring::{CrewScore, ScoringConfig};
 use crate::domain::values::limits;
 use crate::domain::{Actor, Role};
 use crate::errors::AppError;
+use crate::service::sla::SlaContext;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -67,7 +68,7 @@ fn read(
     conn: &mut DbConnection,
     actor: &Actor,
     m: Month,
-    cfg: &ScoringConfig,
+    (cfg, ctx): (&ScoringConfig, &SlaContext),
 ) -> Result<Scorecard, AppError> {
     let stored = repo::find(conn, &m.to_string())?.filter(|r| r.status == "closed");
     let (rows, closed_at, closed_by) = match stored {
@@ -81,7 +82,7 @@ fn read(
             )
         }
         None => (
-            score_period(conn, (m.start().naive_utc(), m.end().naive_utc()), cfg)?,
+            score_period(conn, (m.start().naive_utc(), m.end().naive_utc()), cfg, ctx)?,
             None,
             None,
         ),
@@ -105,10 +106,10 @@ pub fn get(
     conn: &mut DbConnection,
     actor: &Actor,
     period: &str,
-    cfg: &ScoringConfig,
+    (cfg, ctx): (&ScoringConfig, &SlaContext),
 ) -> Result<Scorecard, AppError> {
     require_reader(actor)?;
-    read(conn, actor, month(period)?, cfg)
+    read(conn, actor, month(period)?, (cfg, ctx))
 }
 
 /// Closes a month that has ended: admin, or a supervisor without an area scope.
@@ -116,7 +117,7 @@ pub fn close(
     conn: &mut DbConnection,
     actor: &Actor,
     period: &str,
-    cfg: &ScoringConfig,
+    (cfg, ctx): (&ScoringConfig, &SlaContext),
     now: DateTime<Utc>,
 ) -> Result<Scorecard, AppError> {
     require_reader(actor)?;
@@ -152,14 +153,14 @@ pub fn close(
             });
         }
         let rows: Vec<FrozenRow> =
-            score_period(conn, (m.start().naive_utc(), m.end().naive_utc()), cfg)?
+            score_period(conn, (m.start().naive_utc(), m.end().naive_utc()), cfg, ctx)?
                 .into_iter()
                 .map(|(home_area, row)| FrozenRow { home_area, row })
                 .collect();
         let text = serde_json::to_string(&rows).map_err(|e| AppError::internal(e.to_string()))?;
         repo::close(conn, &period, &text, &actor.id, now.naive_utc())?;
         repo::audit(conn, &period, "close", &actor.id, None, now.naive_utc())?;
-        read(conn, actor, m, cfg)
+        read(conn, actor, m, (cfg, ctx))
     })
 }
 
@@ -169,7 +170,7 @@ pub fn reopen(
     actor: &Actor,
     period: &str,
     reason: Result<String, AppError>,
-    cfg: &ScoringConfig,
+    (cfg, ctx): (&ScoringConfig, &SlaContext),
     now: DateTime<Utc>,
 ) -> Result<Scorecard, AppError> {
     if actor.role != Role::Admin {
@@ -206,6 +207,6 @@ pub fn reopen(
             Some(trimmed),
             now.naive_utc(),
         )?;
-        read(conn, actor, m, cfg)
+        read(conn, actor, m, (cfg, ctx))
     })
 }

@@ -327,6 +327,9 @@ fn start(
         credited_crew_id: None,
         wall_seconds: None,
         sla_seconds: None,
+        kind: order.kind.clone(),
+        priority: order.priority.clone(),
+        rollup_dirty: false,
     };
     refresh(&mut t, ctx, &osla.pauses, now);
     timers::insert(conn, &t)
@@ -508,7 +511,10 @@ pub fn recalculate(
                 t.warn_fraction = ctx.policy.warn_at;
                 t.escalations =
                     serde_json::to_string(&ctx.policy.escalations).unwrap_or_else(|_| "[]".into());
+                // what the reports group an open instance by follows the order
+                let regrouped = t.area_code != order.area_code || t.priority != order.priority;
                 t.area_code = order.area_code.clone();
+                t.priority = order.priority.clone();
                 refresh(&mut t, ctx, &osla.pauses, now);
                 if (
                     t.target.clone(),
@@ -524,6 +530,8 @@ pub fn recalculate(
                         "old_due_at": before.2.map(|d| d.and_utc()), "new_due_at": t.due_at.map(|d| d.and_utc()),
                         "old_policy_version": before.3, "new_policy_version": t.policy_version,
                     }));
+                    save(conn, &mut t)?;
+                } else if regrouped {
                     save(conn, &mut t)?;
                 }
             }

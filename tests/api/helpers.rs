@@ -443,3 +443,14 @@ impl TestApp {
         self.order(token, kind, area, phone).await.expect(201).id()
     }
 }
+
+impl TestApp {
+    /// One roll-up pass at the app's clock, as an instance's loop would run it.
+    pub fn roll_up(&self) -> gridcall::service::rollups::Folded {
+        use gridcall::clock::Clock;
+        let mut conn = self.state.pool.get().unwrap();
+        gridcall::jobs::rollup::Rollup { batch: 7 }
+            .run_once(&mut conn, &self.state.sla.context(), self.clock.now())
+            .unwrap()
+    }
+}

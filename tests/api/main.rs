@@ -1,6 +1,7 @@
 //! The integration suite: drives the HTTP API of a real server against a real database.
 //! `cargo test` runs it on SQLite; with TEST_DATABASE_URL=postgres://… on PostgreSQL.
 
+mod appeals;
 mod auth;
 mod authorization;
 mod bad_input;

@@ -1,3 +1,6 @@
+DROP TABLE rollup_lock;
+DROP TABLE credit_rollups;
+DROP TABLE sla_rollups;
 DROP INDEX sla_timers_breached_idx;
 DROP TABLE appeals;
 DROP TABLE scorecard_audit;
@@ -8,3 +11,9 @@ DROP INDEX sla_timers_started_idx;
 ALTER TABLE sla_timers DROP COLUMN sla_seconds;
 ALTER TABLE sla_timers DROP COLUMN wall_seconds;
 ALTER TABLE sla_timers DROP COLUMN credited_crew_id;
+DROP INDEX IF EXISTS sla_timers_rollup_dirty_idx;
+DROP INDEX IF EXISTS sla_timers_open_started_idx;
+ALTER TABLE sla_timers DROP COLUMN rollup_applied;
+ALTER TABLE sla_timers DROP COLUMN rollup_dirty;
+ALTER TABLE sla_timers DROP COLUMN priority;
+ALTER TABLE sla_timers DROP COLUMN kind;

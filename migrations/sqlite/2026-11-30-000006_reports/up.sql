@@ -132,3 +132,64 @@ WHERE kind IN ('complaint', 'praise') AND subject_crew_id IS NOT NULL;
 
 -- The breach list pages through breached instances by stage start.
 CREATE INDEX sla_timers_breached_idx ON sla_timers (started_at, id) WHERE breached_at IS NOT NULL;
+
+-- Roll-ups (docs/reports.md, "Speed"): ended stage instances and credited facts counted per
+-- day and per month, so that a year's report reads tens of thousands of rows, not millions.
+-- A timer or credit that ends or changes is marked dirty in its own transaction (no hot
+-- roll-up row under concurrent writers); the roll-up job folds dirty rows in and records
+-- what it applied, and reports add what is still dirty, so they are exact with no lag.
+ALTER TABLE sla_timers ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE sla_timers ADD COLUMN priority TEXT NOT NULL DEFAULT '';
+ALTER TABLE sla_timers ADD COLUMN rollup_dirty BOOLEAN NOT NULL DEFAULT 0;
+ALTER TABLE sla_timers ADD COLUMN rollup_applied TEXT;
+UPDATE sla_timers SET
+    kind = (SELECT w.kind FROM work_orders w WHERE w.id = sla_timers.work_order_id),
+    priority = (SELECT w.priority FROM work_orders w WHERE w.id = sla_timers.work_order_id),
+    rollup_dirty = (ended_at IS NOT NULL);
+CREATE INDEX sla_timers_rollup_dirty_idx ON sla_timers (id) WHERE rollup_dirty;
+CREATE INDEX sla_timers_open_started_idx ON sla_timers (started_at) WHERE ended_at IS NULL;
+
+ALTER TABLE crew_credits ADD COLUMN repeat_of_at TIMESTAMP;
+ALTER TABLE crew_credits ADD COLUMN rollup_dirty BOOLEAN NOT NULL DEFAULT 0;
+ALTER TABLE crew_credits ADD COLUMN rollup_applied TEXT;
+UPDATE crew_credits SET rollup_dirty = 1;
+CREATE INDEX crew_credits_rollup_dirty_idx ON crew_credits (id) WHERE rollup_dirty;
+CREATE INDEX crew_credits_repeat_idx ON crew_credits (at) WHERE repeat_of_at IS NOT NULL;
+
+CREATE TABLE sla_rollups (
+    grain TEXT NOT NULL,
+    period TEXT NOT NULL,
+    area_code TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    crew_id TEXT NOT NULL,
+    met BIGINT NOT NULL DEFAULT 0,
+    breached BIGINT NOT NULL DEFAULT 0,
+    stopped BIGINT NOT NULL DEFAULT 0,
+    excused BIGINT NOT NULL DEFAULT 0,
+    minutes TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (grain, period, area_code, kind, priority, stage, crew_id)
+);
+
+CREATE TABLE credit_rollups (
+    grain TEXT NOT NULL,
+    period TEXT NOT NULL,
+    crew_id TEXT NOT NULL,
+    dispatches BIGINT NOT NULL DEFAULT 0,
+    returns BIGINT NOT NULL DEFAULT 0,
+    callbacks BIGINT NOT NULL DEFAULT 0,
+    callbacks_good BIGINT NOT NULL DEFAULT 0,
+    complaints BIGINT NOT NULL DEFAULT 0,
+    praise BIGINT NOT NULL DEFAULT 0,
+    resolves BIGINT NOT NULL DEFAULT 0,
+    resolves_reopened BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (grain, period, crew_id)
+);
+
+-- One roll-up job at a time across instances: its transaction updates this row first.
+CREATE TABLE rollup_lock (
+    id INTEGER PRIMARY KEY NOT NULL,
+    ran_at TIMESTAMP
+);
+INSERT INTO rollup_lock (id, ran_at) VALUES (1, NULL);

@@ -1,0 +1,322 @@
+//! Roll-ups of ended stage instances and credited facts (docs/reports.md, "Speed"): what one
+//! row contributes to its day and month cells, minute histograms, and how a report period is
+//! split into partial days read raw, whole days and whole months read from the roll-ups.
+//! Pure.
+
+use super::reports::{local_day, Month, REPORT_TZ};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Counts of whole SLA minutes: minute → instances.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram(pub BTreeMap<i64, i64>);
+
+impl Histogram {
+    /// Parses `minute:count,minute:count`; a malformed pair is an error.
+    pub fn parse(text: &str) -> Result<Histogram, String> {
+        let mut h = BTreeMap::new();
+        for pair in text.split(',').filter(|p| !p.is_empty()) {
+            let (m, n) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("histogram pair `{pair}` has no `:`"))?;
+            let m: i64 = m.parse().map_err(|_| format!("bad minute in `{pair}`"))?;
+            let n: i64 = n.parse().map_err(|_| format!("bad count in `{pair}`"))?;
+            *h.entry(m).or_insert(0) += n;
+        }
+        Ok(Histogram(h))
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        for (m, n) in self.0.iter().filter(|(_, n)| **n != 0) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(&format!("{m}:{n}"));
+        }
+        out
+    }
+
+    /// Adds `n` instances of `minute` (`n` may be negative); zero counts are dropped.
+    pub fn add(&mut self, minute: i64, n: i64) {
+        let e = self.0.entry(minute).or_insert(0);
+        *e += n;
+        if *e == 0 {
+            self.0.remove(&minute);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (m, n) in &other.0 {
+            self.add(*m, *n);
+        }
+    }
+
+    pub fn count(&self) -> i64 {
+        self.0.values().sum()
+    }
+
+    /// The value at nearest rank ⌈p/100 × n⌉.
+    pub fn nearest_rank(&self, p: u32) -> Option<i64> {
+        let n = self.count();
+        if n <= 0 {
+            return None;
+        }
+        let rank = (i64::from(p) * n + 99).div_euclid(100).clamp(1, n);
+        let mut seen = 0;
+        for (m, c) in &self.0 {
+            seen += c;
+            if seen >= rank {
+                return Some(*m);
+            }
+        }
+        self.0.keys().next_back().copied()
+    }
+}
+
+/// How an ended instance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    Breached,
+    Stopped,
+    Excused,
+}
+
+impl Verdict {
+    pub fn of(state: &str) -> Verdict {
+        match state {
+            "met" => Verdict::Met,
+            "breached" => Verdict::Breached,
+            "excused" => Verdict::Excused,
+            _ => Verdict::Stopped,
+        }
+    }
+}
+
+/// What an ended instance adds to the roll-ups: its cell and how it counts there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaContribution {
+    /// Local date its stage started.
+    pub day: NaiveDate,
+    pub area_code: String,
+    pub kind: String,
+    pub priority: String,
+    pub stage: String,
+    /// The credited crew, `""` for none.
+    pub crew_id: String,
+    pub verdict: Verdict,
+    pub minutes: i64,
+}
+
+/// What a credited fact adds to the roll-ups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditContribution {
+    pub day: NaiveDate,
+    pub crew_id: String,
+    pub fact: String,
+    /// A callback that was very satisfied or satisfied.
+    pub good: bool,
+    /// A resolve reopened later.
+    pub reopened: bool,
+}
+
+/// Stored as JSON in the row's `rollup_applied`, so the job can take it back out exactly.
+pub fn encode<T: Serialize>(c: &T) -> String {
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
+    serde_json::from_str(text).ok()
+}
+
+/// The two cells a fact of `day` counts in: its day and its month.
+pub fn periods(day: NaiveDate) -> [(&'static str, String); 2] {
+    [
+        (DAY, day.format("%Y-%m-%d").to_string()),
+        (
+            MONTH,
+            Month {
+                year: day.year(),
+                month: day.month(),
+            }
+            .to_string(),
+        ),
+    ]
+}
+
+pub const DAY: &str = "d";
+pub const MONTH: &str = "m";
+
+/// A piece of a report period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// Read from the rows themselves: `[from, to)` inside one local day.
+    Raw(DateTime<Utc>, DateTime<Utc>),
+    /// Whole local days `[first, end)`.
+    Days(NaiveDate, NaiveDate),
+    /// Whole months `[first, end)`.
+    Months(Month, Month),
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    let t = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+    REPORT_TZ
+        .from_local_datetime(&t)
+        .earliest()
+        .map(|x| x.with_timezone(&Utc))
+        .unwrap_or_else(|| t.and_utc())
+}
+
+/// Splits `[from, to)` into partial days at its ends (raw), whole days and — unless `by_day`
+/// — whole months in between.
+pub fn split(from: DateTime<Utc>, to: DateTime<Utc>, by_day: bool) -> Vec<Span> {
+    if from >= to {
+        return Vec::new();
+    }
+    let first_day = {
+        let d = local_day(from);
+        if midnight(d) == from {
+            d
+        } else {
+            d.succ_opt().unwrap_or(d)
+        }
+    };
+    let end_day = local_day(to);
+    let (d0, d1) = (midnight(first_day), midnight(end_day));
+    if first_day >= end_day {
+        return vec![Span::Raw(from, to)];
+    }
+    let mut out = Vec::new();
+    if from < d0 {
+        out.push(Span::Raw(from, d0));
+    }
+    let first_month = {
+        let m = Month {
+            year: first_day.year(),
+            month: first_day.month(),
+        };
+        if first_day.day() == 1 {
+            m
+        } else {
+            m.next()
+        }
+    };
+    let end_month = Month {
+        year: end_day.year(),
+        month: end_day.month(),
+    };
+    let month_day = |m: Month| NaiveDate::from_ymd_opt(m.year, m.month, 1).unwrap_or(first_day);
+    if !by_day && (first_month.year, first_month.month) < (end_month.year, end_month.month) {
+        if first_day < month_day(first_month) {
+            out.push(Span::Days(first_day, month_day(first_month)));
+        }
+        out.push(Span::Months(first_month, end_month));
+        if month_day(end_month) < end_day {
+            out.push(Span::Days(month_day(end_month), end_day));
+        }
+    } else {
+        out.push(Span::Days(first_day, end_day));
+    }
+    if d1 < to {
+        out.push(Span::Raw(d1, to));
+    }
+    out
+}
+
+/// Whether an instant falls in a span served by roll-ups (not raw).
+pub fn in_rolled(spans: &[Span], at: DateTime<Utc>) -> bool {
+    let day = local_day(at);
+    spans.iter().any(|s| match s {
+        Span::Raw(..) => false,
+        Span::Days(a, b) => *a <= day && day < *b,
+        Span::Months(a, b) => {
+            let m = (day.year(), day.month());
+            (a.year, a.month) <= m && m < (b.year, b.month)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn m(s: &str) -> Month {
+        Month::parse(s).unwrap()
+    }
+
+    #[test]
+    fn histogram_round_trip_and_ranks() {
+        let mut h = Histogram::parse("2:1,5:3").unwrap();
+        h.add(5, -1);
+        h.add(9, 1);
+        assert_eq!(h.encode(), "2:1,5:2,9:1");
+        // n = 4: p50 → rank 2 → 5; p90 → ceil(3.6) = 4 → 9
+        assert_eq!(h.nearest_rank(50), Some(5));
+        assert_eq!(h.nearest_rank(90), Some(9));
+        h.add(2, -1);
+        assert_eq!(h.encode(), "5:2,9:1");
+        assert!(Histogram::parse("x").is_err());
+        assert_eq!(Histogram::default().nearest_rank(50), None);
+    }
+
+    #[test]
+    fn split_by_hand() {
+        // Shanghai midnights are 16:00Z the day before
+        assert_eq!(
+            split(t("2026-11-22T01:00:00Z"), t("2026-11-22T05:00:00Z"), false),
+            vec![Span::Raw(
+                t("2026-11-22T01:00:00Z"),
+                t("2026-11-22T05:00:00Z")
+            )]
+        );
+        assert_eq!(
+            split(t("2026-01-10T03:00:00Z"), t("2026-04-05T16:00:00Z"), false),
+            vec![
+                Span::Raw(t("2026-01-10T03:00:00Z"), t("2026-01-10T16:00:00Z")),
+                Span::Days(d("2026-01-11"), d("2026-02-01")),
+                Span::Months(m("2026-02"), m("2026-04")),
+                Span::Days(d("2026-04-01"), d("2026-04-06")),
+            ]
+        );
+        assert_eq!(
+            split(t("2025-12-31T16:00:00Z"), t("2026-12-31T16:00:00Z"), false),
+            vec![Span::Months(m("2026-01"), m("2027-01"))]
+        );
+        assert_eq!(
+            split(t("2025-12-31T16:00:00Z"), t("2026-02-01T00:00:00Z"), true),
+            vec![
+                Span::Days(d("2026-01-01"), d("2026-02-01")),
+                Span::Raw(t("2026-01-31T16:00:00Z"), t("2026-02-01T00:00:00Z")),
+            ]
+        );
+    }
+
+    proptest! {
+        /// Every instant of the period falls in exactly one span, and no instant outside it.
+        #[test]
+        fn spans_cover_the_period_once(a in 0i64..40_000_000, len in 1i64..40_000_000, probe in 0i64..80_000_000, by_day: bool) {
+            let base = t("2025-06-01T00:00:00Z");
+            let from = base + chrono::TimeDelta::seconds(a);
+            let to = from + chrono::TimeDelta::seconds(len);
+            let at = base + chrono::TimeDelta::seconds(probe);
+            let spans = split(from, to, by_day);
+            let hits = spans.iter().filter(|s| match s {
+                Span::Raw(x, y) => *x <= at && at < *y,
+                other => in_rolled(std::slice::from_ref(other), at),
+            }).count();
+            prop_assert_eq!(hits, usize::from(from <= at && at < to));
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Keeping the report roll-ups: what an ended stage instance or a credited fact contributes,
+//! and folding dirty rows into their day and month cells (docs/reports.md, "Speed").
+
+use crate::db::rollups::{self as repo, CreditCellRow, SlaCellRow};
+use crate::db::{write_transaction, DbConnection};
+use crate::domain::reports::{local_day, whole_minutes};
+use crate::domain::rollup::{
+    decode, encode, periods, CreditContribution, Histogram, SlaContribution, Verdict,
+};
+use crate::errors::AppError;
+use crate::service::sla::SlaContext;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use std::collections::BTreeMap;
+
+/// The fields of an instance that decide what it contributes.
+pub struct InstanceFacts<'a> {
+    pub state: &'a str,
+    pub calendar: &'a str,
+    pub started_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+    pub paused_seconds: i64,
+    pub excused_seconds: i64,
+    pub sla_seconds: Option<i64>,
+    pub credited_crew_id: Option<&'a str>,
+    pub area_code: &'a str,
+    pub kind: &'a str,
+    pub priority: &'a str,
+    pub stage: &'a str,
+}
+
+/// SLA time of an ended instance: stored when it ended, or (rows backfilled from before
+/// durations were stored) working time less held time on its calendar.
+pub fn sla_seconds(f: &InstanceFacts<'_>, ctx: &SlaContext) -> Option<i64> {
+    let ended = f.ended_at?;
+    f.sla_seconds.or_else(|| {
+        let cal = ctx.calendars.get(f.calendar)?;
+        let working = cal
+            .working_between(f.started_at.and_utc(), ended.and_utc())
+            .num_seconds();
+        Some((working - f.paused_seconds - f.excused_seconds).max(0))
+    })
+}
+
+/// What an instance adds to the roll-ups: nothing until it has ended.
+pub fn sla_contribution(f: &InstanceFacts<'_>, ctx: &SlaContext) -> Option<SlaContribution> {
+    f.ended_at?;
+    Some(SlaContribution {
+        day: local_day(f.started_at.and_utc()),
+        area_code: f.area_code.to_owned(),
+        kind: f.kind.to_owned(),
+        priority: f.priority.to_owned(),
+        stage: f.stage.to_owned(),
+        crew_id: f.credited_crew_id.unwrap_or_default().to_owned(),
+        verdict: Verdict::of(f.state),
+        minutes: whole_minutes(sla_seconds(f, ctx).unwrap_or(0)),
+    })
+}
+
+/// What a credited fact adds to the roll-ups.
+pub fn credit_contribution(
+    crew_id: &str,
+    fact: &str,
+    at: NaiveDateTime,
+    satisfaction: Option<&str>,
+    reopened: bool,
+) -> CreditContribution {
+    CreditContribution {
+        day: local_day(at.and_utc()),
+        crew_id: crew_id.to_owned(),
+        fact: fact.to_owned(),
+        good: matches!(satisfaction, Some("very_satisfied" | "satisfied")),
+        reopened,
+    }
+}
+
+/// grain, period, area, kind, priority, stage, crew.
+type CellKey = (String, String, String, String, String, String, String);
+
+/// Counts of a cell, as deltas.
+#[derive(Debug, Clone, Default)]
+struct SlaDelta {
+    counts: [i64; 4],
+    minutes: Histogram,
+}
+
+fn verdict_slot(v: Verdict) -> usize {
+    match v {
+        Verdict::Met => 0,
+        Verdict::Breached => 1,
+        Verdict::Stopped => 2,
+        Verdict::Excused => 3,
+    }
+}
+
+/// Credit counts in cell order: dispatches, returns, callbacks, good callbacks, complaints,
+/// praise, resolves, reopened resolves.
+pub fn credit_slots(c: &CreditContribution) -> [i64; 8] {
+    let mut out = [0; 8];
+    match c.fact.as_str() {
+        "dispatch" => out[0] = 1,
+        "return" => out[1] = 1,
+        "callback" => {
+            out[2] = 1;
+            out[3] = i64::from(c.good);
+        }
+        "complaint" => out[4] = 1,
+        "praise" => out[5] = 1,
+        "resolve" => {
+            out[6] = 1;
+            out[7] = i64::from(c.reopened);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// What one pass folded in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Folded {
+    pub instances: usize,
+    pub credits: usize,
+}
+
+/// Folds up to `batch` dirty instances and credits into their cells, in one transaction
+/// that holds the roll-up lock (one job at a time across instances).
+pub fn fold(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> Result<Folded, AppError> {
+    write_transaction(conn, |conn| {
+        repo::lock(conn, now.naive_utc())?;
+        let mut sla: BTreeMap<CellKey, SlaDelta> = BTreeMap::new();
+        let mut folded = Folded::default();
+        for t in repo::dirty_timers(conn, batch)? {
+            let facts = InstanceFacts {
+                state: &t.state,
+                calendar: &t.calendar,
+                started_at: t.started_at,
+                ended_at: t.ended_at,
+                paused_seconds: t.paused_seconds,
+                excused_seconds: t.excused_seconds,
+                sla_seconds: t.sla_seconds,
+                credited_crew_id: t.credited_crew_id.as_deref(),
+                area_code: &t.area_code,
+                kind: &t.kind,
+                priority: &t.priority,
+                stage: &t.stage,
+            };
+            let now_counts = sla_contribution(&facts, ctx);
+            let applied_text = now_counts.as_ref().map(encode);
+            // written since it was read: the next pass takes it with its new state
+            if !repo::clear_timer(conn, &t.id, t.version, applied_text.as_deref())? {
+                continue;
+            }
+            folded.instances += 1;
+            let before: Option<SlaContribution> = t.rollup_applied.as_deref().and_then(decode);
+            for (c, sign) in [(before, -1), (now_counts, 1)] {
+                let Some(c) = c else { continue };
+                for (grain, period) in periods(c.day) {
+                    let d = sla
+                        .entry((
+                            grain.to_owned(),
+                            period,
+                            c.area_code.clone(),
+                            c.kind.clone(),
+                            c.priority.clone(),
+                            c.stage.clone(),
+                            c.crew_id.clone(),
+                        ))
+                        .or_default();
+                    d.counts[verdict_slot(c.verdict)] += sign;
+                    d.minutes.add(c.minutes, sign);
+                }
+            }
+        }
+        for ((grain, period, area_code, kind, priority, stage, crew_id), d) in sla {
+            let key = SlaCellRow {
+                grain,
+                period,
+                area_code,
+                kind,
+                priority,
+                stage,
+                crew_id,
+                met: 0,
+                breached: 0,
+                stopped: 0,
+                excused: 0,
+                minutes: String::new(),
+            };
+            let stored = repo::find_sla_cell(conn, &key)?;
+            let exists = stored.is_some();
+            let mut cell = stored.unwrap_or(key);
+            let mut hist = Histogram::parse(&cell.minutes).map_err(AppError::internal)?;
+            hist.merge(&d.minutes);
+            cell.met += d.counts[0];
+            cell.breached += d.counts[1];
+            cell.stopped += d.counts[2];
+            cell.excused += d.counts[3];
+            cell.minutes = hist.encode();
+            repo::save_sla_cell(conn, &cell, exists)?;
+        }
+        let mut credits: BTreeMap<(String, String, String), [i64; 8]> = BTreeMap::new();
+        for c in repo::dirty_credits(conn, batch)? {
+            let now_counts = credit_contribution(
+                &c.crew_id,
+                &c.fact,
+                c.at,
+                c.satisfaction.as_deref(),
+                c.reopened_at.is_some(),
+            );
+            if !repo::clear_credit(conn, &c, &encode(&now_counts))? {
+                continue;
+            }
+            folded.credits += 1;
+            let before: Option<CreditContribution> = c.rollup_applied.as_deref().and_then(decode);
+            for (contribution, sign) in [(before, -1), (Some(now_counts), 1)] {
+                let Some(contribution) = contribution else {
+                    continue;
+                };
+                let slots = credit_slots(&contribution);
+                for (grain, period) in periods(contribution.day) {
+                    let e = credits
+                        .entry((grain.to_owned(), period, contribution.crew_id.clone()))
+                        .or_default();
+                    for (a, b) in e.iter_mut().zip(slots) {
+                        *a += sign * b;
+                    }
+                }
+            }
+        }
+        for ((grain, period, crew_id), d) in credits {
+            let key = CreditCellRow {
+                grain,
+                period,
+                crew_id,
+                dispatches: 0,
+                returns: 0,
+                callbacks: 0,
+                callbacks_good: 0,
+                complaints: 0,
+                praise: 0,
+                resolves: 0,
+                resolves_reopened: 0,
+            };
+            let stored = repo::find_credit_cell(conn, &key)?;
+            let exists = stored.is_some();
+            let mut cell = stored.unwrap_or(key);
+            cell.dispatches += d[0];
+            cell.returns += d[1];
+            cell.callbacks += d[2];
+            cell.callbacks_good += d[3];
+            cell.complaints += d[4];
+            cell.praise += d[5];
+            cell.resolves += d[6];
+            cell.resolves_reopened += d[7];
+            repo::save_credit_cell(conn, &cell, exists)?;
+        }
+        Ok(folded)
+    })
+}
