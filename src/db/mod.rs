@@ -16,6 +16,7 @@ pub mod reports;
 pub mod rollups;
 pub mod schema;
 pub mod scorecards;
+pub mod seed;
 pub mod timers;
 pub mod users;
 pub mod work_orders;

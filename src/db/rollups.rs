@@ -7,7 +7,7 @@ use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = sla_rollups)]
 pub struct SlaCellRow {
     pub grain: String,
@@ -24,7 +24,7 @@ pub struct SlaCellRow {
     pub minutes: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = credit_rollups)]
 pub struct CreditCellRow {
     pub grain: String,

@@ -123,13 +123,33 @@ pub struct CreditContribution {
     pub reopened: bool,
 }
 
-/// Stored as JSON in the row's `rollup_applied`, so the job can take it back out exactly.
-pub fn encode<T: Serialize>(c: &T) -> String {
-    serde_json::to_string(c).unwrap_or_default()
+/// What the job applied for an ended instance, kept in its `rollup_applied` so it can be
+/// taken back out exactly: its verdict and minutes (`met:30`). The cell's other dimensions
+/// never change once an instance has ended.
+pub fn applied_sla(verdict: Verdict, minutes: i64) -> String {
+    let v = match verdict {
+        Verdict::Met => "met",
+        Verdict::Breached => "breached",
+        Verdict::Stopped => "stopped",
+        Verdict::Excused => "excused",
+    };
+    format!("{v}:{minutes}")
 }
 
-pub fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
-    serde_json::from_str(text).ok()
+pub fn parse_applied_sla(text: &str) -> Option<(Verdict, i64)> {
+    let (v, m) = text.split_once(':')?;
+    Some((Verdict::of(v), m.parse().ok()?))
+}
+
+/// What the job applied for a credit: whether it counted as a good callback and as a
+/// reopened resolve (`10`).
+pub fn applied_credit(good: bool, reopened: bool) -> String {
+    format!("{}{}", u8::from(good), u8::from(reopened))
+}
+
+pub fn parse_applied_credit(text: &str) -> Option<(bool, bool)> {
+    let b = text.as_bytes();
+    (b.len() == 2).then(|| (b[0] == b'1', b[1] == b'1'))
 }
 
 /// The two cells a fact of `day` counts in: its day and its month.
@@ -268,6 +288,14 @@ mod tests {
         h.add(2, -1);
         assert_eq!(h.encode(), "5:2,9:1");
         assert!(Histogram::parse("x").is_err());
+        assert_eq!(
+            parse_applied_sla(&applied_sla(Verdict::Excused, 42)),
+            Some((Verdict::Excused, 42))
+        );
+        assert_eq!(
+            parse_applied_credit(&applied_credit(true, false)),
+            Some((true, false))
+        );
         assert_eq!(Histogram::default().nearest_rank(50), None);
     }
 

@@ -10,6 +10,7 @@ pub mod reports;
 pub mod rollups;
 pub mod routing;
 pub mod scorecards;
+pub mod seed;
 pub mod sla;
 pub mod users;
 pub mod work_orders;

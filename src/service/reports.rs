@@ -10,8 +10,7 @@ use crate::domain::reports::{
     AGE_BUCKETS,
 };
 use crate::domain::rollup::{
-    self, in_rolled, split, CreditContribution, Histogram, SlaContribution, Span, Verdict, DAY,
-    MONTH,
+    in_rolled, split, Histogram, SlaContribution, Span, Verdict, DAY, MONTH,
 };
 use crate::domain::scoring::{score_crews, CrewScore, CrewTally, ScoringConfig};
 use crate::domain::sla::Stage;
@@ -19,7 +18,8 @@ use crate::domain::{Actor, CrewKind, Kind, Role};
 use crate::errors::AppError;
 use crate::notify::alerts::{kind_name, stage_name};
 use crate::service::rollups::{
-    credit_contribution, credit_slots, sla_contribution, sla_seconds, InstanceFacts,
+    applied_contribution, applied_credit_contribution, credit_contribution, credit_slots,
+    sla_contribution, sla_seconds, InstanceFacts,
 };
 use crate::service::sla::SlaContext;
 use chrono::Datelike;
@@ -316,7 +316,7 @@ fn visit_instances(
         if !in_rolled(&spans, row.started_at.and_utc()) {
             continue;
         }
-        let before: Option<SlaContribution> = applied.as_deref().and_then(rollup::decode);
+        let before = applied_contribution(&facts(&row), applied.as_deref());
         let now = sla_contribution(&facts(&row), ctx);
         for (c, sign) in [(before, -1), (now, 1)] {
             let Some(c) = c else { continue };
@@ -567,8 +567,8 @@ pub fn score_period(
         if !in_rolled(&spans, c.at.and_utc()) {
             continue;
         }
-        let before: Option<CreditContribution> =
-            c.rollup_applied.as_deref().and_then(rollup::decode);
+        let before =
+            applied_credit_contribution(&c.crew_id, &c.fact, c.at, c.rollup_applied.as_deref());
         if let Some(before) = before {
             add(&before.crew_id, credit_slots(&before), -1);
         }

@@ -5,7 +5,8 @@ use crate::db::rollups::{self as repo, CreditCellRow, SlaCellRow};
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::reports::{local_day, whole_minutes};
 use crate::domain::rollup::{
-    decode, encode, periods, CreditContribution, Histogram, SlaContribution, Verdict,
+    applied_credit, applied_sla, parse_applied_credit, parse_applied_sla, periods,
+    CreditContribution, Histogram, SlaContribution, Verdict,
 };
 use crate::errors::AppError;
 use crate::service::sla::SlaContext;
@@ -53,6 +54,41 @@ pub fn sla_contribution(f: &InstanceFacts<'_>, ctx: &SlaContext) -> Option<SlaCo
         crew_id: f.credited_crew_id.unwrap_or_default().to_owned(),
         verdict: Verdict::of(f.state),
         minutes: whole_minutes(sla_seconds(f, ctx).unwrap_or(0)),
+    })
+}
+
+/// What the roll-ups hold for an instance, from what the job recorded it applied.
+pub fn applied_contribution(
+    f: &InstanceFacts<'_>,
+    applied: Option<&str>,
+) -> Option<SlaContribution> {
+    let (verdict, minutes) = parse_applied_sla(applied?)?;
+    Some(SlaContribution {
+        day: local_day(f.started_at.and_utc()),
+        area_code: f.area_code.to_owned(),
+        kind: f.kind.to_owned(),
+        priority: f.priority.to_owned(),
+        stage: f.stage.to_owned(),
+        crew_id: f.credited_crew_id.unwrap_or_default().to_owned(),
+        verdict,
+        minutes,
+    })
+}
+
+/// What the roll-ups hold for a credit, from what the job recorded it applied.
+pub fn applied_credit_contribution(
+    crew_id: &str,
+    fact: &str,
+    at: NaiveDateTime,
+    applied: Option<&str>,
+) -> Option<CreditContribution> {
+    let (good, reopened) = parse_applied_credit(applied?)?;
+    Some(CreditContribution {
+        day: local_day(at.and_utc()),
+        crew_id: crew_id.to_owned(),
+        fact: fact.to_owned(),
+        good,
+        reopened,
     })
 }
 
@@ -149,13 +185,15 @@ pub fn fold(
                 stage: &t.stage,
             };
             let now_counts = sla_contribution(&facts, ctx);
-            let applied_text = now_counts.as_ref().map(encode);
+            let applied_text = now_counts
+                .as_ref()
+                .map(|c| applied_sla(c.verdict, c.minutes));
             // written since it was read: the next pass takes it with its new state
             if !repo::clear_timer(conn, &t.id, t.version, applied_text.as_deref())? {
                 continue;
             }
             folded.instances += 1;
-            let before: Option<SlaContribution> = t.rollup_applied.as_deref().and_then(decode);
+            let before = applied_contribution(&facts, t.rollup_applied.as_deref());
             for (c, sign) in [(before, -1), (now_counts, 1)] {
                 let Some(c) = c else { continue };
                 for (grain, period) in periods(c.day) {
@@ -211,11 +249,13 @@ pub fn fold(
                 c.satisfaction.as_deref(),
                 c.reopened_at.is_some(),
             );
-            if !repo::clear_credit(conn, &c, &encode(&now_counts))? {
+            let applied = applied_credit(now_counts.good, now_counts.reopened);
+            if !repo::clear_credit(conn, &c, &applied)? {
                 continue;
             }
             folded.credits += 1;
-            let before: Option<CreditContribution> = c.rollup_applied.as_deref().and_then(decode);
+            let before =
+                applied_credit_contribution(&c.crew_id, &c.fact, c.at, c.rollup_applied.as_deref());
             for (contribution, sign) in [(before, -1), (Some(now_counts), 1)] {
                 let Some(contribution) = contribution else {
                     continue;

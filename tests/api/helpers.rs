@@ -188,7 +188,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     actix_web::rt::spawn(app.run_until_stopped());
     let mut t = TestApp {
         base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
+        // Idle connections are dropped before the server's keep-alive (5 s) closes them, so
+        // a request after a long pause in a test never lands on a connection being closed.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap(),
         clock,
         admin: String::new(),
         mail_dir,

@@ -690,3 +690,109 @@ async fn roll_ups_give_the_same_reports_as_the_rows() {
     assert_eq!(c1["parts"]["reopen_rate"], json!(0.5));
     assert_eq!(c1["orders"], 2);
 }
+
+fn all_cells(
+    app: &TestApp,
+) -> (
+    Vec<gridcall::db::rollups::SlaCellRow>,
+    Vec<gridcall::db::rollups::CreditCellRow>,
+) {
+    use diesel::prelude::*;
+    use gridcall::db::rollups::{CreditCellRow, SlaCellRow};
+    use gridcall::db::schema::{credit_rollups, sla_rollups};
+    let mut conn = app.state.pool.get().unwrap();
+    let sla: Vec<SlaCellRow> = sla_rollups::table
+        .select(SlaCellRow::as_select())
+        .order((
+            sla_rollups::grain,
+            sla_rollups::period,
+            sla_rollups::area_code,
+            sla_rollups::kind,
+            sla_rollups::priority,
+            sla_rollups::stage,
+            sla_rollups::crew_id,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    let credits: Vec<CreditCellRow> = credit_rollups::table
+        .select(CreditCellRow::as_select())
+        .order((
+            credit_rollups::grain,
+            credit_rollups::period,
+            credit_rollups::crew_id,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    (sla, credits)
+}
+
+/// `gridcall seed` writes the roll-up cells the job would fold from its rows, and reports
+/// read the same whether the rows are folded or all still dirty.
+#[actix_web::test]
+async fn the_seed_writes_the_roll_ups_the_job_would() {
+    use diesel::prelude::*;
+    use gridcall::db::schema::{credit_rollups, crew_credits, sla_rollups, sla_timers};
+    let app = spawn_app().await;
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let opts = gridcall::service::seed::SeedOptions {
+            orders: 3000,
+            until: start_time(),
+            seed: 7,
+        };
+        let report =
+            gridcall::service::seed::seed(&mut conn, &app.state.sla.context(), &opts, &mut |_| {})
+                .unwrap();
+        assert_eq!((report.orders, report.crews, report.areas), (3000, 200, 50));
+        assert!(report.timers > 6000 && report.credits > 3000, "{report:?}");
+    }
+    let year = "from=2025-11-22T00:00:00%2B08:00&to=2026-11-22T10:00:00%2B08:00";
+    let queries = [
+        format!("/api/v1/reports/sla?group_by=stage&{year}"),
+        format!("/api/v1/reports/sla?group_by=crew&area_code=C01&{year}"),
+        format!("/api/v1/reports/sla?group_by=day&stage=arrival&{year}"),
+        format!("/api/v1/reports/crews?{year}"),
+        "/api/v1/scorecards/2026-10".to_owned(),
+    ];
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(app.get(q, &app.admin).await.expect(200).body);
+    }
+    let seeded = all_cells(&app);
+    assert!(!seeded.0.is_empty() && !seeded.1.is_empty());
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        diesel::delete(sla_rollups::table)
+            .execute(&mut conn)
+            .unwrap();
+        diesel::delete(credit_rollups::table)
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(sla_timers::table.filter(sla_timers::ended_at.is_not_null()))
+            .set((
+                sla_timers::rollup_dirty.eq(true),
+                sla_timers::rollup_applied.eq(None::<String>),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(crew_credits::table)
+            .set((
+                crew_credits::rollup_dirty.eq(true),
+                crew_credits::rollup_applied.eq(None::<String>),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    for (q, b) in queries.iter().zip(&before) {
+        let all_dirty = app.get(q, &app.admin).await.expect(200).body;
+        assert_eq!(&all_dirty, b, "{q} with nothing folded");
+    }
+    app.roll_up();
+    assert!(
+        all_cells(&app) == seeded,
+        "the job folds what the seed wrote"
+    );
+    for (q, b) in queries.iter().zip(&before) {
+        assert_eq!(&app.get(q, &app.admin).await.expect(200).body, b, "{q}");
+    }
+}
