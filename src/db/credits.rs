@@ -102,7 +102,7 @@ pub fn mark_reopened(
     Ok(())
 }
 
-/// Credits in `[from, to)`, optionally of some crews only (the report scopes by crew).
+/// Credits in `[from, to)` (a partial day at the edge of a report period).
 pub fn between(
     conn: &mut DbConnection,
     from: NaiveDateTime,

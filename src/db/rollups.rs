@@ -283,22 +283,6 @@ pub fn credit_cells(
         .load(conn)?)
 }
 
-/// Open instances (not ended) whose stage started in `[from, to)`, through the partial index.
-pub fn open_instances(
-    conn: &mut DbConnection,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<Vec<super::reports::InstanceRow>, AppError> {
-    use super::schema::work_orders;
-    Ok(sla_timers::table
-        .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
-        .filter(sla_timers::ended_at.is_null())
-        .filter(sla_timers::started_at.ge(from))
-        .filter(sla_timers::started_at.lt(to))
-        .select(super::reports::INSTANCE_COLUMNS)
-        .load(conn)?)
-}
-
 /// Dirty instances with what they count as now and what the roll-ups hold for them.
 pub fn dirty_instances(
     conn: &mut DbConnection,

@@ -169,6 +169,19 @@ pub fn periods(day: NaiveDate) -> [(&'static str, String); 2] {
 
 pub const DAY: &str = "d";
 pub const MONTH: &str = "m";
+/// Day cells without crew and priority (`""`): what a report by day, area, kind or stage
+/// needs, a fraction of the rows.
+pub const BRIEF_DAY: &str = "b";
+
+/// The cells an ended instance counts in: grain, period, priority and crew of each.
+pub fn sla_cells_of(c: &SlaContribution) -> [(&'static str, String, &str, &str); 3] {
+    let [(d, day), (m, month)] = periods(c.day);
+    [
+        (d, day.clone(), c.priority.as_str(), c.crew_id.as_str()),
+        (m, month, c.priority.as_str(), c.crew_id.as_str()),
+        (BRIEF_DAY, day, "", ""),
+    ]
+}
 
 /// A piece of a report period.
 #[derive(Debug, Clone, PartialEq, Eq)]

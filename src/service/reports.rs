@@ -10,7 +10,7 @@ use crate::domain::reports::{
     AGE_BUCKETS,
 };
 use crate::domain::rollup::{
-    in_rolled, split, Histogram, SlaContribution, Span, Verdict, DAY, MONTH,
+    in_rolled, split, Histogram, SlaContribution, Span, Verdict, BRIEF_DAY, DAY, MONTH,
 };
 use crate::domain::scoring::{score_crews, CrewScore, CrewTally, ScoringConfig};
 use crate::domain::sla::Stage;
@@ -188,6 +188,8 @@ struct Wanted {
     stages: Option<Vec<String>>,
     kind: Option<String>,
     areas: Option<HashSet<String>>,
+    /// The report needs instances' crew or priority (not only day, area, kind, stage).
+    by_crew_or_priority: bool,
 }
 
 impl Wanted {
@@ -207,11 +209,12 @@ impl Wanted {
         }
     }
 
-    fn instance_filter(&self, stage: Option<&str>) -> InstanceFilter {
+    fn instance_filter(&self, stage: Option<&str>, open_only: bool) -> InstanceFilter {
         InstanceFilter {
             stage: stage.map(str::to_owned),
             kind: self.kind.clone(),
             areas: self.areas.as_ref().map(|a| a.iter().cloned().collect()),
+            open_only,
         }
     }
 }
@@ -274,7 +277,7 @@ fn visit_instances(
     for span in &spans {
         let (grain, range) = match span {
             Span::Raw(a, b) => {
-                let filter = wanted.instance_filter(single_stage.as_deref());
+                let filter = wanted.instance_filter(single_stage.as_deref(), false);
                 for row in repo::instances(conn, a.naive_utc(), b.naive_utc(), &filter)? {
                     let d = row_dims(&row);
                     if wanted.keeps(&d) {
@@ -286,7 +289,9 @@ fn visit_instances(
                 }
                 continue;
             }
-            Span::Days(a, b) => (DAY, (a.to_string(), b.to_string())),
+            // crew and priority are only in the detailed day cells
+            Span::Days(a, b) if wanted.by_crew_or_priority => (DAY, (a.to_string(), b.to_string())),
+            Span::Days(a, b) => (BRIEF_DAY, (a.to_string(), b.to_string())),
             Span::Months(a, b) => (MONTH, (a.to_string(), b.to_string())),
         };
         let cells = rollups::sla_cells(conn, grain, (&range.0, &range.1), &wanted.cell_filter())?;
@@ -303,7 +308,8 @@ fn visit_instances(
             visit(&d, [c.met, c.breached, c.stopped, c.excused, 0, 0], &h, 1);
         }
         if let Some((a, b)) = span_bounds(span) {
-            for row in rollups::open_instances(conn, a, b)? {
+            let filter = wanted.instance_filter(single_stage.as_deref(), true);
+            for row in repo::instances(conn, a, b, &filter)? {
                 let d = row_dims(&row);
                 if wanted.keeps(&d) {
                     let (counts, h) = one(Standing::of(&row.state, false), None);
@@ -349,6 +355,7 @@ pub fn sla(
         stages: q.stage.map(|s| vec![s.as_str().to_owned()]),
         kind: q.kind.map(|k| k.as_str().to_owned()),
         areas: areas.map(|a| a.into_iter().collect()),
+        by_crew_or_priority: matches!(q.group_by, GroupBy::Crew | GroupBy::Priority),
     };
     let mut groups: BTreeMap<Option<String>, SlaTally> = BTreeMap::new();
     visit_instances(
@@ -491,6 +498,7 @@ pub fn score_period(
         ),
         kind: None,
         areas: None,
+        by_crew_or_priority: true,
     };
     visit_instances(
         conn,
@@ -725,6 +733,7 @@ pub fn breaches(
         stage: q.stage.map(|s| s.as_str().to_owned()),
         kind: None,
         areas,
+        open_only: false,
     };
     let rows = repo::breaches(
         conn,

@@ -5,7 +5,7 @@ use crate::db::rollups::{self as repo, CreditCellRow, SlaCellRow};
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::reports::{local_day, whole_minutes};
 use crate::domain::rollup::{
-    applied_credit, applied_sla, parse_applied_credit, parse_applied_sla, periods,
+    applied_credit, applied_sla, parse_applied_credit, parse_applied_sla, periods, sla_cells_of,
     CreditContribution, Histogram, SlaContribution, Verdict,
 };
 use crate::errors::AppError;
@@ -196,16 +196,16 @@ pub fn fold(
             let before = applied_contribution(&facts, t.rollup_applied.as_deref());
             for (c, sign) in [(before, -1), (now_counts, 1)] {
                 let Some(c) = c else { continue };
-                for (grain, period) in periods(c.day) {
+                for (grain, period, priority, crew) in sla_cells_of(&c) {
                     let d = sla
                         .entry((
                             grain.to_owned(),
                             period,
                             c.area_code.clone(),
                             c.kind.clone(),
-                            c.priority.clone(),
+                            priority.to_owned(),
                             c.stage.clone(),
-                            c.crew_id.clone(),
+                            crew.to_owned(),
                         ))
                         .or_default();
                     d.counts[verdict_slot(c.verdict)] += sign;

@@ -15,7 +15,9 @@ use crate::db::users::UserRow;
 use crate::db::{to_json_list, write_transaction, DbConnection};
 use crate::domain::calendar::{parse_duration, Calendar};
 use crate::domain::reports::{local_day, whole_minutes};
-use crate::domain::rollup::{applied_credit, applied_sla, periods, Histogram, Verdict};
+use crate::domain::rollup::{
+    applied_credit, applied_sla, periods, sla_cells_of, Histogram, Verdict,
+};
 use crate::domain::sla::{CalendarRef, OrderProfile, Stage};
 use crate::domain::Kind;
 use crate::errors::AppError;
@@ -729,15 +731,25 @@ pub fn seed(
                     let verdict = Verdict::of(state);
                     let minutes = whole_minutes(sla_seconds.unwrap_or(0));
                     let crew = st.crew.clone().unwrap_or_default();
-                    for (grain, period) in periods(local_day(st.start)) {
+                    let contribution = crate::domain::rollup::SlaContribution {
+                        day: local_day(st.start),
+                        area_code: d.code.clone(),
+                        kind: kind.as_str().to_owned(),
+                        priority: priority.to_owned(),
+                        stage: st.stage.as_str().to_owned(),
+                        crew_id: crew.clone(),
+                        verdict,
+                        minutes,
+                    };
+                    for (grain, period, cell_priority, cell_crew) in sla_cells_of(&contribution) {
                         let key = (
                             grain.to_owned(),
                             period.clone(),
                             d.code.clone(),
                             kind.as_str().to_owned(),
-                            priority.to_owned(),
+                            cell_priority.to_owned(),
                             st.stage.as_str().to_owned(),
-                            crew.clone(),
+                            cell_crew.to_owned(),
                         );
                         let (cell, h) = seeder.sla_cells.entry(key).or_insert_with(|| {
                             (
@@ -746,9 +758,9 @@ pub fn seed(
                                     period,
                                     area_code: d.code.clone(),
                                     kind: kind.as_str().to_owned(),
-                                    priority: priority.to_owned(),
+                                    priority: cell_priority.to_owned(),
                                     stage: st.stage.as_str().to_owned(),
-                                    crew_id: crew.clone(),
+                                    crew_id: cell_crew.to_owned(),
                                     met: 0,
                                     breached: 0,
                                     stopped: 0,
