@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 /// - B: dispatched to C1 at 3, reassigned to C2 at 10, C2 accepts 12, arrives 60 (late),
 ///   resolves 100, callback very unsatisfied 110 (reopened); dispatched to C1 at 112,
 ///   accepted 114, arrives 140, resolved 150; its second callback is still open.
+/// - C: opened at 15, dispatched to C2 at 17, returned by C2 at 20 (new again).
 /// - a complaint naming C1 as its subject, a praise naming C2 (at 0).
 struct History {
     c: Cast,
@@ -68,6 +69,12 @@ async fn history(app: &TestApp) -> History {
     .await;
     step(app, 12, &member2, &b, "accept", json!({})).await;
     step(app, 13, &member2, &b, "depart", json!({})).await;
+    app.clock.set(at(15));
+    let c3 = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000004")
+        .await;
+    step(app, 17, d, &c3, "dispatch", json!({"crew_id": c2})).await;
+    step(app, 20, &member2, &c3, "reject", json!({"reason": "太远"})).await;
     step(app, 30, m1, &a, "arrive", json!({})).await;
     step(app, 60, &member2, &b, "arrive", json!({})).await;
     step(
@@ -174,15 +181,17 @@ async fn sla_report_by_crew_credits_the_crew_that_did_the_work() {
     assert_eq!(pcts(c1), [Some(10), Some(60), Some(60)]);
     assert_eq!(c1["label"], "班组 FT-C1");
     // C2 keeps its credit after the reassign and the reopen: accept#2 2, arrival#1 60
-    // (breached), restore#1 40, callback#1 10. Sorted 2 10 40 60: p50 rank 2 → 10, p90 rank 4.
+    // (breached), restore#1 40, callback#1 10; and C's accept#1, stopped by its return after
+    // 3. Sorted 2 3 10 40 60 (n=5): p50 rank 3 → 10, p90 rank 5 → 60.
     let c2 = row(&r.body, Some(&h.c2));
-    assert_eq!(counts(c2), [4, 3, 1, 0, 0, 0, 0]);
+    assert_eq!(counts(c2), [5, 3, 1, 1, 0, 0, 0]);
     assert_eq!(c2["compliance_rate"], json!(0.75));
     assert_eq!(pcts(c2), [Some(10), Some(60), Some(60)]);
-    // Credited to no crew: three dispatches (2, 3, 2 minutes) and the complaint's open
-    // contact and reply. Sorted 2 2 3: p50 rank 2 → 2, p90 rank 3 → 3.
+    // Credited to no crew: four dispatches (2, 3, 2, 2 minutes), C's second dispatch and its
+    // arrival (open, C has no crew now) and the complaint's open contact and reply.
+    // Sorted 2 2 2 3: p50 rank 2 → 2, p90 rank 4 → 3.
     let none = row(&r.body, None);
-    assert_eq!(counts(none), [5, 3, 0, 0, 0, 2, 0]);
+    assert_eq!(counts(none), [8, 4, 0, 0, 0, 4, 0]);
     assert_eq!(pcts(none), [Some(2), Some(3), Some(3)]);
     assert_eq!(
         r.body["rows"].as_array().unwrap().last().unwrap()["key"],
@@ -190,7 +199,7 @@ async fn sla_report_by_crew_credits_the_crew_that_did_the_work() {
         "the uncredited row comes last"
     );
 
-    // by stage: arrival has A 30 (met), B#1 60 (breached), B#2 30 (met)
+    // by stage: arrival has A 30 (met), B#1 60 (breached), B#2 30 (met), C's still open
     let r = app
         .get(
             &format!("/api/v1/reports/sla?{}&group_by=stage", period()),
@@ -199,7 +208,7 @@ async fn sla_report_by_crew_credits_the_crew_that_did_the_work() {
         .await
         .expect(200);
     let arrival = row(&r.body, Some("arrival"));
-    assert_eq!(counts(arrival), [3, 2, 1, 0, 0, 0, 0]);
+    assert_eq!(counts(arrival), [4, 2, 1, 0, 0, 1, 0]);
     assert_eq!(arrival["compliance_rate"], json!(0.6667));
     assert_eq!(pcts(arrival), [Some(30), Some(60), Some(60)]);
     assert_eq!(arrival["label"], "到达现场");
@@ -265,12 +274,12 @@ async fn crew_scores_from_the_history() {
     );
     assert_eq!(c1["sample_ok"], false);
     // C2: arrival 0 of 1, restore 1 of 1, its callback very unsatisfied, its one order
-    // reopened, no complaint, 1 dispatch (the reassign), the praise.
+    // reopened, no complaint, 2 dispatches (B's reassign, C) and 1 return (C), the praise.
     let c2 = by(&h.c2);
     assert_eq!(
         c2["parts"],
         json!({"on_time_arrival_rate": 0.0, "resolve_in_target_rate": 1.0, "satisfaction_rate": 0.0,
-               "reopen_rate": 1.0, "complaints_per_100": 0.0, "reject_rate": 0.0})
+               "reopen_rate": 1.0, "complaints_per_100": 0.0, "reject_rate": 0.5})
     );
     assert_eq!(
         (c2["orders"].as_i64(), c2["praise"].as_i64()),
@@ -279,12 +288,12 @@ async fn crew_scores_from_the_history() {
     // Scores with the shipped weights (0.30 0.20 0.25 0.10 0.10 0.05, cap 10 per 100,
     // shrinkage 5 toward the order-weighted average of field crews at home in SZ-FT-01):
     // C1 raw = 0.30 + 0.20 + 0.25 + 0.10·1 + 0.10·0 + 0.05 = 0.90;
-    // C2 raw = 0 + 0.20 + 0 + 0.10·0 + 0.10·1 + 0.05 = 0.35;
-    // peer = (2·0.90 + 1·0.35) / 3 = 0.716667;
-    // C1 = (2·0.90 + 5·0.716667) / 7 = 0.769048; C2 = (0.35 + 5·0.716667) / 6 = 0.655556.
+    // C2 raw = 0 + 0.20 + 0 + 0.10·0 + 0.10·1 + 0.05·0.5 = 0.325;
+    // peer = (2·0.90 + 1·0.325) / 3 = 0.708333;
+    // C1 = (2·0.90 + 5·0.708333) / 7 = 0.763095; C2 = (0.325 + 5·0.708333) / 6 = 0.644444.
     let score = |r: &Value| r["score"].as_f64().unwrap();
-    assert!((score(&c1) - 0.769).abs() < 1e-4, "{c1}");
-    assert!((score(&c2) - 0.6556).abs() < 1e-4, "{c2}");
+    assert!((score(&c1) - 0.7631).abs() < 1e-4, "{c1}");
+    assert!((score(&c2) - 0.6444).abs() < 1e-4, "{c2}");
     assert_eq!(c1["rank"], 1);
     assert_eq!(c2["rank"], 2);
     let unit = by(&h.c.unit);
@@ -297,15 +306,15 @@ async fn backlog_and_breaches() {
     let app = spawn_app().await;
     let h = history(&app).await;
     let sup = &h.c.supervisor;
-    // at 200 minutes: B resolved (callback running, 200 min old → 1-4h), the complaint new
-    // (contact and reply running), the praise new (no timers); A is closed.
+    // at 200 minutes: B resolved (callback running, 200 min old → 1-4h), the complaint and
+    // C new (timers running), the praise new (no timers); A is closed.
     let r = app.get("/api/v1/reports/backlog", sup).await.expect(200);
     // orders without a timer ("none") sort before those with one
     assert_eq!(
         r.body["rows"],
         json!([
             {"status": "new", "age_bucket": "1-4h", "sla_state": "none", "count": 1},
-            {"status": "new", "age_bucket": "1-4h", "sla_state": "running", "count": 1},
+            {"status": "new", "age_bucket": "1-4h", "sla_state": "running", "count": 2},
             {"status": "resolved", "age_bucket": "1-4h", "sla_state": "running", "count": 1},
         ])
     );
