@@ -70,8 +70,18 @@ pub struct SlaTally {
     pub excused: i64,
     pub open_running: i64,
     pub open_breached: i64,
-    /// Whole SLA minutes of the ended instances.
-    pub minutes: Histogram,
+    /// Whole SLA minutes of the ended instances: minute → instances (a hash map: a year's
+    /// report merges millions of histogram entries).
+    pub minutes: rustc_hash::FxHashMap<i64, i64>,
+}
+
+/// Minutes handed to a tally with counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Minutes<'a> {
+    None,
+    One(i64),
+    /// A roll-up cell's histogram, `minute:count,…`.
+    Text(&'a str),
 }
 
 /// A finished SLA report row's numbers.
@@ -102,22 +112,38 @@ impl SlaTally {
             Standing::OpenBreached => self.open_breached += 1,
         }
         if let (true, Some(m)) = (standing.is_ended(), sla_minutes) {
-            self.minutes.add(m, 1);
+            *self.minutes.entry(m).or_insert(0) += 1;
         }
     }
 
     /// Adds (`sign` 1) or takes out (-1) counts in the order met, breached, stopped, excused,
     /// open running, open breached, with the ended instances' minutes.
-    pub fn add_counts(&mut self, counts: [i64; 6], minutes: &Histogram, sign: i64) {
+    pub fn add_counts(
+        &mut self,
+        counts: [i64; 6],
+        minutes: Minutes<'_>,
+        sign: i64,
+    ) -> Result<(), String> {
         self.met += sign * counts[0];
         self.breached += sign * counts[1];
         self.stopped += sign * counts[2];
         self.excused += sign * counts[3];
         self.open_running += sign * counts[4];
         self.open_breached += sign * counts[5];
-        for (m, n) in &minutes.0 {
-            self.minutes.add(*m, sign * n);
+        match minutes {
+            Minutes::None => {}
+            Minutes::One(m) => *self.minutes.entry(m).or_insert(0) += sign,
+            Minutes::Text(text) => {
+                for pair in text.split(',').filter(|p| !p.is_empty()) {
+                    let (m, n) = pair
+                        .split_once(':')
+                        .and_then(|(m, n)| Some((m.parse::<i64>().ok()?, n.parse::<i64>().ok()?)))
+                        .ok_or_else(|| format!("histogram pair `{pair}`"))?;
+                    *self.minutes.entry(m).or_insert(0) += sign * n;
+                }
+            }
         }
+        Ok(())
     }
 
     /// No instance counted.
@@ -133,6 +159,7 @@ impl SlaTally {
     /// Compliance = met ÷ (met + breached), null when both are 0; percentiles over the ended
     /// instances by nearest rank.
     pub fn finish(self) -> SlaFigures {
+        let minutes = Histogram(self.minutes.iter().map(|(m, n)| (*m, *n)).collect());
         let judged = self.met + self.breached;
         SlaFigures {
             total: self.met
@@ -148,9 +175,9 @@ impl SlaTally {
             open_running: self.open_running,
             open_breached: self.open_breached,
             compliance_rate: (judged > 0).then(|| round4(self.met as f64 / judged as f64)),
-            p50_minutes: self.minutes.nearest_rank(50),
-            p90_minutes: self.minutes.nearest_rank(90),
-            p99_minutes: self.minutes.nearest_rank(99),
+            p50_minutes: minutes.nearest_rank(50),
+            p90_minutes: minutes.nearest_rank(90),
+            p99_minutes: minutes.nearest_rank(99),
         }
     }
 }

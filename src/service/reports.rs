@@ -6,11 +6,11 @@ use crate::db::reports::{self as repo, InstanceFilter, InstanceRow};
 use crate::db::rollups::{self, CellFilter};
 use crate::db::{areas, crews, from_json_list, DbConnection};
 use crate::domain::reports::{
-    age_bucket, local_day, whole_minutes, with_descendants, Month, SlaFigures, SlaTally, Standing,
-    AGE_BUCKETS,
+    age_bucket, local_day, whole_minutes, with_descendants, Minutes, Month, SlaFigures, SlaTally,
+    Standing, AGE_BUCKETS,
 };
 use crate::domain::rollup::{
-    in_rolled, split, Histogram, SlaContribution, Span, Verdict, BRIEF_DAY, DAY, MONTH,
+    in_rolled, split, SlaContribution, Span, Verdict, BRIEF_DAY, DAY, MONTH,
 };
 use crate::domain::scoring::{score_crews, CrewScore, CrewTally, ScoringConfig};
 use crate::domain::sla::Stage;
@@ -237,7 +237,7 @@ fn span_bounds(span: &Span) -> Option<(NaiveDateTime, NaiveDateTime)> {
 }
 
 /// What `visit_instances` calls: dims, counts, minutes, sign.
-type Visit<'v> = dyn FnMut(&Dims<'_>, [i64; 6], &Histogram, i64) + 'v;
+type Visit<'v> = dyn FnMut(&Dims<'_>, [i64; 6], Minutes<'_>, i64) -> Result<(), String> + 'v;
 
 /// Visits every stage instance that started in `[from, to)` and is wanted, as counts with a
 /// minute histogram: roll-up cells for whole days and months, the rows themselves for
@@ -263,11 +263,14 @@ fn visit_instances(
             Standing::OpenBreached => 5,
         };
         counts[slot] = 1;
-        let mut h = Histogram::default();
-        if let (true, Some(m)) = (standing.is_ended(), minutes) {
-            h.add(m, 1);
-        }
-        (counts, h)
+        let minutes = match (standing.is_ended(), minutes) {
+            (true, Some(m)) => Minutes::One(m),
+            _ => Minutes::None,
+        };
+        (counts, minutes)
+    };
+    let mut visit = |d: &Dims<'_>, counts: [i64; 6], minutes: Minutes<'_>, sign: i64| {
+        visit(d, counts, minutes, sign).map_err(AppError::internal)
     };
     let single_stage = wanted
         .stages
@@ -284,7 +287,7 @@ fn visit_instances(
                         let standing = Standing::of(&row.state, row.ended_at.is_some());
                         let (counts, h) =
                             one(standing, sla_seconds(&facts(&row), ctx).map(whole_minutes));
-                        visit(&d, counts, &h, 1);
+                        visit(&d, counts, h, 1)?;
                     }
                 }
                 continue;
@@ -304,8 +307,8 @@ fn visit_instances(
                 crew: Some(c.crew_id.as_str()),
                 day: c.period.as_str().into(),
             };
-            let h = Histogram::parse(&c.minutes).map_err(AppError::internal)?;
-            visit(&d, [c.met, c.breached, c.stopped, c.excused, 0, 0], &h, 1);
+            let counts = [c.met, c.breached, c.stopped, c.excused, 0, 0];
+            visit(&d, counts, Minutes::Text(&c.minutes), 1)?;
         }
         if let Some((a, b)) = span_bounds(span) {
             let filter = wanted.instance_filter(single_stage.as_deref(), true);
@@ -313,7 +316,7 @@ fn visit_instances(
                 let d = row_dims(&row);
                 if wanted.keeps(&d) {
                     let (counts, h) = one(Standing::of(&row.state, false), None);
-                    visit(&d, counts, &h, 1);
+                    visit(&d, counts, h, 1)?;
                 }
             }
         }
@@ -335,9 +338,7 @@ fn visit_instances(
                     Verdict::Stopped => 2,
                     Verdict::Excused => 3,
                 }] = 1;
-                let mut h = Histogram::default();
-                h.add(c.minutes, 1);
-                visit(&d, counts, &h, sign);
+                visit(&d, counts, Minutes::One(c.minutes), sign)?;
             }
         }
     }
@@ -367,7 +368,7 @@ pub fn sla(
             groups
                 .entry(d.key(q.group_by))
                 .or_default()
-                .add_counts(counts, minutes, sign);
+                .add_counts(counts, minutes, sign)
         },
     )?;
     groups.retain(|_, t| !t.is_empty());
@@ -507,7 +508,7 @@ pub fn score_period(
         &wanted,
         &mut |d, counts, _, sign| {
             let Some(t) = d.crew.and_then(|c| tallies.get_mut(c)) else {
-                return;
+                return Ok(());
             };
             // a unit's on-time part is its reply; a field crew's is its arrival
             let slot = match (t.kind, d.stage) {
@@ -521,6 +522,7 @@ pub fn score_period(
                 *m += sign * counts[0];
                 *b += sign * counts[1];
             }
+            Ok(())
         },
     )?;
     let mut add = |crew: &str, slots: [i64; 8], sign: i64| {
