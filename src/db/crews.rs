@@ -133,16 +133,20 @@ pub fn loads(conn: &mut DbConnection) -> Result<std::collections::HashMap<String
 /// Per credited crew: instances of `stage` met and timed (met or breached) among those that
 /// started since `since` (routing's recent performance: arrivals, or replies for units).
 /// Grouped in the database over the `(stage, started_at)` index: a window's worth of rows,
-/// never the whole table, and only one row per crew comes back.
+/// never the whole table, and only one row per crew comes back. The window is closed at both
+/// ends so that PostgreSQL's generic plan for it (a pooled connection's prepared statement)
+/// is the index range too: with only a lower bound it estimates a third of the table and
+/// scans all of it.
 pub fn on_time_stats(
     conn: &mut DbConnection,
     stage: &str,
-    since: NaiveDateTime,
+    (since, until): (NaiveDateTime, NaiveDateTime),
 ) -> Result<std::collections::HashMap<String, (i64, i64)>, AppError> {
     use super::schema::sla_timers;
     let rows: Vec<(Option<String>, String, i64)> = sla_timers::table
         .filter(sla_timers::stage.eq(stage))
         .filter(sla_timers::started_at.ge(since))
+        .filter(sla_timers::started_at.lt(until))
         .filter(sla_timers::state.eq_any(["met", "breached"]))
         .group_by((sla_timers::credited_crew_id, sla_timers::state))
         .select((

@@ -29,7 +29,7 @@ pub fn candidates(
         CrewKind::Field => Stage::Arrival,
         CrewKind::Unit => Stage::Reply,
     };
-    let arrivals = crews::on_time_stats(conn, stage.as_str(), since)?;
+    let arrivals = crews::on_time_stats(conn, stage.as_str(), (since, now.naive_utc()))?;
     let backup = areas::find(conn, &order.area_code)?
         .map(|a| from_json_list(&a.backup_area_codes))
         .unwrap_or_default();

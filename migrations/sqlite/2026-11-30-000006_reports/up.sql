@@ -5,9 +5,9 @@ ALTER TABLE sla_timers ADD COLUMN credited_crew_id TEXT;
 ALTER TABLE sla_timers ADD COLUMN wall_seconds BIGINT;
 ALTER TABLE sla_timers ADD COLUMN sla_seconds BIGINT;
 -- Reports select timers by the period their stage started in (optionally one stage);
--- routing reads 30 days of arrivals.
+-- routing reads 30 days of arrivals by credited crew and verdict (index-only).
 CREATE INDEX sla_timers_started_idx ON sla_timers (started_at);
-CREATE INDEX sla_timers_stage_started_idx ON sla_timers (stage, started_at);
+CREATE INDEX sla_timers_stage_started_idx ON sla_timers (stage, started_at, state, credited_crew_id);
 
 -- Facts credited to a crew at the time they happened (resolve, callback, return, dispatch,
 -- complaint, praise): the scorecard's counts, by their own time.
