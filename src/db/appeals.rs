@@ -98,8 +98,8 @@ pub struct AppealFilter {
     pub status: Option<String>,
     /// `None`: every area.
     pub area_codes: Option<Vec<String>>,
-    /// Only this crew's appeals (crew users).
-    pub crew_id: Option<String>,
+    /// Only this crew's appeals and those this user filed (crew users): (crew, user).
+    pub crew_id: Option<(String, String)>,
 }
 
 /// Newest first; the cursor is the (filed_at, id) of the last row of the previous page.
@@ -127,8 +127,12 @@ pub fn list(
     if let Some(areas) = &f.area_codes {
         q = q.filter(appeals::area_code.eq_any(areas.clone()));
     }
-    if let Some(crew) = &f.crew_id {
-        q = q.filter(appeals::crew_id.eq(crew.clone()));
+    if let Some((crew, user)) = &f.crew_id {
+        q = q.filter(
+            appeals::crew_id
+                .eq(crew.clone())
+                .or(appeals::filed_by.eq(user.clone())),
+        );
     }
     Ok(q.load(conn)?)
 }

@@ -223,6 +223,61 @@ impl From<diesel::result::Error> for MigrationError {
     }
 }
 
+/// Runs `f` on one consistent snapshot of the database, for reads made of several statements
+/// (a report): on PostgreSQL a read-only REPEATABLE READ transaction, on SQLite a deferred one
+/// (in WAL mode its first read fixes what it sees). Inside a transaction already open, `f`
+/// runs in that one.
+pub fn read_snapshot<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let open = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some(),
+        DbConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some(),
+    };
+    if open {
+        return f(conn);
+    }
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN DEFERRED")?
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(user_error) => {
+            match <DbConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            }
+        }
+    }
+}
+
+/// Makes the write transaction just begun read one snapshot on PostgreSQL (REPEATABLE READ;
+/// a conflicting concurrent write then fails it as a serialization failure, 409). Must be its
+/// first statement. SQLite's `BEGIN IMMEDIATE` excludes other writers anyway.
+pub fn repeatable_read(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    if let DbConnection::Postgresql(c) = conn {
+        diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(c)?;
+    }
+    Ok(())
+}
+
 /// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
 /// lock is taken up front and a read-then-write cannot fail with "database is locked"; the
 /// busy timeout then queues writers. On PostgreSQL it is an ordinary transaction.

@@ -68,10 +68,12 @@ pub struct DirtyTimer {
     pub rollup_applied: Option<String>,
 }
 
-/// Dirty instances (the partial index holds only them), at most `limit`.
+/// Dirty instances, oldest first (the partial index holds only them, by start; the job takes
+/// their row locks in that order), at most `limit`.
 pub fn dirty_timers(conn: &mut DbConnection, limit: i64) -> Result<Vec<DirtyTimer>, AppError> {
     Ok(sla_timers::table
         .filter(sla_timers::rollup_dirty)
+        .order(sla_timers::started_at)
         .limit(limit)
         .select((
             sla_timers::id,
@@ -126,19 +128,33 @@ pub struct DirtyCredit {
     pub rollup_applied: Option<String>,
 }
 
+type DirtyCreditColumns = (
+    crew_credits::id,
+    crew_credits::crew_id,
+    crew_credits::fact,
+    crew_credits::at,
+    crew_credits::satisfaction,
+    crew_credits::reopened_at,
+    crew_credits::rollup_applied,
+);
+
+const DIRTY_CREDIT_COLUMNS: DirtyCreditColumns = (
+    crew_credits::id,
+    crew_credits::crew_id,
+    crew_credits::fact,
+    crew_credits::at,
+    crew_credits::satisfaction,
+    crew_credits::reopened_at,
+    crew_credits::rollup_applied,
+);
+
+/// Dirty credits, oldest first (the job takes their row locks in that order), at most `limit`.
 pub fn dirty_credits(conn: &mut DbConnection, limit: i64) -> Result<Vec<DirtyCredit>, AppError> {
     Ok(crew_credits::table
         .filter(crew_credits::rollup_dirty)
+        .order(crew_credits::at)
         .limit(limit)
-        .select((
-            crew_credits::id,
-            crew_credits::crew_id,
-            crew_credits::fact,
-            crew_credits::at,
-            crew_credits::satisfaction,
-            crew_credits::reopened_at,
-            crew_credits::rollup_applied,
-        ))
+        .select(DIRTY_CREDIT_COLUMNS)
         .load(conn)?)
 }
 
@@ -283,19 +299,33 @@ pub fn credit_cells(
         .load(conn)?)
 }
 
-/// Dirty instances with what they count as now and what the roll-ups hold for them.
+/// Dirty instances that started in `[from, to)`, with what they count as now and what the
+/// roll-ups hold for them (the partial index on dirty instances, by start).
 pub fn dirty_instances(
     conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
 ) -> Result<Vec<(super::reports::InstanceRow, Option<String>)>, AppError> {
     use super::schema::work_orders;
     Ok(sla_timers::table
         .inner_join(work_orders::table.on(work_orders::id.eq(sla_timers::work_order_id)))
         .filter(sla_timers::rollup_dirty)
+        .filter(sla_timers::started_at.ge(from))
+        .filter(sla_timers::started_at.lt(to))
         .select((super::reports::INSTANCE_COLUMNS, sla_timers::rollup_applied))
         .load(conn)?)
 }
 
-/// Dirty credits (see `dirty_credits`), all of them: reports add what the job has not folded.
-pub fn all_dirty_credits(conn: &mut DbConnection) -> Result<Vec<DirtyCredit>, AppError> {
-    dirty_credits(conn, i64::MAX)
+/// Dirty credits of `[from, to)`: reports add what the job has not folded.
+pub fn dirty_credits_between(
+    conn: &mut DbConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<DirtyCredit>, AppError> {
+    Ok(crew_credits::table
+        .filter(crew_credits::rollup_dirty)
+        .filter(crew_credits::at.ge(from))
+        .filter(crew_credits::at.lt(to))
+        .select(DIRTY_CREDIT_COLUMNS)
+        .load(conn)?)
 }

@@ -238,7 +238,7 @@ impl Notifier {
             .iter()
             .filter_map(|(code, parent)| parent.as_deref().map(|p| (code.as_str(), p)))
             .collect();
-        let mut covering = vec![order.area_code.as_str()];
+        let mut covering = vec![appeal.area_code.as_str()];
         while let Some(p) = covering.last().and_then(|c| parent_of.get(c)) {
             if covering.contains(p) {
                 break;

@@ -86,10 +86,13 @@ fn in_scope(scope: &Option<HashSet<String>>, area_code: &str) -> bool {
     scope.as_ref().is_none_or(|s| s.contains(area_code))
 }
 
-/// Whether the caller may see an appeal: crew users their crew's, scoped users their areas'.
+/// Whether the caller may see an appeal: crew users their crew's and those they filed,
+/// scoped users their areas'.
 fn sees(actor: &Actor, scope: &Option<HashSet<String>>, a: &AppealRow) -> bool {
     match actor.role {
-        Role::Crew => actor.crew_id.is_some() && a.crew_id == actor.crew_id,
+        Role::Crew => {
+            (actor.crew_id.is_some() && a.crew_id == actor.crew_id) || a.filed_by == actor.id
+        }
         _ => in_scope(scope, &a.area_code),
     }
 }
@@ -160,8 +163,11 @@ pub fn file(
                             .is_some_and(|t| t.credited_crew_id == actor.crew_id))
             }
             _ => {
+                // the timer's area: where its appeal is decided and reported (an ended
+                // instance keeps the area it ran in when the order is moved)
                 let scope = scope(conn, actor)?;
-                in_scope(&scope, &order.area_code)
+                let area = timer.as_ref().map_or(&order.area_code, |t| &t.area_code);
+                in_scope(&scope, area)
             }
         };
         if !visible {
@@ -258,7 +264,8 @@ pub fn list(
     let filter = AppealFilter {
         status: status.map(str::to_owned),
         area_codes: area_set(conn, actor, area_code)?,
-        crew_id: (actor.role == Role::Crew).then(|| actor.crew_id.clone().unwrap_or_default()),
+        crew_id: (actor.role == Role::Crew)
+            .then(|| (actor.crew_id.clone().unwrap_or_default(), actor.id.clone())),
     };
     repo::list(conn, &filter, after, limit)
 }

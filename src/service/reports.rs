@@ -4,7 +4,7 @@
 use crate::db::credits::{self, Fact};
 use crate::db::reports::{self as repo, InstanceFilter, InstanceRow};
 use crate::db::rollups::{self, CellFilter};
-use crate::db::{areas, crews, from_json_list, DbConnection};
+use crate::db::{areas, crews, from_json_list, read_snapshot, DbConnection};
 use crate::domain::reports::{
     age_bucket, local_day, whole_minutes, with_descendants, Minutes, Month, SlaFigures, SlaTally,
     Standing, AGE_BUCKETS,
@@ -321,7 +321,7 @@ fn visit_instances(
             }
         }
     }
-    for (row, applied) in rollups::dirty_instances(conn)? {
+    for (row, applied) in rollups::dirty_instances(conn, from.naive_utc(), to.naive_utc())? {
         if !in_rolled(&spans, row.started_at.and_utc()) {
             continue;
         }
@@ -345,7 +345,18 @@ fn visit_instances(
     Ok(())
 }
 
+/// See `sla_in`; read on one snapshot, so no instance is counted twice or missed while
+/// actions and the roll-up job commit.
 pub fn sla(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    q: &SlaQuery,
+    ctx: &SlaContext,
+) -> Result<Vec<SlaRow>, AppError> {
+    read_snapshot(conn, |conn| sla_in(conn, actor, q, ctx))
+}
+
+fn sla_in(
     conn: &mut DbConnection,
     actor: &Actor,
     q: &SlaQuery,
@@ -420,8 +431,20 @@ fn sla_row(key: Option<String>, label: Option<String>, f: SlaFigures) -> SlaRow 
     }
 }
 
-/// Crew scores for `[from, to)`, of the crews whose home area is in the report's areas.
+/// See `crews_in`; read on one snapshot, so no instance is counted twice or missed while
+/// actions and the roll-up job commit.
 pub fn crews(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    area_code: Option<&str>,
+    rules: (&ScoringConfig, &SlaContext),
+) -> Result<Vec<CrewScore>, AppError> {
+    read_snapshot(conn, |conn| crews_in(conn, actor, period, area_code, rules))
+}
+
+/// Crew scores for `[from, to)`, of the crews whose home area is in the report's areas.
+fn crews_in(
     conn: &mut DbConnection,
     actor: &Actor,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
@@ -429,7 +452,7 @@ pub fn crews(
     (cfg, ctx): (&ScoringConfig, &SlaContext),
 ) -> Result<Vec<CrewScore>, AppError> {
     let areas = area_set(conn, actor, area_code)?;
-    let all = score_period(conn, (from.naive_utc(), to.naive_utc()), cfg, ctx)?;
+    let all = score_period_in(conn, (from.naive_utc(), to.naive_utc()), cfg, ctx)?;
     Ok(match areas {
         None => all.into_iter().map(|(_, s)| s).collect(),
         Some(set) => {
@@ -452,8 +475,19 @@ fn rerank(mut rows: Vec<CrewScore>) -> Vec<CrewScore> {
     rows
 }
 
-/// Every crew's score for the period, with its home area, best first (scorecards freeze this).
+/// See `score_period_in`; read on one snapshot, so no instance is counted twice or missed while
+/// actions and the roll-up job commit.
 pub fn score_period(
+    conn: &mut DbConnection,
+    period: (NaiveDateTime, NaiveDateTime),
+    cfg: &ScoringConfig,
+    ctx: &SlaContext,
+) -> Result<Vec<(Option<String>, CrewScore)>, AppError> {
+    read_snapshot(conn, |conn| score_period_in(conn, period, cfg, ctx))
+}
+
+/// Every crew's score for the period, with its home area, best first (scorecards freeze this).
+fn score_period_in(
     conn: &mut DbConnection,
     (from, to): (NaiveDateTime, NaiveDateTime),
     cfg: &ScoringConfig,
@@ -573,7 +607,7 @@ pub fn score_period(
             );
         }
     }
-    for c in rollups::all_dirty_credits(conn)? {
+    for c in rollups::dirty_credits_between(conn, from, to)? {
         if !in_rolled(&spans, c.at.and_utc()) {
             continue;
         }
@@ -635,7 +669,18 @@ pub struct BacklogRow {
     pub count: i64,
 }
 
+/// See `backlog_in`; read on one snapshot, so no instance is counted twice or missed while
+/// actions and the roll-up job commit.
 pub fn backlog(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    area_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<BacklogRow>, AppError> {
+    read_snapshot(conn, |conn| backlog_in(conn, actor, area_code, now))
+}
+
+fn backlog_in(
     conn: &mut DbConnection,
     actor: &Actor,
     area_code: Option<&str>,

@@ -135,6 +135,8 @@ pub fn close(
         });
     }
     write_transaction(conn, |conn| {
+        // the frozen rows are read from one snapshot, as reports are
+        crate::db::repeatable_read(conn)?;
         let period = m.to_string();
         let locked = repo::lock_period(conn, &period, now.naive_utc())?;
         if locked.status == "closed" {

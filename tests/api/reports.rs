@@ -471,6 +471,22 @@ async fn report_filters_are_checked_and_roles_kept_out() {
         app.get(route, &app.admin).await.expect(200);
         app.get(route, "not-a-token").await.expect(401);
     }
+    // closing and reopening months: never agents, dispatchers or crews
+    for token in [&c.agent, &c.dispatcher, &c.field_member] {
+        app.post("/api/v1/scorecards/2026-10/close", token, json!({}))
+            .await
+            .expect(403);
+        app.post(
+            "/api/v1/scorecards/2026-10/reopen",
+            token,
+            json!({"reason": "x"}),
+        )
+        .await
+        .expect(403);
+    }
+    app.post("/api/v1/scorecards/2026-10/close", "not-a-token", json!({}))
+        .await
+        .expect(401);
     // a supervisor scoped to another area sees none of SZ-FT-01 and may not ask for it
     app.area("SZ-NS-01", "rural").await;
     let scoped = app

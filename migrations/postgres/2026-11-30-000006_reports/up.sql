@@ -146,14 +146,20 @@ UPDATE sla_timers SET
     kind = (SELECT w.kind FROM work_orders w WHERE w.id = sla_timers.work_order_id),
     priority = (SELECT w.priority FROM work_orders w WHERE w.id = sla_timers.work_order_id),
     rollup_dirty = (ended_at IS NOT NULL);
-CREATE INDEX sla_timers_rollup_dirty_idx ON sla_timers (id) WHERE rollup_dirty;
+CREATE INDEX sla_timers_rollup_dirty_idx ON sla_timers (started_at) WHERE rollup_dirty;
 CREATE INDEX sla_timers_open_started_idx ON sla_timers (started_at) WHERE ended_at IS NULL;
 
 ALTER TABLE crew_credits ADD COLUMN repeat_of_at TIMESTAMP;
 ALTER TABLE crew_credits ADD COLUMN rollup_dirty BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE crew_credits ADD COLUMN rollup_applied TEXT;
 UPDATE crew_credits SET rollup_dirty = true;
-CREATE INDEX crew_credits_rollup_dirty_idx ON crew_credits (id) WHERE rollup_dirty;
+CREATE INDEX crew_credits_rollup_dirty_idx ON crew_credits (at) WHERE rollup_dirty;
+-- A resolve by a crew that had resolved the same order before (a reopen came between).
+UPDATE crew_credits SET repeat_of_at = (
+    SELECT max(p.at) FROM crew_credits p
+    WHERE p.work_order_id = crew_credits.work_order_id AND p.crew_id = crew_credits.crew_id
+      AND p.fact = 'resolve' AND p.at < crew_credits.at)
+WHERE fact = 'resolve';
 CREATE INDEX crew_credits_repeat_idx ON crew_credits (at) WHERE repeat_of_at IS NOT NULL;
 
 CREATE TABLE sla_rollups (
