@@ -691,3 +691,47 @@ fn at(s: &str) -> DateTime<Utc> {
 fn time(v: &Value) -> DateTime<Utc> {
     at(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
 }
+
+/// A crew may appeal a breach credited to another crew on an order now assigned to it; the
+/// appeal stays the credited crew's, and the crew that filed it still sees it.
+#[actix_web::test]
+async fn a_crew_sees_the_appeal_it_filed_on_another_crews_timer() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let other = app.crew("FT-C9", "field", &["SZ-FT-01"]).await;
+    let member9 = app
+        .user("crew9", "crew", json!({"crew_id": other.clone()}))
+        .await;
+    let id = late_arrival(&app, &c, &c.field_crew, &c.field_member, "13800000009").await;
+    app.act(
+        &c.field_member,
+        &id,
+        "resolve",
+        json!({"resolution": "修复"}),
+    )
+    .await
+    .expect(200);
+    app.act(
+        &c.agent,
+        &id,
+        "callback",
+        json!({"satisfaction": "unsatisfied"}),
+    )
+    .await
+    .expect(200);
+    app.act(&c.dispatcher, &id, "dispatch", json!({"crew_id": other}))
+        .await
+        .expect(200);
+    let appeal = app
+        .post("/api/v1/appeals", &member9, appeal_body(&id, "arrival", 1))
+        .await
+        .expect(201)
+        .id();
+    app.get(&format!("/api/v1/appeals/{appeal}"), &member9)
+        .await
+        .expect(200);
+    for token in [&member9, &c.field_member] {
+        let list = app.get("/api/v1/appeals", token).await.expect(200).body;
+        assert!(ids(&list).contains(&appeal), "{list}");
+    }
+}
