@@ -307,31 +307,43 @@ pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<WorkOrde
     Ok(out)
 }
 
-/// The newest open order of `kind` from this phone or this customer (a repeat call).
+/// The newest open order of `kind` from this phone or this customer (a repeat call): one
+/// query per caller key, each answered by its `(key, kind, created_at)` index from that
+/// caller's own orders (an `OR` of the two could send a planner walking the kind).
 pub fn find_open_duplicate(
     conn: &mut DbConnection,
     kind: &str,
     phone: Option<&str>,
     customer_id: Option<&str>,
 ) -> Result<Option<WorkOrderRow>, AppError> {
-    if phone.is_none() && customer_id.is_none() {
-        return Ok(None);
-    }
-    let mut q = work_orders::table
-        .filter(work_orders::kind.eq(kind.to_owned()))
-        .filter(work_orders::status.ne_all(["closed", "cancelled"]))
-        .select(WorkOrderRow::as_select())
-        .order((work_orders::created_at.desc(), work_orders::id.desc()))
-        .into_boxed();
-    q = match (phone, customer_id) {
-        (Some(p), Some(c)) => q.filter(
-            work_orders::caller_phone
-                .eq(p.to_owned())
-                .or(work_orders::customer_id.eq(c.to_owned())),
-        ),
-        (Some(p), None) => q.filter(work_orders::caller_phone.eq(p.to_owned())),
-        (None, Some(c)) => q.filter(work_orders::customer_id.eq(c.to_owned())),
-        (None, None) => q,
+    let newest_open = || {
+        work_orders::table
+            .filter(work_orders::kind.eq(kind.to_owned()))
+            .filter(work_orders::status.ne_all(["closed", "cancelled"]))
+            .select(WorkOrderRow::as_select())
+            .order((work_orders::created_at.desc(), work_orders::id.desc()))
+            .into_boxed()
     };
-    Ok(q.first(conn).optional()?)
+    let by_phone = match phone {
+        Some(p) => newest_open()
+            .filter(work_orders::caller_phone.eq(p.to_owned()))
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    let by_customer = match customer_id {
+        Some(c) => newest_open()
+            .filter(work_orders::customer_id.eq(c.to_owned()))
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    Ok(match (by_phone, by_customer) {
+        (Some(a), Some(b)) => Some(if (b.created_at, &b.id) > (a.created_at, &a.id) {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    })
 }
