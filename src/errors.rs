@@ -97,7 +97,21 @@ impl From<diesel::result::Error> for AppError {
             E::DatabaseError(K::UniqueViolation, _) => AppError::AlreadyExists {
                 detail: "a record with this key already exists".to_owned(),
             },
-            E::DatabaseError(K::ClosedConnection, _) => AppError::Unavailable(Box::new(e)),
+            E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => {
+                AppError::Unavailable(Box::new(e))
+            }
+            E::DatabaseError(_, ref info) if connection_lost(info.message()) => {
+                AppError::Unavailable(Box::new(e))
+            }
+            E::DatabaseError(_, ref info) if info.message().starts_with("deadlock detected") => {
+                AppError::Conflict {
+                    code: "concurrent_update",
+                    detail: "another change was committed at the same time; try again".to_owned(),
+                    allowed_actions: None,
+                }
+            }
+            E::RollbackErrorOnCommit { commit_error, .. } => AppError::from(*commit_error),
+            E::BrokenTransactionManager => AppError::Unavailable(Box::new(e)),
             E::DatabaseError(K::SerializationFailure, _) => AppError::Conflict {
                 code: "concurrent_update",
                 detail: "another change was committed at the same time; try again".to_owned(),
@@ -106,6 +120,29 @@ impl From<diesel::result::Error> for AppError {
             other => AppError::Internal(Box::new(other)),
         }
     }
+}
+
+/// PostgreSQL and libpq messages that mean the connection or the server went away (an
+/// administrator's shutdown or restart, a crash, a broken socket), not that the request was
+/// wrong: answered 503, and the connection is dropped from the pool.
+fn connection_lost(message: &str) -> bool {
+    const LOST: [&str; 9] = [
+        "terminating connection due to administrator command",
+        "terminating connection due to unexpected postmaster exit",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "server closed the connection unexpectedly",
+        "no connection to the server",
+        "could not receive data from server",
+        "could not send data to server",
+    ];
+    LOST.iter().any(|m| message.contains(m))
+}
+
+/// Folds a multi-line message (libpq's have several) onto one log line.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl From<r2d2::Error> for AppError {
@@ -160,7 +197,12 @@ impl ResponseError for AppError {
         let mut extra = serde_json::Map::new();
         let detail = match self {
             AppError::Internal(cause) | AppError::Unavailable(cause) => {
-                log::error!("{status}: {}", cause_chain(cause.as_ref()));
+                let cause = one_line(&cause_chain(cause.as_ref()));
+                if status == StatusCode::INTERNAL_SERVER_ERROR {
+                    log::error!("{status}: {cause}");
+                } else {
+                    log::warn!("{status}: {cause}");
+                }
                 if status == StatusCode::INTERNAL_SERVER_ERROR {
                     "an internal error occurred; it has been logged".to_owned()
                 } else {

@@ -64,7 +64,7 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get()?;
+        let mut conn = pool.checkout()?;
         f(&mut conn)
     })
     .await

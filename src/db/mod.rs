@@ -34,8 +34,52 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+/// The connection pool, with how long a request may wait for a connection.
+///
+/// r2d2 retries a failed connect with a back-off capped at half its own timeout, so that
+/// timeout is kept short ([`RECONNECT_TIMEOUT`]: a database that comes back is reconnected
+/// within a second) and the configured wait is applied here, in slices, by [`DbPool::checkout`].
+#[derive(Clone)]
+pub struct DbPool {
+    pool: r2d2::Pool<ConnectionManager>,
+    wait: Duration,
+}
+
+/// r2d2's own timeout; its reconnect back-off is capped at half of it.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One slice of waiting for a connection.
+const CHECKOUT_SLICE: Duration = Duration::from_millis(250);
+
+impl std::ops::Deref for DbPool {
+    type Target = r2d2::Pool<ConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.pool
+    }
+}
+
+impl DbPool {
+    /// A connection, waiting up to the configured time while every connection is busy. When
+    /// no connection to the database is alive (it is down: each pooled connection was dropped
+    /// at its first failure and new ones cannot be made), the request is refused after one
+    /// slice as unavailable (503) instead of hanging for the whole wait.
+    pub fn checkout(&self) -> Result<PooledConn, crate::errors::AppError> {
+        let started = std::time::Instant::now();
+        loop {
+            let slice = CHECKOUT_SLICE.min(self.wait.saturating_sub(started.elapsed()));
+            match self.pool.get_timeout(slice.max(Duration::from_millis(1))) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    if self.pool.state().connections == 0 || started.elapsed() >= self.wait {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -165,13 +209,32 @@ pub fn build_pool(
     timeout: Duration,
 ) -> Result<DbPool, r2d2::Error> {
     // SQLite allows one writer at a time; more connections only add readers.
-    r2d2::Pool::builder()
+    let pool = r2d2::Pool::builder()
         .max_size(max_size.max(1))
-        .connection_timeout(timeout)
+        .connection_timeout(RECONNECT_TIMEOUT)
         .test_on_check_out(false)
+        .error_handler(Box::new(ConnectFailures))
         .build(ConnectionManager {
             target: target.clone(),
-        })
+        })?;
+    Ok(DbPool {
+        pool,
+        wait: timeout,
+    })
+}
+
+/// Logs a failed connect as one line (r2d2 retries about once a second while the database
+/// is away).
+#[derive(Debug)]
+struct ConnectFailures;
+
+impl r2d2::HandleError<diesel::r2d2::Error> for ConnectFailures {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        log::warn!(
+            "database connection failed: {}",
+            crate::errors::one_line(&error.to_string())
+        );
+    }
 }
 
 /// Applies pending migrations under a lock, so several instances may start at once.

@@ -244,6 +244,23 @@ pub fn pauses(conn: &mut DbConnection) -> Result<Vec<PauseRow>, AppError> {
         .load(conn)?)
 }
 
+/// Pauses that end after `since` or have not ended, newest first: all that can overlap a
+/// timer started at or after `since` (the windows of past years are never read again).
+pub fn pauses_since(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+) -> Result<Vec<PauseRow>, AppError> {
+    Ok(sla_pauses::table
+        .filter(
+            sla_pauses::ends_at
+                .is_null()
+                .or(sla_pauses::ends_at.gt(since)),
+        )
+        .select(PauseRow::as_select())
+        .order(sla_pauses::starts_at.desc())
+        .load(conn)?)
+}
+
 /// The policy version the instances should use: the newest stored.
 pub fn latest_policy(conn: &mut DbConnection) -> Result<Option<(String, String)>, AppError> {
     Ok(sla_policy_versions::table

@@ -245,6 +245,18 @@ pub struct TimerPlan {
     pub resume_all: bool,
 }
 
+impl TimerPlan {
+    /// Whether the plan changes timers already open (a new order's plan only starts some).
+    pub fn touches_open(&self) -> bool {
+        !self.end.is_empty()
+            || !self.stop.is_empty()
+            || self.stop_all
+            || self.stop_rest
+            || self.pause_all
+            || self.resume_all
+    }
+}
+
 /// The timer plan of a transition (PRODUCT.md, "Stage starts and ends").
 pub fn plan(kind: Kind, action: Action, to: Status) -> TimerPlan {
     let mut p = TimerPlan::default();

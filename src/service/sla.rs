@@ -138,7 +138,11 @@ pub fn order_sla(
         tier: &tier,
     };
     let rule = ctx.policy.rule_for(&profile).clone();
-    let pauses = pause_holds(&timers::pauses(conn)?, &order.area_code);
+    // Every timer of the order starts at or after its creation.
+    let pauses = pause_holds(
+        &timers::pauses_since(conn, order.created_at)?,
+        &order.area_code,
+    );
     Ok(OrderSla {
         rule,
         area_calendar,
@@ -406,7 +410,12 @@ pub fn apply(
         return Ok(());
     }
     let osla = order_sla(conn, ctx, order)?;
-    for t in timers::open_for_order(conn, &order.id)? {
+    let open = if plan.touches_open() {
+        timers::open_for_order(conn, &order.id)?
+    } else {
+        Vec::new()
+    };
+    for t in open {
         let stage: Option<Stage> = t.stage.parse().ok();
         let in_list = |list: &[Stage]| stage.is_some_and(|s| list.contains(&s));
         let (ends, stops) = (
