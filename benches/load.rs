@@ -600,39 +600,12 @@ async fn call(run: &Run, cast: &Cast, rng: &mut SmallRng, n: u64) -> Result<(), 
 type Arrivals = Rc<RefCell<HashMap<(String, String), Instant>>>;
 
 async fn watch(run: &Run, who: &Session) -> Arrivals {
-    let auth = run.bearer(who).await;
-    let (_, page) = run
-        .request(
-            reqwest::Method::GET,
-            "/api/v1/events?limit=1",
-            Some(auth.clone()),
-            None,
-        )
-        .await
-        .expect("events page");
-    let mut after = page["position"].as_i64().unwrap_or(0);
-    // The page's position is the newest id only once the page is empty.
-    loop {
-        let (_, page) = run
-            .request(
-                reqwest::Method::GET,
-                &format!("/api/v1/events?after={after}&limit=1000"),
-                Some(auth.clone()),
-                None,
-            )
-            .await
-            .expect("events page");
-        let next = page["position"].as_i64().unwrap_or(after);
-        if page["items"].as_array().is_none_or(|i| i.is_empty()) || next == after {
-            break;
-        }
-        after = next;
-    }
+    // Without Last-Event-ID the stream starts at the newest event, as a supervisor's board
+    // does when it opens; the load starts once the stream has answered.
     let mut response = run
         .http
         .get(format!("{}/api/v1/events/stream", run.base))
-        .header("authorization", auth)
-        .header("Last-Event-ID", after.to_string())
+        .header("authorization", run.bearer(who).await)
         .send()
         .await
         .expect("stream opened");

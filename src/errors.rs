@@ -286,3 +286,66 @@ impl Problems {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+
+    fn db_error(kind: K, message: &str) -> AppError {
+        AppError::from(E::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_lost_database_is_unavailable_not_internal() {
+        // libpq's answer on a pooled connection whose server went away
+        for (kind, message) in [
+            (K::UnableToSendCommand, "no connection to the server\n"),
+            (
+                K::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            (
+                K::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            (K::Unknown, "FATAL:  the database system is shutting down"),
+            (K::Unknown, "the database system is starting up"),
+        ] {
+            let e = db_error(kind, message);
+            assert_eq!(
+                e.status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{message}"
+            );
+        }
+        let commit = E::RollbackErrorOnCommit {
+            rollback_error: Box::new(E::BrokenTransactionManager),
+            commit_error: Box::new(E::DatabaseError(
+                K::UnableToSendCommand,
+                Box::new("no connection to the server".to_owned()),
+            )),
+        };
+        assert_eq!(
+            AppError::from(commit).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn a_deadlock_is_a_conflict_to_retry_and_other_errors_stay_internal() {
+        let e = db_error(K::Unknown, "deadlock detected");
+        assert_eq!(e.status_code(), StatusCode::CONFLICT);
+        assert_eq!(e.code(), "concurrent_update");
+        let e = db_error(K::Unknown, "column \"x\" does not exist");
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn log_lines_fold_libpq_messages() {
+        assert_eq!(
+            one_line("server closed the connection unexpectedly\n\tThis probably means\n"),
+            "server closed the connection unexpectedly This probably means"
+        );
+    }
+}

@@ -93,7 +93,7 @@ if [ "$only" = all ] || [ "$only" = pg ]; then
     psql "$url" -qc "INSERT INTO areas (code, name, region_class, backup_area_codes, calendar, created_at, updated_at) VALUES ('PGB', 'pgbench', 'urban', '[]', 'cn', now(), now())" >/dev/null
     echo "$ADMIN_PASSWORD" | DATABASE_URL=$url $GRIDCALL user create --username pgbench --role agent --password-stdin >/dev/null 2>&1
     user=$(psql "$url" -Atc "SELECT id FROM users WHERE username = 'pgbench'")
-    taskset -c "$LOAD_CPUS" pgbench -n -c "$conns" -j 2 -T "$secs" -f tools/pgbench-create.sql -D area=PGB -D "user=$user" "$url" >"$work/pgbench.out" 2>&1
+    taskset -c "$LOAD_CPUS" pgbench -n -M prepared -c "$conns" -j 2 -T "$secs" -f tools/pgbench-create.sql -D area=PGB -D "user=$user" "$url" >"$work/pgbench.out" 2>&1
     ceiling=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | head -1)
     row "PostgreSQL pgbench ceiling tx/s" "$ceiling"
     run_gridcall pg "$(fresh_pg gc_bench_pg)"

@@ -111,8 +111,12 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<CrewRow>, AppError> {
 }
 
 /// Open assigned orders per crew.
-pub fn loads(conn: &mut DbConnection) -> Result<std::collections::HashMap<String, i64>, AppError> {
+pub fn loads(
+    conn: &mut DbConnection,
+    crew_ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>, AppError> {
     let rows: Vec<(Option<String>, i64)> = work_orders::table
+        .filter(work_orders::assigned_crew_id.eq_any(crew_ids))
         .filter(work_orders::status.eq_any([
             "dispatched",
             "accepted",
@@ -141,9 +145,11 @@ pub fn on_time_stats(
     conn: &mut DbConnection,
     stage: &str,
     (since, until): (NaiveDateTime, NaiveDateTime),
+    crew_ids: &[&str],
 ) -> Result<std::collections::HashMap<String, (i64, i64)>, AppError> {
     use super::schema::sla_timers;
     let rows: Vec<(Option<String>, String, i64)> = sla_timers::table
+        .filter(sla_timers::credited_crew_id.eq_any(crew_ids))
         .filter(sla_timers::stage.eq(stage))
         .filter(sla_timers::started_at.ge(since))
         .filter(sla_timers::started_at.lt(until))

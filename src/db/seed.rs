@@ -87,6 +87,15 @@ bulk!(credits, crew_credits::table, SeedCredit, 1500);
 bulk!(sla_cells, sla_rollups::table, SlaCellRow, 1000);
 bulk!(credit_cells, credit_rollups::table, CreditCellRow, 1500);
 
+/// Gathers PostgreSQL's planner statistics, as its autovacuum would in time. SQLite is left
+/// as a live gridcall database is: without statistics (its indexes are shaped not to need them).
+pub fn analyze(conn: &mut DbConnection) -> Result<(), AppError> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("ANALYZE").execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Whether the database holds any order (the seed writes only into an empty one).
 pub fn has_orders(conn: &mut DbConnection) -> Result<bool, AppError> {
     Ok(work_orders::table

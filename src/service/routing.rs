@@ -21,26 +21,52 @@ pub fn candidates(
     now: DateTime<Utc>,
 ) -> Result<Vec<Ranked>, AppError> {
     let all = crews::all(conn)?;
-    let loads = crews::loads(conn)?;
     let since = (now - TimeDelta::days(weights.performance_window_days)).naive_utc();
     let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
+    let crew_kind = routing::crew_kind_for(kind);
     // Units go on no site: their recent performance is the on-time reply rate.
-    let stage = match routing::crew_kind_for(kind) {
+    let stage = match crew_kind {
         CrewKind::Field => Stage::Arrival,
         CrewKind::Unit => Stage::Reply,
     };
-    let arrivals = crews::on_time_stats(conn, stage.as_str(), (since, now.naive_utc()))?;
     let backup = areas::find(conn, &order.area_code)?
         .map(|a| from_json_list(&a.backup_area_codes))
         .unwrap_or_default();
-    let skill = categories
-        .find(kind, &order.category)
-        .and_then(|c| c.skill.clone());
-    let returned = from_json_list(&order.returned_crew_ids);
     let lists: Vec<(Vec<String>, Vec<String>)> = all
         .iter()
         .map(|c| (from_json_list(&c.area_codes), from_json_list(&c.skills)))
         .collect();
+    // Loads and arrivals are read only for the crews that could take the order (they cover
+    // its area or a backup area) and their peers (same kind, same home area), whose
+    // arrivals the score is shrunk toward: a dispatch reads a few crews' month, not the
+    // month of every crew in the province. Other crews are listed with no history.
+    let covers = |areas: &[String]| {
+        areas
+            .iter()
+            .any(|a| a == &order.area_code || backup.contains(a))
+    };
+    let homes: std::collections::HashSet<&str> = all
+        .iter()
+        .zip(&lists)
+        .filter(|(c, (areas, _))| c.kind == crew_kind.as_str() && covers(areas))
+        .filter_map(|(_, (areas, _))| areas.first().map(String::as_str))
+        .collect();
+    let relevant: Vec<&str> = all
+        .iter()
+        .zip(&lists)
+        .filter(|(c, (areas, _))| {
+            covers(areas)
+                || (c.kind == crew_kind.as_str()
+                    && areas.first().is_some_and(|h| homes.contains(h.as_str())))
+        })
+        .map(|(c, _)| c.id.as_str())
+        .collect();
+    let loads = crews::loads(conn, &relevant)?;
+    let arrivals = crews::on_time_stats(conn, stage.as_str(), (since, now.naive_utc()), &relevant)?;
+    let skill = categories
+        .find(kind, &order.category)
+        .and_then(|c| c.skill.clone());
+    let returned = from_json_list(&order.returned_crew_ids);
     let inputs: Vec<CandidateInput<'_>> = all
         .iter()
         .zip(&lists)
