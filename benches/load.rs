@@ -158,7 +158,11 @@ impl Run {
         auth: Option<String>,
         body: Option<Value>,
     ) -> Result<Answer, String> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        // Each request is bounded; the live stream (opened elsewhere) is not.
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(30));
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
         }
@@ -1093,7 +1097,6 @@ fn main() {
     let run = Rc::new(Run {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
-            .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
         base: common.url.trim_end_matches('/').to_owned(),

@@ -103,7 +103,23 @@ fn parse_role(s: &str) -> Result<Role, String> {
         .map_err(|_| format!("unknown role `{s}`: agent, dispatcher, crew, supervisor or admin"))
 }
 
+/// glibc gives every thread that allocates its own arena (up to 8 per core) and keeps what
+/// they free: with actix's blocking threads each running database work, the server grew to
+/// 280 MB under the lifecycle mix; two arenas hold it near 110 MB at the same throughput
+/// (docs/benchmarks.md). `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it is called before any other
+        // thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match run(cli.command.unwrap_or(Command::Serve { bind: None })) {
