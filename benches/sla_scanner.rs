@@ -97,6 +97,7 @@ fn main() {
     };
     let rules = gridcall::service::work_orders::Rules {
         reopen_window: chrono::TimeDelta::days(30),
+        repeat_window: chrono::TimeDelta::days(7),
         categories: settings.categories.clone(),
         sla: runtime.context(),
         notifier: notifier.clone(),

@@ -146,8 +146,15 @@ pub struct AuthSettings {
     pub jwt_secret: String,
     pub access_token_minutes: i64,
     pub refresh_token_hours: i64,
+    /// Failures for one username from one client address within the window before 429.
     pub login_max_failures: i64,
+    /// Failures for one username from any addresses within the window before it is locked.
+    pub login_max_failures_any_address: i64,
     pub login_window_minutes: i64,
+    /// Password checks (argon2, ~19 MiB each) run at once, at most.
+    pub login_concurrent_checks: i64,
+    /// A refresh chain ends this many hours after its login, however often it is used.
+    pub refresh_chain_max_hours: i64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
@@ -156,6 +163,9 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct WorkOrderSettings {
     pub reopen_window_days: i64,
+    /// A call about an order of the same kind still being worked and created within this
+    /// many days is a repeat call (an urge on it), not a new order.
+    pub repeat_window_days: i64,
     pub idempotency_key_hours: i64,
     pub idempotency_stale_secs: i64,
     pub urges_to_raise_priority: i32,
@@ -170,6 +180,8 @@ pub struct EventSettings {
     pub max_streams_per_user: i64,
     pub ticket_secs: i64,
     pub max_gap_wait_secs: i64,
+    /// How many events back a scoped stream or page may resume; past it: 410 resume_too_old.
+    pub resume_max_events: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -358,55 +370,135 @@ impl Settings {
         })
     }
 
+    /// Every numeric setting with the range it must lie in: a value outside is refused at
+    /// start and by `check-config`, with its name (a zero login limit, say, would lock every
+    /// user out; a zero tick would spin).
+    fn numeric_ranges(&self) -> Vec<(&'static str, i128, i128, i128)> {
+        const DAY_SECS: i128 = 86_400;
+        let (srv, db, auth, wo, ev, sla, mail) = (
+            &self.server,
+            &self.database,
+            &self.auth,
+            &self.work_orders,
+            &self.events,
+            &self.sla,
+            &self.mail,
+        );
+        vec![
+            ("server.workers (0: one per core)", srv.workers as i128, 0, 256),
+            ("server.body_limit_bytes", srv.body_limit_bytes as i128, 1024, 64 << 20),
+            ("server.shutdown_timeout_secs", srv.shutdown_timeout_secs as i128, 1, 3600),
+            ("database.pool_size", db.pool_size as i128, 1, 1000),
+            ("database.pool_timeout_secs", db.pool_timeout_secs as i128, 1, 600),
+            ("database.sqlite_busy_timeout_ms", db.sqlite_busy_timeout_ms as i128, 1, 600_000),
+            ("auth.access_token_minutes", auth.access_token_minutes as i128, 1, 24 * 60),
+            ("auth.refresh_token_hours", auth.refresh_token_hours as i128, 1, 24 * 31),
+            ("auth.refresh_chain_max_hours", auth.refresh_chain_max_hours as i128, 1, 24 * 366),
+            ("auth.login_max_failures", auth.login_max_failures as i128, 1, 1000),
+            ("auth.login_max_failures_any_address", auth.login_max_failures_any_address as i128, 1, 100_000),
+            ("auth.login_window_minutes", auth.login_window_minutes as i128, 1, 24 * 60),
+            ("auth.login_concurrent_checks", auth.login_concurrent_checks as i128, 1, 64),
+            ("auth.argon2_memory_kib", auth.argon2_memory_kib as i128, 8, 1 << 20),
+            ("auth.argon2_iterations", auth.argon2_iterations as i128, 1, 100),
+            ("work_orders.reopen_window_days", wo.reopen_window_days as i128, 0, 3660),
+            ("work_orders.repeat_window_days", wo.repeat_window_days as i128, 0, 3660),
+            ("work_orders.idempotency_key_hours", wo.idempotency_key_hours as i128, 1, 24 * 31),
+            ("work_orders.idempotency_stale_secs", wo.idempotency_stale_secs as i128, 1, DAY_SECS),
+            ("work_orders.urges_to_raise_priority (0: never)", wo.urges_to_raise_priority as i128, 0, 1000),
+            ("events.poll_interval_ms", ev.poll_interval_ms as i128, 1, 60_000),
+            ("events.heartbeat_secs", ev.heartbeat_secs as i128, 1, 3600),
+            ("events.max_streams_per_user", ev.max_streams_per_user as i128, 3, 1000),
+            ("events.ticket_secs", ev.ticket_secs as i128, 1, 3600),
+            ("events.max_gap_wait_secs", ev.max_gap_wait_secs as i128, 1, 3600),
+            ("events.resume_max_events", ev.resume_max_events as i128, 1, 100_000_000),
+            ("sla.scanner_tick_ms", sla.scanner_tick_ms as i128, 1, 3_600_000),
+            ("sla.scanner_batch", sla.scanner_batch as i128, 1, 1_000_000),
+            ("sla.rollup_tick_ms", sla.rollup_tick_ms as i128, 1, 3_600_000),
+            ("sla.rollup_batch", sla.rollup_batch as i128, 1, 1_000_000),
+            ("mail.smtp_port", mail.smtp_port as i128, 1, 65_535),
+            ("mail.sender_tick_ms", mail.sender_tick_ms as i128, 1, 3_600_000),
+            ("mail.sender_batch", mail.sender_batch as i128, 1, 1_000_000),
+            ("mail.max_attempts", mail.max_attempts as i128, 1, 1000),
+            ("mail.backoff_base_secs", mail.backoff_base_secs as i128, 1, DAY_SECS),
+            ("mail.backoff_max_secs", mail.backoff_max_secs as i128, 1, 7 * DAY_SECS),
+            ("mail.digest_interval_secs", mail.digest_interval_secs as i128, 1, DAY_SECS),
+        ]
+    }
+
     /// Rules that make a configuration unusable.
     pub fn check(&self) -> Result<(), String> {
-        if self.environment == "production" && self.auth.jwt_secret == BUILTIN_JWT_SECRET {
-            return Err("auth.jwt_secret is the built-in development secret; set GRIDCALL__AUTH__JWT_SECRET".into());
-        }
         if self.auth.jwt_secret.len() < 32 {
             return Err("auth.jwt_secret must be at least 32 bytes".into());
         }
-        if self.auth.access_token_minutes < 1 || self.auth.refresh_token_hours < 1 {
-            return Err("auth token lifetimes must be positive".into());
+        let bad: Vec<String> = self
+            .numeric_ranges()
+            .into_iter()
+            .filter(|(_, v, lo, hi)| v < lo || v > hi)
+            .map(|(name, v, lo, hi)| format!("{name} = {v}: must be {lo}..={hi}"))
+            .collect();
+        if !bad.is_empty() {
+            return Err(bad.join("; "));
         }
-        if self.server.body_limit_bytes < 1024 {
-            return Err("server.body_limit_bytes must be at least 1024".into());
+        if self.mail.backoff_max_secs < self.mail.backoff_base_secs {
+            return Err("mail.backoff_max_secs must not be below mail.backoff_base_secs".into());
         }
-        if self.sla.scanner_tick_ms == 0 || self.sla.scanner_batch < 1 {
-            return Err("sla.scanner_tick_ms and sla.scanner_batch must be positive".into());
+        if self.auth.login_max_failures_any_address < self.auth.login_max_failures {
+            return Err(
+                "auth.login_max_failures_any_address must not be below auth.login_max_failures"
+                    .into(),
+            );
         }
-        if self.sla.rollup_tick_ms == 0 || self.sla.rollup_batch < 1 {
-            return Err("sla.rollup_tick_ms and sla.rollup_batch must be positive".into());
+        if !matches!(
+            self.database.sqlite_synchronous.to_ascii_uppercase().as_str(),
+            "OFF" | "NORMAL" | "FULL" | "EXTRA"
+        ) {
+            return Err(format!(
+                "database.sqlite_synchronous `{}`: OFF, NORMAL, FULL or EXTRA",
+                self.database.sqlite_synchronous
+            ));
         }
         self.mail.check()?;
-        if self.mail.digest_interval_secs < 1
-            || self.mail.max_attempts < 1
-            || self.mail.backoff_base_secs < 1
-        {
-            return Err("mail.digest_interval_secs, mail.max_attempts and mail.backoff_base_secs must be positive".into());
+        self.check_secret()
+    }
+
+    /// The built-in JWT secret is published with the source: anyone could sign an admin
+    /// token with it. It is accepted only in development on a loopback address.
+    fn check_secret(&self) -> Result<(), String> {
+        if self.auth.jwt_secret != BUILTIN_JWT_SECRET {
+            return Ok(());
         }
-        let ev = &self.events;
-        if ev.max_streams_per_user < 3 {
-            return Err("events.max_streams_per_user must be at least 3".into());
+        if self.environment == "production" {
+            return Err("auth.jwt_secret is the built-in development secret; set GRIDCALL__AUTH__JWT_SECRET".into());
         }
-        if ev.poll_interval_ms == 0
-            || ev.heartbeat_secs == 0
-            || ev.ticket_secs < 1
-            || ev.max_gap_wait_secs < 1
-        {
-            return Err("events.poll_interval_ms, heartbeat_secs, ticket_secs and max_gap_wait_secs must be positive".into());
-        }
-        if ev.poll_interval_ms > 60_000
-            || ev.heartbeat_secs > 3600
-            || ev.ticket_secs > 3600
-            || ev.max_gap_wait_secs > 3600
-        {
-            return Err("events: poll_interval_ms at most 60000, heartbeat_secs, ticket_secs and max_gap_wait_secs at most 3600".into());
-        }
-        if self.database.pool_size == 0 {
-            return Err("database.pool_size must be at least 1".into());
+        if !bind_is_loopback(&self.server.bind) {
+            return Err(format!(
+                "auth.jwt_secret is the built-in development secret, which is public: it is \
+                 accepted only on a loopback bind address, not {}; set GRIDCALL__AUTH__JWT_SECRET",
+                self.server.bind
+            ));
         }
         Ok(())
+    }
+}
+
+/// Whether a bind address (`host:port`) accepts connections from this machine only.
+fn bind_is_loopback(bind: &str) -> bool {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    let host = bind.rsplit_once(':').map(|(h, _)| h).unwrap_or(bind);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        // a name: loopback only if every address it names is
+        Err(_) => bind
+            .to_socket_addrs()
+            .map(|addrs| {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+            })
+            .unwrap_or(false),
     }
 }
 
@@ -469,6 +561,65 @@ mod tests {
         )
         .unwrap();
         assert!(s.load_sla().unwrap_err().contains("bad.toml"));
+    }
+
+    fn with(vars: &[(&str, &str)]) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(dir.path(), "test", vars.into_iter()).unwrap()
+    }
+
+    #[test]
+    fn every_numeric_setting_is_range_checked() {
+        let s = with(&[]);
+        assert_eq!(s.check(), Ok(()), "the shipped defaults are valid");
+        for (name, ..) in s.numeric_ranges() {
+            assert!(name.contains('.'), "{name}");
+        }
+        let e = with(&[("GRIDCALL__AUTH__LOGIN_MAX_FAILURES", "0")])
+            .check()
+            .unwrap_err();
+        assert!(e.contains("auth.login_max_failures = 0"), "{e}");
+        let e = with(&[
+            ("GRIDCALL__SLA__SCANNER_TICK_MS", "0"),
+            ("GRIDCALL__MAIL__MAX_ATTEMPTS", "0"),
+        ])
+        .check()
+        .unwrap_err();
+        assert!(
+            e.contains("sla.scanner_tick_ms") && e.contains("mail.max_attempts"),
+            "every bad value is named at once: {e}"
+        );
+        let e = with(&[("GRIDCALL__EVENTS__MAX_STREAMS_PER_USER", "2")])
+            .check()
+            .unwrap_err();
+        assert!(e.contains("3..="), "{e}");
+        let e = with(&[("GRIDCALL__DATABASE__SQLITE_SYNCHRONOUS", "FUL")])
+            .check()
+            .unwrap_err();
+        assert!(e.contains("sqlite_synchronous"), "{e}");
+    }
+
+    #[test]
+    fn the_public_builtin_secret_is_accepted_on_loopback_only() {
+        for bind in ["127.0.0.1:8080", "[::1]:8080", "localhost:8080"] {
+            let s = with(&[("GRIDCALL__SERVER__BIND", bind)]);
+            assert_eq!(s.check(), Ok(()), "{bind}");
+        }
+        for bind in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080"] {
+            let s = with(&[("GRIDCALL__SERVER__BIND", bind)]);
+            let e = s.check().unwrap_err();
+            assert!(e.contains("loopback"), "{bind}: {e}");
+            let secret = "a-real-secret-of-at-least-thirty-two-bytes";
+            let s = with(&[
+                ("GRIDCALL__SERVER__BIND", bind),
+                ("GRIDCALL__AUTH__JWT_SECRET", secret),
+            ]);
+            assert_eq!(s.check(), Ok(()), "{bind} with its own secret");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub enum AppError {
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("{detail}")]
-    Forbidden { detail: String },
+    Forbidden { code: &'static str, detail: String },
     #[error("the resource has changed (version {current})")]
     PreconditionFailed { current: i32 },
     #[error("{detail}")]
@@ -51,6 +51,14 @@ pub enum AppError {
         detail: String,
         retry_after_secs: u64,
     },
+    /// 410 `resume_too_old`: the stream cannot resume that far back; resume from
+    /// `newest_event_id` after re-reading the work-order list.
+    #[error("resuming from event {from} would replay more than {bound} events; re-read the work-order list, then resume from event {newest_event_id}")]
+    ResumeTooOld {
+        from: i64,
+        bound: i64,
+        newest_event_id: i64,
+    },
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -68,6 +76,15 @@ impl AppError {
 
     pub fn forbidden(detail: impl Into<String>) -> AppError {
         AppError::Forbidden {
+            code: "forbidden",
+            detail: detail.into(),
+        }
+    }
+
+    /// 403 `out_of_scope`: the caller sees the resource, but not every area it touches.
+    pub fn out_of_scope(detail: impl Into<String>) -> AppError {
+        AppError::Forbidden {
+            code: "out_of_scope",
             detail: detail.into(),
         }
     }
@@ -79,10 +96,11 @@ impl AppError {
             | AppError::BadRequest { code, .. }
             | AppError::TooManyRequests { code, .. } => code,
             AppError::NotFound { .. } => "not_found",
-            AppError::Forbidden { .. } => "forbidden",
+            AppError::Forbidden { code, .. } => code,
             AppError::PreconditionFailed { .. } => "precondition_failed",
             AppError::AlreadyExists { .. } => "already_exists",
             AppError::Validation(_) => "validation_failed",
+            AppError::ResumeTooOld { .. } => "resume_too_old",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal_error",
         }
@@ -187,6 +205,7 @@ impl ResponseError for AppError {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::ResumeTooOld { .. } => StatusCode::GONE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -229,6 +248,12 @@ impl ResponseError for AppError {
             }
             AppError::PreconditionFailed { current } => {
                 extra.insert("current_version".into(), (*current).into());
+                self.to_string()
+            }
+            AppError::ResumeTooOld {
+                newest_event_id, ..
+            } => {
+                extra.insert("newest_event_id".into(), (*newest_event_id).into());
                 self.to_string()
             }
             _ => self.to_string(),

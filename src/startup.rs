@@ -116,6 +116,9 @@ impl Application {
                 api::events::sse_frame,
             )),
             dummy_hash: crate::auth::password::dummy_hash(cost),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                settings.auth.login_concurrent_checks as usize,
+            )),
             clock,
             settings: Arc::new(settings),
         });

@@ -22,6 +22,8 @@ pub struct AppState {
     pub events: Arc<crate::jobs::event_hub::EventHub>,
     /// Verified against when a username is unknown, so timing does not reveal which exist.
     pub dummy_hash: String,
+    /// Password checks (argon2) running at once, at most `auth.login_concurrent_checks`.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
     pub fn work_order_rules(&self) -> crate::service::work_orders::Rules {
         crate::service::work_orders::Rules {
             reopen_window: chrono::TimeDelta::days(self.settings.work_orders.reopen_window_days),
+            repeat_window: chrono::TimeDelta::days(self.settings.work_orders.repeat_window_days),
             categories: self.settings.categories.clone(),
             sla: self.sla.context(),
             notifier: self.notifier.clone(),

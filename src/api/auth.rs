@@ -7,7 +7,7 @@ use crate::auth::AuthUser;
 use crate::errors::{AppError, Problems};
 use crate::service::auth::{self as service, LoginPolicy};
 use crate::state::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,7 +69,11 @@ fn tokens(
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401), (status = 429)))]
-pub async fn login(state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, AppError> {
+pub async fn login(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, AppError> {
     let req: LoginRequest = body.parse()?;
     if req.username.chars().count() > 100 || req.password.chars().count() > 256 {
         return Err(AppError::Unauthorized {
@@ -77,18 +81,49 @@ pub async fn login(state: web::Data<AppState>, body: JsonBody) -> Result<HttpRes
             detail: "unknown user or wrong password".into(),
         });
     }
-    let auth = &state.settings.auth;
-    let policy = LoginPolicy {
-        max_failures: auth.login_max_failures,
-        window: TimeDelta::minutes(auth.login_window_minutes),
-        refresh_lifetime: TimeDelta::hours(auth.refresh_token_hours),
-    };
+    let policy = login_policy(&state);
     let now = state.clock.now();
+    // The client's own address (a proxy in front counts as one client: API.md's per-address
+    // rule then applies to the proxy, and the per-username rule to everybody).
+    let address = http
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let username = req.username.clone();
+    let attempt = state
+        .db(move |conn| service::begin_login(conn, &username, &address, now, policy))
+        .await?;
+    // argon2 takes ~19 MiB and tens of milliseconds of a core: at most a few at once, and no
+    // pooled connection held meanwhile, so a flood of guesses cannot starve other requests.
+    let permit = state
+        .password_checks
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?;
     let dummy = state.dummy_hash.clone();
+    let (attempt, ok) = web::block(move || {
+        let ok = service::check_password(&attempt, &req.password, &dummy);
+        drop(permit);
+        (attempt, ok)
+    })
+    .await
+    .map_err(|e| AppError::internal(e.to_string()))?;
     let (user, refresh) = state
-        .db(move |conn| service::login(conn, &req.username, &req.password, now, policy, &dummy))
+        .db(move |conn| service::finish_login(conn, attempt, ok, now, policy))
         .await?;
     tokens(&state, user, refresh)
+}
+
+fn login_policy(state: &AppState) -> LoginPolicy {
+    let auth = &state.settings.auth;
+    LoginPolicy {
+        max_failures: auth.login_max_failures,
+        max_failures_any_address: auth.login_max_failures_any_address,
+        window: TimeDelta::minutes(auth.login_window_minutes),
+        refresh_lifetime: TimeDelta::hours(auth.refresh_token_hours),
+        chain_lifetime: TimeDelta::hours(auth.refresh_chain_max_hours),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -96,9 +131,9 @@ pub async fn login(state: web::Data<AppState>, body: JsonBody) -> Result<HttpRes
 pub async fn refresh(state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, AppError> {
     let req: RefreshRequest = body.parse()?;
     let now = state.clock.now();
-    let lifetime = TimeDelta::hours(state.settings.auth.refresh_token_hours);
+    let policy = login_policy(&state);
     let (user, token) = state
-        .db(move |conn| service::refresh(conn, &req.refresh_token, now, lifetime))
+        .db(move |conn| service::refresh(conn, &req.refresh_token, now, policy))
         .await?;
     tokens(&state, user, token)
 }

@@ -183,7 +183,7 @@ fn resume_position(req: &HttpRequest, after: Option<i64>) -> Result<Option<i64>,
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(StreamQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
     responses((status = 200, description = "text/event-stream: `id`, `event` (type), `data` (event JSON); heartbeat comments. A draining or starting instance answers `retry:` and ends the stream at once"),
-        (status = 400), (status = 401), (status = 429)),
+        (status = 400), (status = 401), (status = 410, description = "resume_too_old: a crew or scoped reader asked to resume more than `events.resume_max_events` (default 100,000) events back; re-read the work-order list, then resume from `newest_event_id`"), (status = 429)),
     security(("bearer" = [])))]
 pub async fn stream(
     state: web::Data<AppState>,
@@ -205,6 +205,14 @@ pub async fn stream(
     let (actor, expires) = stream_reader(&state, &req, q.ticket.as_deref()).await?;
     let start = resume.unwrap_or(position);
     let settings = &state.settings.events;
+    // A scoped reader's catch-up looks at every event to find its own: bounded.
+    if actor.is_scoped() && position - start > settings.resume_max_events {
+        return Err(AppError::ResumeTooOld {
+            from: start,
+            bound: settings.resume_max_events,
+            newest_event_id: position,
+        });
+    }
     let limit = StreamLimit {
         max_per_user: settings.max_streams_per_user,
         stale_after: TimeDelta::seconds(3 * settings.heartbeat_secs as i64),
@@ -261,6 +269,8 @@ enum Ended {
     TokenExpired,
     /// Its registration was reclaimed as stale (it could not write for three heartbeats).
     Unregistered,
+    /// The user was deactivated (or deleted) while the stream was open.
+    Revoked,
     Failed,
 }
 
@@ -281,7 +291,7 @@ async fn touch(state: &AppState, stream_id: &str) -> bool {
 /// then the hub's events; back to the database whenever it falls behind the hub.
 async fn pump(
     state: web::Data<AppState>,
-    actor: Actor,
+    mut actor: Actor,
     mut last: i64,
     stream_id: String,
     lifetime: Duration,
@@ -361,7 +371,13 @@ async fn pump(
                         if !touch(&state, &stream_id).await {
                             break 'stream Ended::Unregistered;
                         }
-
+                        // Rights are read again at each heartbeat: a deactivated user's
+                        // stream ends, a changed role or scope applies from here on.
+                        match active_user(&state, actor.id.clone()).await {
+                            Ok(fresh) => actor = fresh,
+                            Err(AppError::Unauthorized { .. }) => break 'stream Ended::Revoked,
+                            Err(e) => log::warn!("event stream {stream_id}: rights not re-read: {e}"),
+                        }
                     }
                     received = events.recv() => match received {
                         Ok(event) if event.id > last => {
@@ -401,6 +417,11 @@ async fn pump(
                 .send(Bytes::from_static(
                     b": the access token expired; reconnect with a fresh one\n\n",
                 ))
+                .await;
+        }
+        Ended::Revoked => {
+            let _ = tx
+                .send(Bytes::from_static(b": access withdrawn\n\n"))
                 .await;
         }
         Ended::ClientGone | Ended::Failed => {}

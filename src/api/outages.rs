@@ -1,6 +1,6 @@
 //! `/api/v1/outages`: declare, list, get, update, restore, cancel, lookup.
 
-use super::extract::{path_uuid, JsonBody};
+use super::extract::{page, path_uuid, JsonBody, Page, PageQuery};
 use super::views::utc;
 use crate::auth::AuthUser;
 use crate::db::from_json_list;
@@ -62,6 +62,10 @@ fn dispatcher_only(user: &AuthUser, what: &str) -> Result<(), AppError> {
     }
 }
 
+fn counted_view(c: service::Counted) -> OutageView {
+    outage_view(c.outage, c.linked_count)
+}
+
 fn with_count(conn: &mut crate::db::DbConnection, o: OutageRow) -> Result<OutageView, AppError> {
     let n = repo::linked_count(conn, &o.id, &o.master_id)?;
     Ok(outage_view(o, n))
@@ -91,9 +95,7 @@ pub async fn declare(
         p.add("area_codes", "name at least one area");
     }
     if let Some(out) = input.area_codes.iter().find(|a| !user.sees_area(a)) {
-        return Err(AppError::forbidden(format!(
-            "area {out} is outside your scope"
-        )));
+        return Err(AppError::out_of_scope(format!("area {out} is outside your scope")));
     }
     p.text("cause", Some(&input.cause), limits::REASON, true);
     p.text("feeder", input.feeder.as_deref(), limits::NAME, false);
@@ -127,31 +129,47 @@ pub async fn declare(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct OutageQuery {
+    /// Only active outages.
     pub active: Option<bool>,
+    /// 1–500, default 50.
+    pub limit: Option<i64>,
+    /// Opaque; the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/outages", tag = "outages", params(OutageQuery), responses((status = 200, body = inline(Object))), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/outages", tag = "outages", params(OutageQuery), responses((status = 200, body = inline(Object)), (status = 400)), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     user: AuthUser,
     q: web::Query<OutageQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner();
     let active = q.active.unwrap_or(false);
+    let paging = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = paging.limit()?;
+    let after: Option<(DateTime<Utc>, String)> = paging.cursor()?;
     let actor = user.0.clone();
-    let items = state
+    let rows = state
         .db(move |conn| {
-            let rows = repo::list(conn, active)?;
-            rows.into_iter()
-                .filter(|o| {
-                    from_json_list(&o.area_codes)
-                        .iter()
-                        .any(|a| actor.sees_area(a))
-                })
-                .map(|o| with_count(conn, o))
-                .collect::<Result<Vec<_>, _>>()
+            service::list(
+                conn,
+                &actor,
+                active,
+                after.map(|(at, id)| (at.naive_utc(), id)),
+                limit + 1,
+            )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": null})))
+    let body: Page<OutageView> = page(
+        rows,
+        limit,
+        |c| (utc(c.outage.started_at), c.outage.id.clone()),
+        counted_view,
+    );
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -186,13 +204,10 @@ pub async fn lookup(
                         .ok_or(AppError::NotFound { what: "customer" })?
                 }
             };
-            repo::list(conn, true)?
-                .into_iter()
-                .filter(|o| from_json_list(&o.area_codes).contains(&area))
-                .map(|o| with_count(conn, o))
-                .collect::<Result<Vec<_>, _>>()
+            service::lookup(conn, &area)
         })
         .await?;
+    let items: Vec<OutageView> = items.into_iter().map(counted_view).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }
 
@@ -205,18 +220,9 @@ pub async fn get(
     let id = path_uuid(&id)?;
     let actor = user.0.clone();
     let view = state
-        .db(move |conn| {
-            let o = repo::find(conn, &id)?
-                .filter(|o| {
-                    from_json_list(&o.area_codes)
-                        .iter()
-                        .any(|a| actor.sees_area(a))
-                })
-                .ok_or(AppError::NotFound { what: "outage" })?;
-            with_count(conn, o)
-        })
+        .db(move |conn| service::get(conn, &actor, &id))
         .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(counted_view(view)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -336,7 +336,7 @@ pub async fn create_crew(
     responses((status = 200, body = Page<CrewView>)), security(("bearer" = [])))]
 pub async fn list_crews(
     state: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let limit = q.limit()?;
@@ -344,14 +344,16 @@ pub async fn list_crews(
     let rows = state
         .db(move |conn| crews::list(conn, after.as_deref(), limit + 1))
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.code.clone(), CrewView::from)))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.code.clone(), |c| {
+        CrewView::for_reader(c, &user)
+    })))
 }
 
 #[utoipa::path(get, path = "/api/v1/crews/{id}", tag = "reference", responses((status = 200, body = CrewView), (status = 404)),
     security(("bearer" = [])))]
 pub async fn get_crew(
     state: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path_uuid(&id)?;
@@ -359,7 +361,7 @@ pub async fn get_crew(
         .db(move |conn| crews::find(conn, &id))
         .await?
         .ok_or(AppError::NotFound { what: "crew" })?;
-    Ok(HttpResponse::Ok().json(CrewView::from(row)))
+    Ok(HttpResponse::Ok().json(CrewView::for_reader(row, &user)))
 }
 
 /// Applies crew changes after the 404 and role checks; the body is typed last.

@@ -92,6 +92,21 @@ pub struct CrewView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl CrewView {
+    /// The crew as `reader` may see it: a crew user sees its own crew's position, not where
+    /// the other crews are (PIPL: a member's position is personal information).
+    pub fn for_reader(c: CrewRow, reader: &crate::domain::Actor) -> CrewView {
+        let own = reader.crew_id.as_deref() == Some(c.id.as_str());
+        let mut view = CrewView::from(c);
+        if reader.role == crate::domain::Role::Crew && !own {
+            view.lat = None;
+            view.lon = None;
+            view.located_at = None;
+        }
+        view
+    }
+}
+
 impl From<CrewRow> for CrewView {
     fn from(c: CrewRow) -> Self {
         CrewView {

@@ -659,10 +659,9 @@ pub async fn sla(
     let items = state
         .db(move |conn| {
             let order = service::load_visible(conn, &actor, &id)?;
-            let pauses = crate::service::sla::pause_holds(
-                &crate::db::timers::pauses(conn)?,
-                &order.area_code,
-            );
+            let windows = crate::db::timers::pauses(conn)?;
+            let tree = crate::service::sla::areas_for(conn, &windows)?;
+            let pauses = crate::service::sla::pause_holds(&windows, &tree, &order.area_code);
             let (_, rows) = with_timers(conn, order)?;
             Ok(rows
                 .into_iter()

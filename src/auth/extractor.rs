@@ -70,10 +70,8 @@ pub async fn authenticate(
 
 /// The active user with this id, as an actor; 401 if gone or deactivated.
 pub async fn active_user(state: &AppState, user_id: String) -> Result<Actor, AppError> {
-    let user = state
-        .db(move |conn| crate::db::users::find(conn, &user_id))
+    state
+        .db(move |conn| crate::service::users::active_actor(conn, &user_id))
         .await?
-        .filter(|u| u.active)
-        .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))?;
-    Ok(user.actor())
+        .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))
 }

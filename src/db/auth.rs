@@ -1,7 +1,7 @@
-//! Refresh tokens (rotation, reuse detection) and login failures (throttling held in the
-//! database, so it holds across instances).
+//! Refresh tokens (rotation, reuse detection) and login attempt counters (throttling held in
+//! the database, so it holds across instances).
 
-use super::schema::{login_failures, refresh_tokens};
+use super::schema::{login_throttles, refresh_tokens};
 use super::DbConnection;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
@@ -18,6 +18,8 @@ pub struct RefreshTokenRow {
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// When the chain's login happened (null on tokens issued before it was recorded).
+    pub family_started_at: Option<NaiveDateTime>,
 }
 
 pub fn insert_refresh_token(
@@ -83,44 +85,83 @@ pub fn revoke_user(
     Ok(())
 }
 
-/// Failures for `username` at or after `since`, oldest first.
-pub fn recent_failures(
-    conn: &mut DbConnection,
-    username: &str,
-    since: NaiveDateTime,
-) -> Result<Vec<NaiveDateTime>, AppError> {
-    Ok(login_failures::table
-        .filter(login_failures::username.eq(username))
-        .filter(login_failures::at.ge(since))
-        .order(login_failures::at.asc())
-        .select(login_failures::at)
-        .load(conn)?)
-}
+/// The counter row of a username over every client address.
+pub const ANY_ADDRESS: &str = "*";
 
-pub fn record_failure(
+/// Takes one login attempt on the counter row of (`username`, `address`), whose window began
+/// after `since`: `Ok(None)` if taken, `Ok(Some(window start))` if `limit` failures are
+/// already counted in the window. The UPDATE's row lock serialises concurrent attempts
+/// (under READ COMMITTED the second re-reads the row after the first commits). Call inside
+/// a transaction, which a refusal must roll back.
+pub fn take_attempt(
     conn: &mut DbConnection,
-    username: &str,
-    at: NaiveDateTime,
-) -> Result<(), AppError> {
-    diesel::insert_into(login_failures::table)
+    (username, address): (&str, &str),
+    limit: i32,
+    since: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<Option<NaiveDateTime>, AppError> {
+    let fresh = diesel::insert_into(login_throttles::table)
         .values((
-            login_failures::id.eq(uuid::Uuid::new_v4().to_string()),
-            login_failures::username.eq(username),
-            login_failures::at.eq(at),
+            login_throttles::username.eq(username),
+            login_throttles::address.eq(address),
+            login_throttles::failures.eq(0),
+            login_throttles::window_started_at.eq(now),
+        ))
+        .on_conflict_do_nothing();
+    match conn {
+        DbConnection::Postgresql(pg) => fresh.execute(pg)?,
+        DbConnection::Sqlite(sqlite) => fresh.execute(sqlite)?,
+    };
+    let row = login_throttles::table
+        .filter(login_throttles::username.eq(username))
+        .filter(login_throttles::address.eq(address));
+    // A window that has passed starts again from this attempt.
+    diesel::update(row.filter(login_throttles::window_started_at.lt(since)))
+        .set((
+            login_throttles::failures.eq(0),
+            login_throttles::window_started_at.eq(now),
         ))
         .execute(conn)?;
+    let taken = diesel::update(row.filter(login_throttles::failures.lt(limit)))
+        .set(login_throttles::failures.eq(login_throttles::failures + 1))
+        .execute(conn)?;
+    if taken == 1 {
+        return Ok(None);
+    }
+    Ok(Some(
+        row.select(login_throttles::window_started_at)
+            .first(conn)?,
+    ))
+}
+
+/// A successful login: this address's failures are cleared, and the attempt it took from the
+/// username's count over every address is given back.
+pub fn give_back_attempt(
+    conn: &mut DbConnection,
+    username: &str,
+    address: &str,
+) -> Result<(), AppError> {
+    diesel::update(
+        login_throttles::table
+            .filter(login_throttles::username.eq(username))
+            .filter(login_throttles::address.eq(address)),
+    )
+    .set(login_throttles::failures.eq(0))
+    .execute(conn)?;
+    diesel::update(
+        login_throttles::table
+            .filter(login_throttles::username.eq(username))
+            .filter(login_throttles::address.eq(ANY_ADDRESS))
+            .filter(login_throttles::failures.gt(0)),
+    )
+    .set(login_throttles::failures.eq(login_throttles::failures - 1))
+    .execute(conn)?;
     Ok(())
 }
 
-/// A successful login clears the count; old rows of everybody are pruned on the way.
-pub fn clear_failures(
-    conn: &mut DbConnection,
-    username: &str,
-    older_than: NaiveDateTime,
-) -> Result<(), AppError> {
-    diesel::delete(login_failures::table.filter(login_failures::username.eq(username)))
-        .execute(conn)?;
-    diesel::delete(login_failures::table.filter(login_failures::at.lt(older_than)))
+/// Forgets counter rows whose window ended before `before` (a few per call, by index).
+pub fn prune_attempts(conn: &mut DbConnection, before: NaiveDateTime) -> Result<(), AppError> {
+    diesel::delete(login_throttles::table.filter(login_throttles::window_started_at.lt(before)))
         .execute(conn)?;
     Ok(())
 }

@@ -44,6 +44,23 @@ pub fn insert(conn: &mut DbConnection, event: &NewEvent) -> Result<(), AppError>
     Ok(())
 }
 
+/// Inserts an event and returns it as stored (its id: the writer's own row, never a
+/// concurrent writer's newer one).
+pub fn insert_returning(conn: &mut DbConnection, event: &NewEvent) -> Result<EventRow, AppError> {
+    // `as_returning` is typed per backend: one statement for each.
+    let table = work_order_events::table;
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => diesel::insert_into(table)
+            .values(event)
+            .returning(EventRow::as_returning())
+            .get_result(pg)?,
+        DbConnection::Sqlite(sqlite) => diesel::insert_into(table)
+            .values(event)
+            .returning(EventRow::as_returning())
+            .get_result(sqlite)?,
+    })
+}
+
 /// Events of one order, oldest first, after the given id.
 pub fn for_order(
     conn: &mut DbConnection,
@@ -61,15 +78,6 @@ pub fn for_order(
         q = q.filter(work_order_events::id.gt(after));
     }
     Ok(q.load(conn)?)
-}
-
-/// The newest event of an order (read inside the transaction that wrote it).
-pub fn last_for_order(conn: &mut DbConnection, work_order_id: &str) -> Result<EventRow, AppError> {
-    Ok(work_order_events::table
-        .filter(work_order_events::work_order_id.eq(work_order_id))
-        .select(EventRow::as_select())
-        .order(work_order_events::id.desc())
-        .first(conn)?)
 }
 
 /// Appends many events: multi-row statements on PostgreSQL (one round trip per 200 rows);

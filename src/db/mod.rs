@@ -130,9 +130,20 @@ impl DbTarget {
     /// Opens one connection, set up for this service (SQLite pragmas on every connection).
     pub fn connect(&self) -> Result<DbConnection, diesel::r2d2::Error> {
         match self.backend {
-            Backend::Postgres => diesel::PgConnection::establish(&self.location)
-                .map(DbConnection::Postgresql)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn = diesel::PgConnection::establish(&self.location)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // diesel prepares every statement once per connection. PostgreSQL would keep
+                // a generic plan for it, costed on the table sizes of the moment the pool
+                // connected (an empty table: a sequential scan looks best) and kept until the
+                // next ANALYZE, which never comes where autovacuum is off (as on the machines
+                // these benchmarks ran on). Planning each execution with its own
+                // parameters and the tables as they are now costs a few microseconds and
+                // needs no luck (docs/benchmarks.md, "Plans that do not age").
+                conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgresql(conn))
+            }
             Backend::Sqlite => {
                 if let Some(parent) = std::path::Path::new(&self.location).parent() {
                     if !parent.as_os_str().is_empty() && !parent.exists() {

@@ -1,7 +1,7 @@
 //! Declared mass outages.
 
 use super::schema::{outages, work_orders};
-use super::{from_json_list, DbConnection};
+use super::DbConnection;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -62,26 +62,72 @@ pub fn update_active(
     Ok(n == 1)
 }
 
-/// Outages, newest first; only active ones if asked.
-pub fn list(conn: &mut DbConnection, active_only: bool) -> Result<Vec<OutageRow>, AppError> {
+/// The active outages, newest first (a handful at any time: they end when restored).
+pub fn active(conn: &mut DbConnection) -> Result<Vec<OutageRow>, AppError> {
+    Ok(outages::table
+        .filter(outages::status.eq("active"))
+        .select(OutageRow::as_select())
+        .order((outages::started_at.desc(), outages::id.desc()))
+        .load(conn)?)
+}
+
+/// A page of outages, newest first, after the keyset `(started_at, id)`; only active ones if
+/// asked. Served by `outages_started_idx` / `outages_status_started_idx`.
+pub fn page(
+    conn: &mut DbConnection,
+    active_only: bool,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<OutageRow>, AppError> {
     let mut q = outages::table
         .select(OutageRow::as_select())
-        .order(outages::started_at.desc())
+        .order((outages::started_at.desc(), outages::id.desc()))
+        .limit(limit)
         .into_boxed();
     if active_only {
         q = q.filter(outages::status.eq("active"));
     }
+    if let Some((at, id)) = after {
+        q = q.filter(
+            outages::started_at
+                .lt(at)
+                .or(outages::started_at.eq(at).and(outages::id.lt(id))),
+        );
+    }
     Ok(q.load(conn)?)
 }
 
-/// The active outage covering an area, the most recent if several.
-pub fn active_in_area(
+/// Locks an active outage's row for the rest of the transaction (a call being linked to it):
+/// a restore or cancel committed meanwhile makes this false, and one that comes later waits
+/// for the linked call and then resolves or releases it too.
+pub fn lock_active(conn: &mut DbConnection, id: &str) -> Result<bool, AppError> {
+    let n = diesel::update(outages::table.find(id).filter(outages::status.eq("active")))
+        .set(outages::status.eq(outages::status))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// How many orders are linked to each of these outages (their masters excluded): one
+/// grouped query over `work_orders_outage_idx` for a whole page.
+pub fn linked_counts(
     conn: &mut DbConnection,
-    area_code: &str,
-) -> Result<Option<OutageRow>, AppError> {
-    Ok(list(conn, true)?
+    outages: &[(String, String)],
+) -> Result<std::collections::HashMap<String, i64>, AppError> {
+    if outages.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<&str> = outages.iter().map(|(id, _)| id.as_str()).collect();
+    let masters: Vec<&str> = outages.iter().map(|(_, m)| m.as_str()).collect();
+    let rows: Vec<(Option<String>, i64)> = work_orders::table
+        .filter(work_orders::outage_id.eq_any(ids))
+        .filter(work_orders::id.ne_all(masters))
+        .group_by(work_orders::outage_id)
+        .select((work_orders::outage_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows
         .into_iter()
-        .find(|o| from_json_list(&o.area_codes).iter().any(|a| a == area_code)))
+        .filter_map(|(id, n)| id.map(|id| (id, n)))
+        .collect())
 }
 
 /// Orders linked to an outage (its master excluded).

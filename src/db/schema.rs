@@ -58,14 +58,16 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        family_started_at -> Nullable<Timestamp>,
     }
 }
 
 diesel::table! {
-    login_failures (id) {
-        id -> Text,
+    login_throttles (username, address) {
         username -> Text,
-        at -> Timestamp,
+        address -> Text,
+        failures -> Integer,
+        window_started_at -> Timestamp,
     }
 }
 
@@ -159,7 +161,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     crews,
     users,
     refresh_tokens,
-    login_failures,
+    login_throttles,
     customers,
     work_orders,
     work_order_events,

@@ -89,6 +89,7 @@ pub struct WorkOrderChanges {
     pub resolution: Option<Option<String>>,
     pub assigned_crew_id: Option<Option<String>>,
     pub master_id: Option<Option<String>>,
+    pub outage_id: Option<Option<String>>,
     pub returned_crew_ids: Option<String>,
     pub urge_count: Option<i32>,
     pub reopen_count: Option<i32>,
@@ -307,19 +308,21 @@ pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<WorkOrde
     Ok(out)
 }
 
-/// The newest open order of `kind` from this phone or this customer (a repeat call): one
+/// The newest order of `kind` from this phone or this customer still being worked (not
+/// resolved, closed or cancelled) and created since `created_since`: a repeat call. One
 /// query per caller key, each answered by its `(key, kind, created_at)` index from that
 /// caller's own orders (an `OR` of the two could send a planner walking the kind).
-pub fn find_open_duplicate(
+pub fn find_repeated(
     conn: &mut DbConnection,
     kind: &str,
-    phone: Option<&str>,
-    customer_id: Option<&str>,
+    (phone, customer_id): (Option<&str>, Option<&str>),
+    created_since: NaiveDateTime,
 ) -> Result<Option<WorkOrderRow>, AppError> {
     let newest_open = || {
         work_orders::table
             .filter(work_orders::kind.eq(kind.to_owned()))
-            .filter(work_orders::status.ne_all(["closed", "cancelled"]))
+            .filter(work_orders::created_at.ge(created_since))
+            .filter(work_orders::status.ne_all(["resolved", "closed", "cancelled"]))
             .select(WorkOrderRow::as_select())
             .order((work_orders::created_at.desc(), work_orders::id.desc()))
             .into_boxed()

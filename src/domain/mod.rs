@@ -1,6 +1,7 @@
 //! Pure domain logic: work-order kinds, the state machine and validated values.
 //! Nothing here knows actix or diesel.
 
+pub mod areas;
 pub mod calendar;
 pub mod categories;
 pub mod event_stream;
@@ -61,6 +62,21 @@ impl Actor {
             }
             _ => true,
         }
+    }
+
+    /// Whether the caller sees only part of the work: a crew user, or a scoped dispatcher or
+    /// supervisor (the event stream filters what they receive).
+    pub fn is_scoped(&self) -> bool {
+        match self.role {
+            Role::Crew => true,
+            Role::Dispatcher | Role::Supervisor => !self.area_codes.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Whether every one of `area_codes` is inside the caller's scope.
+    pub fn sees_all_areas(&self, area_codes: &[String]) -> bool {
+        area_codes.iter().all(|a| self.sees_area(a))
     }
 
     /// Whether an order is inside the caller's scope: crew users see their crew's orders,

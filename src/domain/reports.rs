@@ -6,7 +6,7 @@
 use super::rollup::Histogram;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
-use std::collections::{HashMap, HashSet};
+pub use super::areas::with_descendants;
 
 /// The zone of report days and scorecard months.
 pub const REPORT_TZ: chrono_tz::Tz = Shanghai;
@@ -293,24 +293,6 @@ impl std::fmt::Display for Month {
     }
 }
 
-/// The codes of `roots` and every area below them in the tree (`(code, parent)` pairs).
-pub fn with_descendants(areas: &[(String, Option<String>)], roots: &[String]) -> HashSet<String> {
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (code, parent) in areas {
-        if let Some(p) = parent {
-            children.entry(p.as_str()).or_default().push(code.as_str());
-        }
-    }
-    let mut out: HashSet<String> = HashSet::new();
-    let mut stack: Vec<&str> = roots.iter().map(String::as_str).collect();
-    while let Some(code) = stack.pop() {
-        if out.insert(code.to_owned()) {
-            stack.extend(children.get(code).into_iter().flatten());
-        }
-    }
-    out
-}
-
 /// A CSV cell a spreadsheet shows as text: one that begins with `=`, `+`, `-` or `@` gets a
 /// leading `'`.
 pub fn safe_cell(text: String) -> String {
@@ -403,16 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn area_tree_and_cells() {
-        let areas = vec![
-            ("SZ".to_owned(), None),
-            ("FT".to_owned(), Some("SZ".to_owned())),
-            ("FT-1".to_owned(), Some("FT".to_owned())),
-            ("GZ".to_owned(), None),
-        ];
-        let set = with_descendants(&areas, &["SZ".to_owned()]);
-        assert_eq!(set.len(), 3);
-        assert!(set.contains("FT-1") && !set.contains("GZ"));
+    fn formula_cells() {
         assert_eq!(safe_cell("=1+1".into()), "'=1+1");
         assert_eq!(safe_cell("@SUM".into()), "'@SUM");
         assert_eq!(safe_cell("-2".into()), "'-2");

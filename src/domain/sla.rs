@@ -243,6 +243,9 @@ pub struct TimerPlan {
     pub start: Vec<Stage>,
     pub pause_all: bool,
     pub resume_all: bool,
+    /// The arrival instance started here counts from the customer's call, not from now (an
+    /// order released from a master or an outage: the customer has waited since the call).
+    pub arrival_from_call: bool,
 }
 
 impl TimerPlan {
@@ -305,7 +308,10 @@ pub fn plan(kind: Kind, action: Action, to: Status) -> TimerPlan {
             p.start.extend(opening_stages(kind));
         }
         Action::Merge | Action::Cancel => p.stop_all = true,
-        Action::Unmerge => p.start.extend(opening_stages(kind)),
+        Action::Unmerge => {
+            p.start.extend(opening_stages(kind));
+            p.arrival_from_call = true;
+        }
         Action::Depart | Action::Urge | Action::Note | Action::Update => {}
     }
     p

@@ -170,10 +170,11 @@ fn fire_batch(
     let mut new_events = Vec::new();
     let mut mails = Vec::new();
     let all_pauses = timers::pauses(conn)?;
+    let tree = sla::areas_for(conn, &all_pauses)?;
     for mut t in due {
         let expected = t.version;
         // Force-majeure windows may have changed since the deadline was computed.
-        let holds = pause_holds(&all_pauses, &t.area_code);
+        let holds = pause_holds(&all_pauses, &tree, &t.area_code);
         sla::refresh(&mut t, ctx, &holds, now);
         let timer_holds = sla::all_holds(&t, &holds);
         let fired = advance(&mut t, ctx, &timer_holds, now);

@@ -10,9 +10,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginPolicy {
+    /// Failures for a username from one client address within the window before 429.
     pub max_failures: i64,
+    /// Failures for a username from any addresses within the window: locked everywhere.
+    pub max_failures_any_address: i64,
     pub window: TimeDelta,
     pub refresh_lifetime: TimeDelta,
+    /// A refresh chain's absolute lifetime from its login.
+    pub chain_lifetime: TimeDelta,
 }
 
 fn bad_credentials() -> AppError {
@@ -29,44 +34,87 @@ fn bad_refresh(detail: &str) -> AppError {
     }
 }
 
-/// Checks the throttle, then the password. Returns the user and a new refresh token.
-pub fn login(
+/// A login attempt taken from the throttle, before its password is checked.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    pub username: String,
+    pub address: String,
+    /// The user, if the name exists (checked against a dummy hash otherwise).
+    pub user: Option<UserRow>,
+}
+
+/// The first step of a login: takes an attempt on the throttle counters of this username from
+/// this address and from every address (API.md: 5 and 20 failures in 15 min by default), in
+/// one short transaction whose row locks serialise concurrent attempts; a refused attempt
+/// (429 with `Retry-After`) is rolled back, so it is not counted. The password is then checked
+/// with no connection held (`finish_login`).
+pub fn begin_login(
     conn: &mut DbConnection,
     username: &str,
-    password_text: &str,
+    address: &str,
     now: DateTime<Utc>,
     policy: LoginPolicy,
-    dummy_hash: &str,
-) -> Result<(UserRow, String), AppError> {
+) -> Result<LoginAttempt, AppError> {
     let since = (now - policy.window).naive_utc();
-    let failures = repo::recent_failures(conn, username, since)?;
-    if failures.len() as i64 >= policy.max_failures {
-        let oldest_counted = failures[failures.len() - policy.max_failures as usize];
-        let free_at = oldest_counted.and_utc() + policy.window;
+    let at = now.naive_utc();
+    let throttled = |window_started: chrono::NaiveDateTime, scope: &str| {
+        let free_at = window_started.and_utc() + policy.window;
         let retry_after = (free_at - now).num_seconds().max(1) as u64;
-        return Err(AppError::TooManyRequests {
+        AppError::TooManyRequests {
             code: "login_throttled",
-            detail: format!("too many failed logins for this user; try again in {retry_after} s"),
+            detail: format!(
+                "too many failed logins for this user {scope}; try again in {retry_after} s"
+            ),
             retry_after_secs: retry_after,
-        });
+        }
+    };
+    write_transaction(conn, |conn| {
+        repo::prune_attempts(conn, since)?;
+        let limit = i32::try_from(policy.max_failures).unwrap_or(i32::MAX);
+        if let Some(w) = repo::take_attempt(conn, (username, address), limit, since, at)? {
+            return Err(throttled(w, "from this address"));
+        }
+        let limit = i32::try_from(policy.max_failures_any_address).unwrap_or(i32::MAX);
+        let everywhere = (username, repo::ANY_ADDRESS);
+        if let Some(w) = repo::take_attempt(conn, everywhere, limit, since, at)? {
+            return Err(throttled(w, "(locked for every address)"));
+        }
+        Ok(LoginAttempt {
+            username: username.to_owned(),
+            address: address.to_owned(),
+            user: users::find_by_username(conn, username)?,
+        })
+    })
+}
+
+/// The last step of a login, once the password was checked: a failure stays counted (401);
+/// a success gives its attempt back and starts a refresh chain.
+pub fn finish_login(
+    conn: &mut DbConnection,
+    attempt: LoginAttempt,
+    password_ok: bool,
+    now: DateTime<Utc>,
+    policy: LoginPolicy,
+) -> Result<(UserRow, String), AppError> {
+    match attempt.user {
+        Some(user) if password_ok && user.active => write_transaction(conn, |conn| {
+            repo::give_back_attempt(conn, &attempt.username, &attempt.address)?;
+            let token = start_refresh_family(conn, &user.id, now, policy)?;
+            Ok((user.clone(), token))
+        }),
+        _ => Err(bad_credentials()),
     }
-    let user = users::find_by_username(conn, username)?;
-    let ok = match &user {
-        Some(u) => password::verify_password(password_text, &u.password_hash) && u.active,
+}
+
+/// Checks a password against the user's hash, or against `dummy_hash` for an unknown user
+/// (the same work either way, so timing does not tell which names exist). Pure CPU: call it
+/// with no connection held.
+pub fn check_password(attempt: &LoginAttempt, password_text: &str, dummy_hash: &str) -> bool {
+    match &attempt.user {
+        Some(u) => password::verify_password(password_text, &u.password_hash),
         None => {
             password::verify_password(password_text, dummy_hash);
             false
-        }
-    };
-    match (ok, user) {
-        (true, Some(user)) => write_transaction(conn, |conn| {
-            repo::clear_failures(conn, username, since)?;
-            let token = start_refresh_family(conn, &user.id, now, policy.refresh_lifetime)?;
-            Ok((user, token))
-        }),
-        _ => {
-            repo::record_failure(conn, username, now.naive_utc())?;
-            Err(bad_credentials())
         }
     }
 }
@@ -74,11 +122,13 @@ pub fn login(
 fn insert_token(
     conn: &mut DbConnection,
     user_id: &str,
-    family_id: &str,
+    (family_id, family_started_at): (&str, DateTime<Utc>),
     now: DateTime<Utc>,
-    lifetime: TimeDelta,
+    policy: LoginPolicy,
 ) -> Result<String, AppError> {
     let token = new_refresh_token();
+    // never past the chain's absolute end
+    let expires_at = (now + policy.refresh_lifetime).min(family_started_at + policy.chain_lifetime);
     repo::insert_refresh_token(
         conn,
         &RefreshTokenRow {
@@ -87,9 +137,10 @@ fn insert_token(
             family_id: family_id.to_owned(),
             token_hash: hash_refresh_token(&token),
             created_at: now.naive_utc(),
-            expires_at: (now + lifetime).naive_utc(),
+            expires_at: expires_at.naive_utc(),
             used_at: None,
             revoked_at: None,
+            family_started_at: Some(family_started_at.naive_utc()),
         },
     )?;
     Ok(token)
@@ -99,15 +150,10 @@ fn start_refresh_family(
     conn: &mut DbConnection,
     user_id: &str,
     now: DateTime<Utc>,
-    lifetime: TimeDelta,
+    policy: LoginPolicy,
 ) -> Result<String, AppError> {
-    insert_token(
-        conn,
-        user_id,
-        &uuid::Uuid::new_v4().to_string(),
-        now,
-        lifetime,
-    )
+    let family = uuid::Uuid::new_v4().to_string();
+    insert_token(conn, user_id, (&family, now), now, policy)
 }
 
 enum RefreshOutcome {
@@ -122,7 +168,7 @@ pub fn refresh(
     conn: &mut DbConnection,
     token: &str,
     now: DateTime<Utc>,
-    lifetime: TimeDelta,
+    policy: LoginPolicy,
 ) -> Result<(UserRow, String), AppError> {
     let outcome = write_transaction(conn, |conn| -> Result<RefreshOutcome, AppError> {
         let Some(row) = repo::find_refresh_token(conn, &hash_refresh_token(token))? else {
@@ -138,10 +184,17 @@ pub fn refresh(
         if row.expires_at <= now.naive_utc() {
             return Ok(RefreshOutcome::Invalid("the refresh token expired"));
         }
+        // Chains from before the login time was recorded count from this token.
+        let started = row.family_started_at.unwrap_or(row.created_at).and_utc();
+        if started + policy.chain_lifetime <= now {
+            return Ok(RefreshOutcome::Invalid(
+                "the login session reached its maximum age; log in again",
+            ));
+        }
         let Some(user) = users::find(conn, &row.user_id)?.filter(|u| u.active) else {
             return Ok(RefreshOutcome::Invalid("the user is deactivated"));
         };
-        let new_token = insert_token(conn, &user.id, &row.family_id, now, lifetime)?;
+        let new_token = insert_token(conn, &user.id, (&row.family_id, started), now, policy)?;
         Ok(RefreshOutcome::Rotated(Box::new(user), new_token))
     })?;
     match outcome {

@@ -60,12 +60,59 @@ fn load(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<OutageRow, A
         .ok_or_else(not_found)
 }
 
+/// An outage the caller may change: it must see every one of its areas (a dispatcher scoped
+/// to one of them sees the outage, but may not restore or cancel it for the others).
+fn load_to_change(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+) -> Result<OutageRow, AppError> {
+    let outage = load(conn, actor, id)?;
+    let codes = crate::db::from_json_list(&outage.area_codes);
+    if !actor.sees_all_areas(&codes) {
+        let outside: Vec<&str> = codes
+            .iter()
+            .filter(|c| !actor.sees_area(c))
+            .map(String::as_str)
+            .collect();
+        return Err(AppError::out_of_scope(format!(
+            "the outage also covers areas outside your scope: {}",
+            outside.join(", ")
+        )));
+    }
+    Ok(outage)
+}
+
 fn ended() -> AppError {
     AppError::Conflict {
         code: "outage_ended",
         detail: "the outage is no longer active".into(),
         allowed_actions: None,
     }
+}
+
+/// The active outage a new repair call in `area_code` links to: the newest whose areas cover
+/// it (an outage on a city covers its districts), locked so that a restore or cancel cannot
+/// end it unseen while the call is linked.
+pub(crate) fn covering_for_link(
+    conn: &mut DbConnection,
+    area_code: &str,
+) -> Result<Option<OutageRow>, AppError> {
+    let active = repo::active(conn)?;
+    if active.is_empty() {
+        return Ok(None);
+    }
+    let tree = areas::tree(conn)?;
+    let up = crate::domain::areas::with_ancestors(&tree, area_code);
+    for outage in active {
+        let covers = crate::db::from_json_list(&outage.area_codes)
+            .iter()
+            .any(|a| up.contains(a));
+        if covers && repo::lock_active(conn, &outage.id)? {
+            return Ok(Some(outage));
+        }
+    }
+    Ok(None)
 }
 
 /// Declares an outage and opens its master repair order.
@@ -139,7 +186,7 @@ pub fn update(
     now: DateTime<Utc>,
 ) -> Result<OutageRow, AppError> {
     write_transaction(conn, |conn| {
-        let outage = load(conn, actor, id)?;
+        let outage = load_to_change(conn, actor, id)?;
         let changes = OutageChanges {
             cause: cause.clone(),
             estimated_restore_at: estimated.map(|e| Some(e.naive_utc())),
@@ -180,7 +227,7 @@ pub fn restore(
     rules: &Rules,
 ) -> Result<OutageRow, AppError> {
     write_transaction(conn, |conn| {
-        let outage = load(conn, actor, id)?;
+        let outage = load_to_change(conn, actor, id)?;
         let changes = OutageChanges {
             status: Some("restored".into()),
             ended_at: Some(Some(now.naive_utc())),
@@ -253,7 +300,7 @@ pub fn cancel(
     rules: &Rules,
 ) -> Result<OutageRow, AppError> {
     write_transaction(conn, |conn| {
-        let outage = load(conn, actor, id)?;
+        let outage = load_to_change(conn, actor, id)?;
         let changes = OutageChanges {
             status: Some("cancelled".into()),
             ended_at: Some(Some(now.naive_utc())),
@@ -312,4 +359,78 @@ pub fn cancel(
         }
         repo::find(conn, id)?.ok_or_else(not_found)
     })
+}
+
+/// An outage with the number of calls linked to it (its master excluded).
+pub struct Counted {
+    pub outage: OutageRow,
+    pub linked_count: i64,
+}
+
+fn counted(conn: &mut DbConnection, rows: Vec<OutageRow>) -> Result<Vec<Counted>, AppError> {
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|o| (o.id.clone(), o.master_id.clone()))
+        .collect();
+    let counts = repo::linked_counts(conn, &keys)?;
+    Ok(rows
+        .into_iter()
+        .map(|o| Counted {
+            linked_count: counts.get(&o.id).copied().unwrap_or(0),
+            outage: o,
+        })
+        .collect())
+}
+
+/// Up to `limit` outages the caller sees (any of their areas in scope), newest first, after
+/// the keyset `after`. A scoped caller's page may read past outages of other areas: outages
+/// are a few thousand a year, read a page at a time.
+pub fn list(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    active_only: bool,
+    mut after: Option<(chrono::NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<Counted>, AppError> {
+    let mut seen = Vec::new();
+    loop {
+        let batch = repo::page(conn, active_only, after.clone(), limit)?;
+        let exhausted = (batch.len() as i64) < limit;
+        after = batch.last().map(|o| (o.started_at, o.id.clone()));
+        seen.extend(batch.into_iter().filter(|o| {
+            crate::db::from_json_list(&o.area_codes)
+                .iter()
+                .any(|a| actor.sees_area(a))
+        }));
+        if exhausted || seen.len() as i64 >= limit {
+            break;
+        }
+    }
+    seen.truncate(limit as usize);
+    counted(conn, seen)
+}
+
+/// One outage the caller sees, with its count.
+pub fn get(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<Counted, AppError> {
+    let outage = load(conn, actor, id)?;
+    Ok(counted(conn, vec![outage])?.remove(0))
+}
+
+/// The active outages covering an area (or a customer's area): what an agent tells callers.
+pub fn lookup(conn: &mut DbConnection, area_code: &str) -> Result<Vec<Counted>, AppError> {
+    let active = repo::active(conn)?;
+    if active.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tree = areas::tree(conn)?;
+    let up = crate::domain::areas::with_ancestors(&tree, area_code);
+    let covering = active
+        .into_iter()
+        .filter(|o| {
+            crate::db::from_json_list(&o.area_codes)
+                .iter()
+                .any(|a| up.contains(a))
+        })
+        .collect();
+    counted(conn, covering)
 }

@@ -1,8 +1,11 @@
 //! Force-majeure pauses (不可抗力): an area-wide SLA pause for a window. Timers of orders in
-//! those areas exclude the window; a breach inside a (retroactive) window becomes excused.
+//! those areas (and their sub-areas) exclude the window: their deadlines move out by it, and
+//! a breach recorded before a retroactive window is withdrawn when the moved deadline allows.
 
 use crate::db::events::{self, NewEvent};
-use crate::db::timers::{self, PauseRow};
+use crate::db::timers::{self, PauseRow, TimerRow};
+use crate::domain::areas::with_descendants;
+use crate::domain::timer::Hold;
 use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::Actor;
 use crate::errors::{AppError, Problems};
@@ -17,8 +20,48 @@ pub struct NewPause {
     pub reason: String,
 }
 
-/// Re-applies the pauses of these areas to their timers: open ones get new deadlines;
-/// breaches that fall inside a window become excused (event `sla_excused`).
+/// What a force-majeure window does to one timer (PRODUCT.md, "SLA"): the deadline moves out
+/// by the window. A breach recorded before a retroactive window was declared is withdrawn
+/// when the moved deadline is still ahead (an open timer runs again and breaches again if the
+/// work is still not done when it passes; an ended one was met after all), and stands when
+/// it is not.
+fn reconsider(t: &mut TimerRow, ctx: &SlaContext, holds: &[Hold], now: DateTime<Utc>) -> bool {
+    let was_breached = t.state == "breached";
+    sla::refresh(t, ctx, holds, now);
+    if !was_breached {
+        return false;
+    }
+    let Some(due) = t.due_at.map(|d| d.and_utc()) else {
+        // an open-ended window holds the clock: the deadline is not known yet
+        if t.ended_at.is_none() {
+            withdraw(t, "paused", ctx, holds, now);
+            return true;
+        }
+        return false;
+    };
+    match t.ended_at.map(|e| e.and_utc()) {
+        None if due > now => {
+            withdraw(t, "running", ctx, holds, now);
+            true
+        }
+        Some(ended) if ended <= due => {
+            withdraw(t, "met", ctx, holds, now);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn withdraw(t: &mut TimerRow, state: &str, ctx: &SlaContext, holds: &[Hold], now: DateTime<Utc>) {
+    t.state = state.to_owned();
+    t.breached_at = None;
+    t.escalation_level = 0;
+    sla::refresh(t, ctx, holds, now);
+}
+
+/// Re-applies the pauses of these areas (and their sub-areas) to their timers: open ones get
+/// new deadlines, and breaches are withdrawn where the moved deadline allows; each withdrawal
+/// is an `sla_recalculated` event on the order. Returns how many breaches were withdrawn.
 fn reapply(
     conn: &mut DbConnection,
     ctx: &SlaContext,
@@ -26,57 +69,57 @@ fn reapply(
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize, AppError> {
+    let tree = areas::tree(conn)?;
+    let covered: Vec<String> = with_descendants(&tree, area_codes).into_iter().collect();
     let all = timers::pauses(conn)?;
-    let mut excused = 0;
-    for mut t in timers::in_areas_since(conn, area_codes, since.naive_utc())? {
-        let holds = pause_holds(&all, &t.area_code);
+    let mut withdrawn = 0;
+    for mut t in timers::in_areas_since(conn, &covered, since.naive_utc())? {
+        if t.state == "excused" || t.state == "stopped" || (t.ended_at.is_some() && t.state == "met") {
+            continue;
+        }
+        let holds = pause_holds(&all, &tree, &t.area_code);
         let expected = t.version;
-        let breach_excused = t.state == "breached"
-            && t.breached_at.is_some_and(|b| {
-                let b = b.and_utc();
-                holds
-                    .iter()
-                    .any(|h| h.from <= b && h.to.is_none_or(|to| b < to))
+        let old_due = t.due_at;
+        let breached_at = t.breached_at;
+        let withdrew = reconsider(&mut t, ctx, &holds, now);
+        t.version += 1;
+        if !timers::update_guarded(conn, &t, expected)? {
+            return Err(AppError::Conflict {
+                code: "concurrent_update",
+                detail: "a timer in these areas changed at the same time; try again".into(),
+                allowed_actions: None,
             });
-        if breach_excused {
-            t.state = "excused".into();
         }
-        if t.ended_at.is_none() || breach_excused {
-            sla::refresh(&mut t, ctx, &holds, now);
-            if breach_excused {
-                t.next_fire_at = None;
-            }
-            t.version += 1;
-            if !timers::update_guarded(conn, &t, expected)? {
-                return Err(AppError::Conflict {
-                    code: "concurrent_update",
-                    detail: "a timer in these areas changed at the same time; try again".into(),
-                    allowed_actions: None,
-                });
-            }
-        }
-        if breach_excused {
-            excused += 1;
+        if withdrew {
+            withdrawn += 1;
             events::insert(
                 conn,
                 &NewEvent {
                     work_order_id: t.work_order_id.clone(),
-                    event_type: "sla_excused".into(),
+                    event_type: "sla_recalculated".into(),
                     actor_id: None,
                     actor_username: None,
                     actor_role: None,
                     from_status: None,
                     to_status: None,
-                    reason: None,
-                    data: json!({"timer_id": t.id, "stage": t.stage, "instance": t.instance,
-                                 "breached_at": t.breached_at.map(|b| b.and_utc())})
+                    reason: Some("force-majeure window".into()),
+                    data: json!({
+                        "breach_withdrawn": [format!("{}#{}", t.stage, t.instance)],
+                        "timer_id": t.id,
+                        "stage": t.stage,
+                        "instance": t.instance,
+                        "state": t.state,
+                        "breached_at": breached_at.map(|b| b.and_utc()),
+                        "due_at": {"old": old_due.map(|d| d.and_utc()), "new": t.due_at.map(|d| d.and_utc())},
+                        "excused_seconds": t.excused_seconds,
+                    })
                     .to_string(),
                     at: now.naive_utc(),
                 },
             )?;
         }
     }
-    Ok(excused)
+    Ok(withdrawn)
 }
 
 pub fn create(
@@ -107,9 +150,9 @@ pub fn create(
             ended_by: None,
         };
         timers::insert_pause(conn, &row)?;
-        let excused = reapply(conn, ctx, &p.area_codes, p.starts_at, now)?;
+        let withdrawn = reapply(conn, ctx, &p.area_codes, p.starts_at, now)?;
         log::info!(
-            "force-majeure pause {} for {:?} by {}: {excused} breaches excused",
+            "force-majeure pause {} for {:?} by {}: {withdrawn} breaches withdrawn",
             row.id,
             p.area_codes,
             actor.username

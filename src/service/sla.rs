@@ -5,6 +5,7 @@
 use crate::db::timers::{self, PauseRow, TimerRow};
 use crate::db::work_orders::WorkOrderRow;
 use crate::db::{areas, customers, from_json_list, DbConnection};
+use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
 use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
 use crate::domain::timer::{deadline, held, Hold, HoldKind};
@@ -102,16 +103,34 @@ pub struct OrderSla {
     pub pauses: Vec<Hold>,
 }
 
-pub fn pause_holds(pauses: &[PauseRow], area_code: &str) -> Vec<Hold> {
+/// The force-majeure windows covering an area: pauses declared on it or on an area above it
+/// (`tree` from `areas_for`).
+pub fn pause_holds(pauses: &[PauseRow], tree: &AreaTree, area_code: &str) -> Vec<Hold> {
+    if pauses.is_empty() {
+        return Vec::new();
+    }
+    let up = with_ancestors(tree, area_code);
     pauses
         .iter()
-        .filter(|p| from_json_list(&p.area_codes).iter().any(|a| a == area_code))
+        .filter(|p| from_json_list(&p.area_codes).iter().any(|a| up.contains(a)))
         .map(|p| Hold {
             kind: HoldKind::Excused,
             from: p.starts_at.and_utc(),
             to: p.ends_at.map(|t| t.and_utc()),
         })
         .collect()
+}
+
+/// The area tree that `pause_holds` needs: read only when there are pauses to match.
+pub fn areas_for(
+    conn: &mut DbConnection,
+    pauses: &[PauseRow],
+) -> Result<Vec<(String, Option<String>)>, AppError> {
+    if pauses.is_empty() {
+        Ok(Vec::new())
+    } else {
+        areas::tree(conn)
+    }
 }
 
 pub fn order_sla(
@@ -139,10 +158,9 @@ pub fn order_sla(
     };
     let rule = ctx.policy.rule_for(&profile).clone();
     // Every timer of the order starts at or after its creation.
-    let pauses = pause_holds(
-        &timers::pauses_since(conn, order.created_at)?,
-        &order.area_code,
-    );
+    let windows = timers::pauses_since(conn, order.created_at)?;
+    let tree = areas_for(conn, &windows)?;
+    let pauses = pause_holds(&windows, &tree, &order.area_code);
     Ok(OrderSla {
         rule,
         area_calendar,
@@ -289,7 +307,7 @@ fn start(
     order: &WorkOrderRow,
     osla: &OrderSla,
     stage: Stage,
-    now: DateTime<Utc>,
+    (started_at, now): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(), AppError> {
     let Some(target) = osla.rule.target(stage) else {
         return Ok(());
@@ -312,7 +330,7 @@ fn start(
         target: target.target.clone(),
         target_seconds: seconds.num_seconds(),
         calendar: cal.id.clone(),
-        started_at: now.naive_utc(),
+        started_at: started_at.naive_utc(),
         due_at: None,
         warn_at: None,
         warned_at: None,
@@ -468,7 +486,15 @@ pub fn apply(
         }
     }
     for &stage in &plan.start {
-        start(conn, ctx, order, &osla, stage, now)?;
+        // Arrival is counted from the customer's call (PRODUCT.md), unless a reopen began a
+        // new flow since.
+        let from_call = plan.arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0;
+        let started_at = if from_call {
+            order.created_at.and_utc().min(now)
+        } else {
+            now
+        };
+        start(conn, ctx, order, &osla, stage, (started_at, now))?;
     }
     Ok(())
 }

@@ -184,3 +184,25 @@ pub fn update(
         repo::find(conn, id)?.ok_or(AppError::NotFound { what: "user" })
     })
 }
+
+/// The active user with this id as an actor, its area scope widened to the scoped areas'
+/// descendants (a scope on a city covers its districts); `None` if gone or deactivated.
+pub fn active_actor(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Option<crate::domain::Actor>, AppError> {
+    let Some(user) = repo::find(conn, user_id)?.filter(|u| u.active) else {
+        return Ok(None);
+    };
+    let mut actor = user.actor();
+    if !actor.area_codes.is_empty() {
+        let tree = areas::tree(conn)?;
+        let mut scope: Vec<String> =
+            crate::domain::areas::with_descendants(&tree, &actor.area_codes)
+                .into_iter()
+                .collect();
+        scope.sort();
+        actor.area_codes = scope;
+    }
+    Ok(Some(actor))
+}

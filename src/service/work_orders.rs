@@ -24,6 +24,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Rules {
     pub reopen_window: TimeDelta,
+    /// How far back a repeat call finds the order it repeats.
+    pub repeat_window: TimeDelta,
     pub categories: Arc<Categories>,
     pub sla: SlaContext,
     pub notifier: crate::notify::alerts::Notifier,
@@ -166,17 +168,17 @@ pub fn create(
     rules: &Rules,
 ) -> Result<Created, AppError> {
     write_transaction(conn, |conn| {
-        if !order.force_new {
+        if !order.force_new && order.kind != Kind::Praise {
             let phone = match (&order.caller_phone, &order.customer_id) {
                 (Some(p), _) => Some(p.clone()),
                 (None, Some(c)) => customers::find(conn, c)?.map(|c| c.phone),
                 _ => None,
             };
-            let duplicate = repo::find_open_duplicate(
+            let duplicate = repo::find_repeated(
                 conn,
                 order.kind.as_str(),
-                phone.as_deref(),
-                order.customer_id.as_deref(),
+                (phone.as_deref(), order.customer_id.as_deref()),
+                (now - rules.repeat_window).naive_utc(),
             )?
             .filter(|d| actor.sees_order(&d.area_code, d.assigned_crew_id.as_deref()));
             if let Some(existing) = duplicate {
@@ -233,7 +235,7 @@ pub fn create(
             _ => (order.caller_name.clone(), order.caller_phone.clone()),
         };
         let outage = if order.kind == Kind::Repair && order.link_outage {
-            crate::db::outages::active_in_area(conn, &order.area_code)?
+            super::outages::covering_for_link(conn, &order.area_code)?
         } else {
             None
         };
@@ -564,6 +566,9 @@ pub fn act(
             detail: format!("`{action}` is not allowed while the order is {}", f.status),
             allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
         })?;
+        if matches!(action, Action::Cancel | Action::Merge) {
+            refuse_active_outage_master(conn, &order)?;
+        }
         let body = request.body?;
         validate_body(action, f.kind, &body, now)?;
 
@@ -719,7 +724,12 @@ pub fn act(
                 if let Some(master) = &order.master_id {
                     data.insert("master_id".into(), master.clone().into());
                 }
+                if let Some(outage) = &order.outage_id {
+                    data.insert("outage_id".into(), outage.clone().into());
+                }
                 changes.master_id = Some(None);
+                // released from the outage too: no longer counted or told about it
+                changes.outage_id = Some(None);
             }
             Action::Urge => {
                 let count = order.urge_count + 1;
@@ -796,6 +806,28 @@ pub fn act(
         }
         Ok(Acted::Done(Box::new(changed), routing_info))
     })
+}
+
+/// The master of an active outage is cancelled or merged only with its outage (restore or
+/// cancel the outage): on its own, every later call in the area would link to a dead order.
+fn refuse_active_outage_master(
+    conn: &mut DbConnection,
+    order: &WorkOrderRow,
+) -> Result<(), AppError> {
+    let Some(outage_id) = &order.outage_id else {
+        return Ok(());
+    };
+    match crate::db::outages::find(conn, outage_id)? {
+        Some(o) if o.master_id == order.id && o.status == "active" => Err(AppError::Conflict {
+            code: "outage_master",
+            detail: format!(
+                "this order is the master of active outage {}: restore or cancel the outage",
+                o.id
+            ),
+            allowed_actions: None,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The facts an action credits to a crew (PRODUCT.md, "Metrics and crew performance"): a
@@ -918,6 +950,7 @@ pub(crate) fn release_merged(
         let changes = WorkOrderChanges {
             status: Some(Status::New.as_str().to_owned()),
             master_id: Some(None),
+            outage_id: Some(None),
             version: Some(child.version + 1),
             updated_at: Some(now.naive_utc()),
             ..Default::default()
@@ -933,7 +966,7 @@ pub(crate) fn release_merged(
                 None,
                 (Some(Status::Merged), Some(Status::New)),
                 Some(reason.to_owned()),
-                json!({"master_id": master_id}),
+                json!({"master_id": master_id, "outage_id": child.outage_id}),
                 now,
             ),
         )?;
@@ -1025,7 +1058,7 @@ pub fn add_note(
             Ok(_) => {}
         }
         let text = text?;
-        events::insert(
+        events::insert_returning(
             conn,
             &event(
                 &order.id,
@@ -1036,8 +1069,7 @@ pub fn add_note(
                 json!({"text": text}),
                 now,
             ),
-        )?;
-        events::last_for_order(conn, &order.id)
+        )
     })
 }
 

@@ -347,7 +347,7 @@ async fn sla_state_filter() {
 }
 
 #[actix_web::test]
-async fn a_retroactive_force_majeure_pause_excuses_a_breach() {
+async fn a_retroactive_force_majeure_pause_moves_the_deadline_and_withdraws_a_breach() {
     let app = spawn_app().await;
     let c = cast(&app).await;
     let t0 = start_time();
@@ -379,28 +379,59 @@ async fn a_retroactive_force_majeure_pause_excuses_a_breach() {
         .await
         .body;
     let arrival = timer(&o, "arrival", 1);
-    assert_eq!(arrival["state"], "excused");
+    assert_eq!(
+        arrival["state"], "running",
+        "the moved deadline (65 min) is still ahead: the breach is withdrawn"
+    );
+    assert_eq!(arrival["breached_at"], Value::Null);
+    assert_eq!(time(&arrival["due_at"]), t0 + TimeDelta::minutes(65));
     assert_eq!(arrival["excused_seconds"], 20 * 60);
     let events = app
         .get(&format!("/api/v1/work-orders/{id}/events"), &c.agent)
         .await
         .body;
-    assert!(events["items"]
+    let recalculated = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "sla_recalculated")
+        .expect("the recalculation is an event");
+    assert_eq!(recalculated["data"]["breach_withdrawn"], json!(["arrival#1"]));
+    assert!(!events["items"]
         .as_array()
         .unwrap()
         .iter()
         .any(|e| e["type"] == "sla_excused"));
-    assert_eq!(
-        app.scan(),
-        gridcall::jobs::scanner::ScanReport::default(),
-        "an excused breach does not escalate"
-    );
+    // not excused forever: the crew still has not arrived when the moved deadline passes
+    app.clock.advance(TimeDelta::minutes(16));
+    app.scan();
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    let arrival = timer(&o, "arrival", 1);
+    assert_eq!(arrival["state"], "breached", "breached again at 65 min");
+    assert_eq!(time(&arrival["breached_at"]), t0 + TimeDelta::minutes(65));
+    // a window too short to save it: the breach stands, the deadline still moves
+    let body = json!({"area_codes": ["SZ-FT-01"], "starts_at": (t0 + TimeDelta::minutes(10)).to_rfc3339(),
+                      "ends_at": (t0 + TimeDelta::minutes(11)).to_rfc3339(), "reason": "雷暴"});
+    app.post("/api/v1/sla/pauses", &c.supervisor, body)
+        .await
+        .expect(201);
+    let o = app
+        .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+        .await
+        .body;
+    let arrival = timer(&o, "arrival", 1);
+    assert_eq!(arrival["state"], "breached", "66 min is past the moved 66 min");
+    assert_eq!(time(&arrival["due_at"]), t0 + TimeDelta::minutes(66));
+    assert_eq!(arrival["excused_seconds"], 21 * 60);
     let list = app
         .get("/api/v1/sla/pauses", &c.supervisor)
         .await
         .expect(200)
         .body;
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
     let bad = json!({"area_codes": ["NOPE"], "starts_at": t0.to_rfc3339(), "reason": "x"});
     app.post("/api/v1/sla/pauses", &c.supervisor, bad)
         .await
