@@ -211,6 +211,31 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
+/// Query parameters whose values never reach a log: credentials.
+const SECRET_PARAMETERS: [&str; 4] = ["ticket", "token", "access_token", "password"];
+
+/// A request's target as the log shows it: the path and the query decoded (so that
+/// `%2B8613812345678` or `%E5%BC%A013812345679` is seen, and masked, as the phone it is),
+/// phone numbers masked, credential values (a stream's `?ticket=`) replaced.
+pub fn log_target(uri: &actix_web::http::Uri) -> String {
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy();
+    let mut out = mask_phones(&path);
+    if let Some(query) = uri.query() {
+        let pairs: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| {
+                if SECRET_PARAMETERS.contains(&k.to_ascii_lowercase().as_str()) {
+                    format!("{}=***", mask_phones(&k))
+                } else {
+                    format!("{}={}", mask_phones(&k), mask_phones(&v))
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
 /// The outer middleware: request id, error normalisation, metrics and the request log.
 pub async fn observe(
     req: ServiceRequest,
@@ -219,7 +244,7 @@ pub async fn observe(
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().to_string();
-    let target = mask_phones(&req.uri().to_string());
+    let target = log_target(req.uri());
     let metrics = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|s| s.metrics.clone());
@@ -282,4 +307,29 @@ pub async fn observe(
         elapsed.as_secs_f64() * 1000.0
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_targets_hide_phones_however_encoded_and_every_ticket() {
+        let t = |u: &str| log_target(&u.parse().unwrap());
+        assert_eq!(
+            t("/api/v1/work-orders?phone=%2B8613812345678&limit=5"),
+            "/api/v1/work-orders?phone=+861******5678&limit=5"
+        );
+        let q = t("/api/v1/work-orders?q=%E5%BC%A013812345679");
+        assert_eq!(q, "/api/v1/work-orders?q=张138****5679");
+        assert_eq!(
+            t("/api/v1/events/stream?ticket=abc-123_secret"),
+            "/api/v1/events/stream?ticket=***"
+        );
+        assert_eq!(
+            t("/api/v1/customers?phone=0755-83451234"),
+            "/api/v1/customers?phone=0755-****1234"
+        );
+        assert_eq!(t("/healthz"), "/healthz");
+    }
 }

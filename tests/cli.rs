@@ -237,6 +237,10 @@ fn serves_from_any_directory_and_stops_gracefully_on_sigterm() {
     let head = String::from_utf8_lossy(&head[..n]).into_owned();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/event-stream"), "{head}");
+    // Phones reach the log masked however the client encoded them; tickets never do.
+    http_get(port, "/api/v1/work-orders?phone=%2B8613812345678");
+    http_get(port, "/api/v1/work-orders?q=%E5%BC%A013812345679");
+    http_get(port, "/api/v1/events/stream?ticket=unspent-ticket-secret");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -256,6 +260,19 @@ fn serves_from_any_directory_and_stops_gracefully_on_sigterm() {
             .any(|l| l.contains("SIGTERM") || l.contains("graceful")),
         "{rest:?}"
     );
+    let log = rest.join("\n");
+    assert!(
+        log.contains("q=张138****5679") && log.contains("ticket=***"),
+        "the requests were logged: {log}"
+    );
+    for secret in [
+        "13812345678",
+        "13812345679",
+        "unspent-ticket-secret",
+        "%2B86",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+    }
 }
 
 #[test]

@@ -420,9 +420,7 @@ async fn pump(
                 .await;
         }
         Ended::Revoked => {
-            let _ = tx
-                .send(Bytes::from_static(b": access withdrawn\n\n"))
-                .await;
+            let _ = tx.send(Bytes::from_static(b": access withdrawn\n\n")).await;
         }
         Ended::ClientGone | Ended::Failed => {}
     }

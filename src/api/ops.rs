@@ -51,6 +51,12 @@ fn calendar_warnings(state: &AppState) -> Vec<String> {
             warnings.push(format!("calendar `{id}` has no holiday data for {year}: add it to config/calendars/{id}.toml"));
         }
     }
+    for (id, year) in state.sla.holiday_gaps.list() {
+        warnings.push(format!(
+            "timers on calendar `{id}` run into {year}, which has no holiday data: their deadlines count every weekday there as working; add {year} to config/calendars/{id}.toml, then run `gridcall sla recalc`"
+        ));
+    }
+    warnings.dedup();
     warnings
 }
 

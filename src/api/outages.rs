@@ -95,7 +95,9 @@ pub async fn declare(
         p.add("area_codes", "name at least one area");
     }
     if let Some(out) = input.area_codes.iter().find(|a| !user.sees_area(a)) {
-        return Err(AppError::out_of_scope(format!("area {out} is outside your scope")));
+        return Err(AppError::out_of_scope(format!(
+            "area {out} is outside your scope"
+        )));
     }
     p.text("cause", Some(&input.cause), limits::REASON, true);
     p.text("feeder", input.feeder.as_deref(), limits::NAME, false);

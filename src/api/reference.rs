@@ -344,9 +344,12 @@ pub async fn list_crews(
     let rows = state
         .db(move |conn| crews::list(conn, after.as_deref(), limit + 1))
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.code.clone(), |c| {
-        CrewView::for_reader(c, &user)
-    })))
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |c| c.code.clone(),
+        |c| CrewView::for_reader(c, &user),
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/crews/{id}", tag = "reference", responses((status = 200, body = CrewView), (status = 404)),

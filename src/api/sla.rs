@@ -188,7 +188,9 @@ pub async fn create_pause(
         p.add("area_codes", "name at least one area");
     }
     if let Some(out) = input.area_codes.iter().find(|a| !user.sees_area(a)) {
-        return Err(AppError::out_of_scope(format!("area {out} is outside your scope")));
+        return Err(AppError::out_of_scope(format!(
+            "area {out} is outside your scope"
+        )));
     }
     p.text("reason", Some(&input.reason), limits::REASON, true);
     if input.ends_at.is_some_and(|e| e <= input.starts_at) {

@@ -329,6 +329,9 @@ pub struct TimerView {
     pub stopped_at: Option<DateTime<Utc>>,
     pub breached_at: Option<DateTime<Utc>>,
     pub escalation_level: i32,
+    /// Years the timer runs into whose holidays its calendar does not know: its deadline
+    /// counts every weekday there as working (add the year to the calendar, then recalc).
+    pub holiday_data_missing: Vec<i32>,
 }
 
 impl From<TimerRow> for TimerView {
@@ -349,6 +352,11 @@ impl From<TimerRow> for TimerView {
             stopped_at: t.ended_at.map(utc),
             breached_at: t.breached_at.map(utc),
             escalation_level: t.escalation_level,
+            holiday_data_missing: t
+                .holiday_data_missing
+                .as_deref()
+                .map(|y| serde_json::from_str(y).unwrap_or_default())
+                .unwrap_or_default(),
         }
     }
 }

@@ -129,8 +129,7 @@ pub fn take_attempt(
         return Ok(None);
     }
     Ok(Some(
-        row.select(login_throttles::window_started_at)
-            .first(conn)?,
+        row.select(login_throttles::window_started_at).first(conn)?,
     ))
 }
 

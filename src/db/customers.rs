@@ -63,6 +63,16 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<CustomerRow>, Ap
         .optional()?)
 }
 
+/// The tiers of the customers with this (normalised) phone: a caller who gives only a phone
+/// is still the important customer whose phone it is. Served by `customers_phone_idx`.
+pub fn tiers_by_phone(conn: &mut DbConnection, phone: &str) -> Result<Vec<String>, AppError> {
+    Ok(customers::table
+        .filter(customers::phone.eq(phone))
+        .select(customers::tier)
+        .limit(20)
+        .load(conn)?)
+}
+
 pub fn insert(conn: &mut DbConnection, row: &CustomerRow) -> Result<(), AppError> {
     diesel::insert_into(customers::table)
         .values(row)

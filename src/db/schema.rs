@@ -211,6 +211,7 @@ diesel::table! {
         priority -> Text,
         rollup_dirty -> Bool,
         rollup_applied -> Nullable<Text>,
+        holiday_data_missing -> Nullable<Text>,
     }
 }
 

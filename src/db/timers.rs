@@ -48,6 +48,9 @@ pub struct TimerRow {
     /// An ended instance written since the roll-up job last folded it in (set on every write
     /// of an ended instance, see `mark`).
     pub rollup_dirty: bool,
+    /// The years (JSON list) the timer's span runs into whose holidays its calendar does not
+    /// know: computed as if every weekday worked there (`None`: no such year).
+    pub holiday_data_missing: Option<String>,
 }
 
 /// Marks an ended instance for the roll-up job: any write to it may change what it counts.

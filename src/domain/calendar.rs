@@ -165,6 +165,19 @@ impl Calendar {
         })
     }
 
+    /// The local years from `from` to `to` whose holidays this calendar does not know (a
+    /// calendar with holiday data; `24x7` and plain weekday calendars miss nothing).
+    pub fn uncovered_years(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<i32> {
+        if self.always || self.years.is_empty() {
+            return Vec::new();
+        }
+        let (a, b) = (
+            from.with_timezone(&self.tz).year(),
+            to.max(from).with_timezone(&self.tz).year(),
+        );
+        (a..=b).filter(|y| !self.years.contains(y)).collect()
+    }
+
     /// Whether a local date's year is configured (else weekdays decide, and callers warn).
     pub fn covers(&self, date: NaiveDate) -> bool {
         self.always || self.years.contains(&date.year())
@@ -454,6 +467,31 @@ mod tests {
                 at("2026-11-23T09:00:00+08:00")
             ),
             TimeDelta::hours(1)
+        );
+    }
+
+    #[test]
+    fn uncovered_years_are_the_span_s_years_without_data() {
+        let c = cn();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // a 10-working-day reply started late in December 2026 runs into 2027
+        assert_eq!(
+            c.uncovered_years(
+                at("2026-12-28T10:00:00+08:00"),
+                at("2027-01-11T10:00:00+08:00")
+            ),
+            vec![2027]
+        );
+        assert!(c
+            .uncovered_years(
+                at("2026-01-05T10:00:00+08:00"),
+                at("2026-12-31T23:00:00+08:00")
+            )
+            .is_empty());
+        // 2026-12-31T20:00Z is already 2027 in Asia/Shanghai
+        assert_eq!(
+            c.uncovered_years(at("2026-12-31T10:00:00Z"), at("2026-12-31T20:00:00Z")),
+            vec![2027]
         );
     }
 

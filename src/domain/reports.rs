@@ -3,10 +3,10 @@
 //! age buckets, report periods and months in Asia/Shanghai, the area tree, and CSV cells that
 //! a spreadsheet never runs. Pure.
 
+pub use super::areas::with_descendants;
 use super::rollup::Histogram;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
-pub use super::areas::with_descendants;
 
 /// The zone of report days and scorecard months.
 pub const REPORT_TZ: chrono_tz::Tz = Shanghai;

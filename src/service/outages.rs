@@ -62,11 +62,7 @@ fn load(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<OutageRow, A
 
 /// An outage the caller may change: it must see every one of its areas (a dispatcher scoped
 /// to one of them sees the outage, but may not restore or cancel it for the others).
-fn load_to_change(
-    conn: &mut DbConnection,
-    actor: &Actor,
-    id: &str,
-) -> Result<OutageRow, AppError> {
+fn load_to_change(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<OutageRow, AppError> {
     let outage = load(conn, actor, id)?;
     let codes = crate::db::from_json_list(&outage.area_codes);
     if !actor.sees_all_areas(&codes) {

@@ -4,9 +4,9 @@
 
 use crate::db::events::{self, NewEvent};
 use crate::db::timers::{self, PauseRow, TimerRow};
+use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::areas::with_descendants;
 use crate::domain::timer::Hold;
-use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::Actor;
 use crate::errors::{AppError, Problems};
 use crate::service::sla::{self, pause_holds, SlaContext};
@@ -74,7 +74,10 @@ fn reapply(
     let all = timers::pauses(conn)?;
     let mut withdrawn = 0;
     for mut t in timers::in_areas_since(conn, &covered, since.naive_utc())? {
-        if t.state == "excused" || t.state == "stopped" || (t.ended_at.is_some() && t.state == "met") {
+        if t.state == "excused"
+            || t.state == "stopped"
+            || (t.ended_at.is_some() && t.state == "met")
+        {
             continue;
         }
         let holds = pause_holds(&all, &tree, &t.area_code);

@@ -819,6 +819,7 @@ pub fn seed(
                         kind: kind.as_str().into(),
                         priority: priority.into(),
                         rollup_dirty: false,
+                        holiday_data_missing: None,
                     },
                     rollup_applied: applied,
                 });

@@ -15,10 +15,39 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::json;
 use std::sync::{Arc, RwLock};
 
+/// The calendar years that timers ran into without holiday data (their deadlines count every
+/// weekday there as working): each logged once, and listed by `/readyz`.
+#[derive(Debug, Default)]
+pub struct HolidayDataGaps(std::sync::Mutex<std::collections::BTreeSet<(String, i32)>>);
+
+impl HolidayDataGaps {
+    pub fn note(&self, calendar: &str, years: &[i32]) {
+        if years.is_empty() {
+            return;
+        }
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for &year in years {
+            if seen.insert((calendar.to_owned(), year)) {
+                log::warn!(
+                    "timers on calendar `{calendar}` run into {year}, which has no holiday data: \
+                     their deadlines count every weekday there as working until \
+                     config/calendars/{calendar}.toml has {year} (then `gridcall sla recalc`)"
+                );
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<(String, i32)> {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().cloned().collect()
+    }
+}
+
 /// The policy in force (swappable by `gridcall sla reload`) and the calendars.
 pub struct SlaRuntime {
     policy: RwLock<Arc<Policy>>,
     pub calendars: Arc<Calendars>,
+    pub holiday_gaps: Arc<HolidayDataGaps>,
 }
 
 impl SlaRuntime {
@@ -26,6 +55,7 @@ impl SlaRuntime {
         SlaRuntime {
             policy: RwLock::new(Arc::new(policy)),
             calendars: Arc::new(calendars),
+            holiday_gaps: Arc::default(),
         }
     }
 
@@ -44,6 +74,7 @@ impl SlaRuntime {
         SlaContext {
             policy: self.policy(),
             calendars: self.calendars.clone(),
+            holiday_gaps: self.holiday_gaps.clone(),
         }
     }
 }
@@ -53,6 +84,7 @@ impl SlaRuntime {
 pub struct SlaContext {
     pub policy: Arc<Policy>,
     pub calendars: Arc<Calendars>,
+    pub holiday_gaps: Arc<HolidayDataGaps>,
 }
 
 impl SlaContext {
@@ -142,11 +174,20 @@ pub fn order_sla(
     let (region_class, area_calendar) = area
         .map(|a| (a.region_class, a.calendar))
         .unwrap_or_else(|| ("urban".into(), "cn".into()));
-    let tier = match &order.customer_id {
-        Some(id) => customers::find(conn, id)?
+    let tier = match (&order.customer_id, &order.caller_phone) {
+        (Some(id), _) => customers::find(conn, id)?
             .map(|c| c.tier)
             .unwrap_or_else(|| "normal".into()),
-        None => "normal".into(),
+        // by the caller's phone: the most demanding tier of the customers who have it
+        (None, Some(phone)) => {
+            let tiers = customers::tiers_by_phone(conn, phone)?;
+            ["important", "sensitive"]
+                .into_iter()
+                .find(|t| tiers.iter().any(|x| x == t))
+                .unwrap_or("normal")
+                .to_owned()
+        }
+        (None, None) => "normal".into(),
     };
     let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
     let profile = OrderProfile {
@@ -203,6 +244,9 @@ pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTim
         TimeDelta::seconds((t.target_seconds as f64 * t.warn_fraction).round() as i64);
     let due = deadline(cal, start, target, &holds);
     t.due_at = naive(due);
+    let missing = cal.uncovered_years(start, due.unwrap_or(now).max(start));
+    ctx.holiday_gaps.note(&cal.id, &missing);
+    t.holiday_data_missing = (!missing.is_empty()).then(|| json!(missing).to_string());
     t.warn_at = naive(deadline(cal, start, warn_target, &holds));
     let until = t.ended_at.map(|e| e.and_utc()).unwrap_or(now).max(start);
     t.paused_seconds = held(cal, start, until, &holds, HoldKind::Paused).num_seconds();
@@ -352,6 +396,7 @@ fn start(
         kind: order.kind.clone(),
         priority: order.priority.clone(),
         rollup_dirty: false,
+        holiday_data_missing: None,
     };
     refresh(&mut t, ctx, &osla.pauses, now);
     timers::insert(conn, &t)
@@ -488,7 +533,8 @@ pub fn apply(
     for &stage in &plan.start {
         // Arrival is counted from the customer's call (PRODUCT.md), unless a reopen began a
         // new flow since.
-        let from_call = plan.arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0;
+        let from_call =
+            plan.arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0;
         let started_at = if from_call {
             order.created_at.and_utc().min(now)
         } else {

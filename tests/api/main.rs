@@ -7,6 +7,7 @@ mod authorization;
 mod bad_input;
 mod concurrency;
 mod events;
+mod hardening;
 mod helpers;
 mod mail;
 mod operations;

@@ -396,7 +396,10 @@ async fn a_retroactive_force_majeure_pause_moves_the_deadline_and_withdraws_a_br
         .iter()
         .find(|e| e["type"] == "sla_recalculated")
         .expect("the recalculation is an event");
-    assert_eq!(recalculated["data"]["breach_withdrawn"], json!(["arrival#1"]));
+    assert_eq!(
+        recalculated["data"]["breach_withdrawn"],
+        json!(["arrival#1"])
+    );
     assert!(!events["items"]
         .as_array()
         .unwrap()
@@ -423,7 +426,10 @@ async fn a_retroactive_force_majeure_pause_moves_the_deadline_and_withdraws_a_br
         .await
         .body;
     let arrival = timer(&o, "arrival", 1);
-    assert_eq!(arrival["state"], "breached", "66 min is past the moved 66 min");
+    assert_eq!(
+        arrival["state"], "breached",
+        "66 min is past the moved 66 min"
+    );
     assert_eq!(time(&arrival["due_at"]), t0 + TimeDelta::minutes(66));
     assert_eq!(arrival["excused_seconds"], 21 * 60);
     let list = app

@@ -1,4 +1,5 @@
 DROP INDEX outages_status_started_idx;
+ALTER TABLE sla_timers DROP COLUMN holiday_data_missing;
 DROP INDEX outages_started_idx;
 ALTER TABLE refresh_tokens DROP COLUMN family_started_at;
 CREATE TABLE login_failures (

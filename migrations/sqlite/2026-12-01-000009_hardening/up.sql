@@ -16,6 +16,10 @@ DROP TABLE login_failures;
 -- A refresh chain ends a fixed time after its login, however often it is used.
 ALTER TABLE refresh_tokens ADD COLUMN family_started_at TIMESTAMP;
 
+-- A timer whose span runs into a year without holiday data says so (computed as if every
+-- weekday worked there).
+ALTER TABLE sla_timers ADD COLUMN holiday_data_missing TEXT;
+
 -- GET /outages pages newest first by (started_at, id), all or only the active ones.
 CREATE INDEX outages_started_idx ON outages (started_at, id);
 CREATE INDEX outages_status_started_idx ON outages (status, started_at, id);
