@@ -16,13 +16,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .db(|conn| {
             use diesel::connection::SimpleConnection;
             conn.batch_execute("SELECT 1")?;
-            crate::db::has_pending_migrations(conn).map_err(AppError::internal)
+            let pending = crate::db::has_pending_migrations(conn).map_err(AppError::internal)?;
+            Ok((pending, crate::db::autovacuum_off(conn)?))
         })
         .await;
     match checked {
-        Ok(false) => HttpResponse::Ok()
-            .json(json!({"status": "ready", "warnings": calendar_warnings(&state)})),
-        Ok(true) => HttpResponse::ServiceUnavailable()
+        Ok((false, autovacuum_off)) => {
+            let mut warnings = calendar_warnings(&state);
+            if autovacuum_off {
+                warnings.push("PostgreSQL runs with autovacuum = off: tables bloat and their statistics go stale as orders grow; turn it on".into());
+            }
+            HttpResponse::Ok().json(json!({"status": "ready", "warnings": warnings}))
+        }
+        Ok((true, _)) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "migrations_pending", "warnings": []})),
         Err(e) => {
             log::warn!("readiness check failed: {e}");

@@ -352,6 +352,24 @@ pub fn repeatable_read(conn: &mut DbConnection) -> Result<(), diesel::result::Er
     Ok(())
 }
 
+/// Whether the database is a PostgreSQL server with autovacuum off (`/readyz` warns: nothing
+/// then removes dead rows or refreshes the statistics). SQLite has no such thing.
+pub fn autovacuum_off(conn: &mut DbConnection) -> Result<bool, crate::errors::AppError> {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            let s: Setting = diesel::sql_query("SELECT current_setting('autovacuum') AS value")
+                .get_result(pg)?;
+            Ok(s.value == "off")
+        }
+        DbConnection::Sqlite(_) => Ok(false),
+    }
+}
+
 /// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
 /// lock is taken up front and a read-then-write cannot fail with "database is locked"; the
 /// busy timeout then queues writers. On PostgreSQL it is an ordinary transaction.

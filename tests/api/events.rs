@@ -665,3 +665,31 @@ async fn bad_positions_are_rejected() {
         .expect(400);
     assert!(r.is_problem());
 }
+
+#[actix_web::test]
+async fn a_deactivated_users_stream_ends_at_the_next_heartbeat() {
+    let app = spawn_app_with(|s| s.events.heartbeat_secs = 1).await;
+    let c = cast(&app).await;
+    let me = app.get("/api/v1/auth/me", &c.supervisor).await.body;
+    let mut stream = Sse::open(&app, &c.supervisor, None).await;
+    app.patch(
+        &format!("/api/v1/users/{}", me["id"].as_str().unwrap()),
+        &app.admin,
+        json!({"active": false}),
+    )
+    .await
+    .expect(200);
+    let mut last_comment = None;
+    let mut ended = false;
+    for _ in 0..10 {
+        match stream.frame(Duration::from_secs(3)).await {
+            Some(f) => last_comment = f.comment.or(last_comment),
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the stream ended");
+    assert_eq!(last_comment.as_deref(), Some("access withdrawn"));
+}
