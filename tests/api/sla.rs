@@ -585,7 +585,17 @@ async fn calendars_policies_and_readiness_warnings() {
         .await
         .expect(200)
         .body;
-    assert_eq!(ready["warnings"], json!([]));
+    let calendar_warnings = |ready: &Value| -> Vec<String> {
+        ready["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_owned())
+            // a PostgreSQL without autovacuum is warned about too (this machine's)
+            .filter(|w| !w.contains("autovacuum"))
+            .collect()
+    };
+    assert_eq!(calendar_warnings(&ready), Vec::<String>::new());
     app.clock.set(at("2026-12-01T08:00:00+08:00"));
     let ready = app
         .call(reqwest::Method::GET, "/readyz", None, None, &[])
