@@ -107,13 +107,26 @@ fn parse_role(s: &str) -> Result<Role, String> {
 /// they free: with actix's blocking threads each running database work, the server grew to
 /// 280 MB under the lifecycle mix; two arenas hold it near 110 MB at the same throughput
 /// (docs/benchmarks.md). `MALLOC_ARENA_MAX` in the environment still wins.
+///
+/// A password check (argon2) allocates 19 MiB and frees it. glibc's mmap threshold adapts
+/// upwards after such a free, so the next ones came from the heap and stayed resident: a
+/// burst of logins left the server at 195 MB. A fixed threshold of 1 MiB keeps large blocks
+/// mapped and returns them when freed. `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; it is called before any other
-        // thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt only sets an allocator parameter; it is called before any other
+            // thread exists.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: as above.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            }
         }
     }
 }

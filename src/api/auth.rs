@@ -89,10 +89,30 @@ pub async fn login(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
-    let username = req.username.clone();
-    let attempt = state
-        .db(move |conn| service::begin_login(conn, &username, &address, now, policy))
-        .await?;
+    // Attempts still being checked may fill the limit for a moment (several logins of one
+    // user at once): wait for them rather than refuse, within a bound.
+    let mut waited = 0;
+    let attempt = loop {
+        let (username, address) = (req.username.clone(), address.clone());
+        let now = state.clock.now();
+        match state
+            .db(move |conn| service::begin_login(conn, &username, &address, now, policy))
+            .await?
+        {
+            Some(attempt) => break attempt,
+            None if waited < LOGIN_BUSY_WAITS => {
+                waited += 1;
+                actix_web::rt::time::sleep(LOGIN_BUSY_PAUSE).await;
+            }
+            None => {
+                return Err(AppError::TooManyRequests {
+                    code: "login_throttled",
+                    detail: "too many logins for this user are being checked at once".into(),
+                    retry_after_secs: 1,
+                })
+            }
+        }
+    };
     // argon2 takes ~19 MiB and tens of milliseconds of a core: at most a few at once, and no
     // pooled connection held meanwhile, so a flood of guesses cannot starve other requests.
     let permit = state
@@ -114,6 +134,9 @@ pub async fn login(
         .await?;
     tokens(&state, user, refresh)
 }
+
+const LOGIN_BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+const LOGIN_BUSY_WAITS: u32 = 250;
 
 fn login_policy(state: &AppState) -> LoginPolicy {
     let auth = &state.settings.auth;

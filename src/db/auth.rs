@@ -88,23 +88,34 @@ pub fn revoke_user(
 /// The counter row of a username over every client address.
 pub const ANY_ADDRESS: &str = "*";
 
+/// What taking a login attempt on one counter row found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Taken,
+    /// `limit` failures are counted in the window that began then: refuse (429).
+    Refused(NaiveDateTime),
+    /// Failures and attempts still being checked fill the limit: wait for those to finish.
+    Busy,
+}
+
 /// Takes one login attempt on the counter row of (`username`, `address`), whose window began
-/// after `since`: `Ok(None)` if taken, `Ok(Some(window start))` if `limit` failures are
-/// already counted in the window. The UPDATE's row lock serialises concurrent attempts
-/// (under READ COMMITTED the second re-reads the row after the first commits). Call inside
-/// a transaction, which a refusal must roll back.
+/// after `since`: it becomes pending while the password is checked. The UPDATE's row lock
+/// serialises concurrent attempts (under READ COMMITTED the second re-reads the row after the
+/// first commits), so failures and pending attempts never exceed `limit` together. Call
+/// inside a transaction, which anything but `Taken` must roll back.
 pub fn take_attempt(
     conn: &mut DbConnection,
     (username, address): (&str, &str),
     limit: i32,
     since: NaiveDateTime,
     now: NaiveDateTime,
-) -> Result<Option<NaiveDateTime>, AppError> {
+) -> Result<Attempt, AppError> {
     let fresh = diesel::insert_into(login_throttles::table)
         .values((
             login_throttles::username.eq(username),
             login_throttles::address.eq(address),
             login_throttles::failures.eq(0),
+            login_throttles::pending.eq(0),
             login_throttles::window_started_at.eq(now),
         ))
         .on_conflict_do_nothing();
@@ -115,46 +126,60 @@ pub fn take_attempt(
     let row = login_throttles::table
         .filter(login_throttles::username.eq(username))
         .filter(login_throttles::address.eq(address));
-    // A window that has passed starts again from this attempt.
+    // A window that has passed starts again from this attempt (a pending count left by a
+    // crashed check goes with it).
     diesel::update(row.filter(login_throttles::window_started_at.lt(since)))
         .set((
             login_throttles::failures.eq(0),
+            login_throttles::pending.eq(0),
             login_throttles::window_started_at.eq(now),
         ))
         .execute(conn)?;
-    let taken = diesel::update(row.filter(login_throttles::failures.lt(limit)))
-        .set(login_throttles::failures.eq(login_throttles::failures + 1))
-        .execute(conn)?;
+    let taken = diesel::update(
+        row.filter((login_throttles::failures + login_throttles::pending).lt(limit)),
+    )
+    .set(login_throttles::pending.eq(login_throttles::pending + 1))
+    .execute(conn)?;
     if taken == 1 {
-        return Ok(None);
+        return Ok(Attempt::Taken);
     }
-    Ok(Some(
-        row.select(login_throttles::window_started_at).first(conn)?,
-    ))
+    let (failures, started): (i32, NaiveDateTime) = row
+        .select((login_throttles::failures, login_throttles::window_started_at))
+        .first(conn)?;
+    Ok(if failures >= limit {
+        Attempt::Refused(started)
+    } else {
+        Attempt::Busy
+    })
 }
 
-/// A successful login: this address's failures are cleared, and the attempt it took from the
-/// username's count over every address is given back.
-pub fn give_back_attempt(
+/// The end of a checked attempt on the rows of (`username`, `address`) and (`username`, every
+/// address): no longer pending; a failure is counted on both, a success clears this
+/// address's failures.
+pub fn finish_attempt(
     conn: &mut DbConnection,
     username: &str,
     address: &str,
+    failed: bool,
 ) -> Result<(), AppError> {
-    diesel::update(
-        login_throttles::table
+    for key in [address, ANY_ADDRESS] {
+        let row = login_throttles::table
             .filter(login_throttles::username.eq(username))
-            .filter(login_throttles::address.eq(address)),
-    )
-    .set(login_throttles::failures.eq(0))
-    .execute(conn)?;
-    diesel::update(
-        login_throttles::table
-            .filter(login_throttles::username.eq(username))
-            .filter(login_throttles::address.eq(ANY_ADDRESS))
-            .filter(login_throttles::failures.gt(0)),
-    )
-    .set(login_throttles::failures.eq(login_throttles::failures - 1))
-    .execute(conn)?;
+            .filter(login_throttles::address.eq(key))
+            .filter(login_throttles::pending.gt(0));
+        let done = login_throttles::pending.eq(login_throttles::pending - 1);
+        if failed {
+            diesel::update(row)
+                .set((done, login_throttles::failures.eq(login_throttles::failures + 1)))
+                .execute(conn)?;
+        } else if key == ANY_ADDRESS {
+            diesel::update(row).set(done).execute(conn)?;
+        } else {
+            diesel::update(row)
+                .set((done, login_throttles::failures.eq(0)))
+                .execute(conn)?;
+        }
+    }
     Ok(())
 }
 

@@ -67,6 +67,7 @@ diesel::table! {
         username -> Text,
         address -> Text,
         failures -> Integer,
+        pending -> Integer,
         window_started_at -> Timestamp,
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::auth::password::{self, PasswordCost};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
-use crate::db::auth::{self as repo, RefreshTokenRow};
+use crate::db::auth::{self as repo, Attempt, RefreshTokenRow};
 use crate::db::users::{self, UserRow};
 use crate::db::{write_transaction, DbConnection};
 use crate::errors::AppError;
@@ -45,16 +45,18 @@ pub struct LoginAttempt {
 
 /// The first step of a login: takes an attempt on the throttle counters of this username from
 /// this address and from every address (API.md: 5 and 20 failures in 15 min by default), in
-/// one short transaction whose row locks serialise concurrent attempts; a refused attempt
-/// (429 with `Retry-After`) is rolled back, so it is not counted. The password is then checked
-/// with no connection held (`finish_login`).
+/// one short transaction whose row locks serialise concurrent attempts. Counted failures at
+/// the limit refuse (429 with `Retry-After`); failures and attempts still being checked at the
+/// limit answer `Ok(None)`: try again shortly. Either is rolled back, so nothing is counted.
+/// The password is then checked with no connection held, and `finish_login` counts it.
 pub fn begin_login(
     conn: &mut DbConnection,
     username: &str,
     address: &str,
     now: DateTime<Utc>,
     policy: LoginPolicy,
-) -> Result<LoginAttempt, AppError> {
+) -> Result<Option<LoginAttempt>, AppError> {
+    const BUSY: &str = "login_busy";
     let since = (now - policy.window).naive_utc();
     let at = now.naive_utc();
     let throttled = |window_started: chrono::NaiveDateTime, scope: &str| {
@@ -68,27 +70,45 @@ pub fn begin_login(
             retry_after_secs: retry_after,
         }
     };
-    write_transaction(conn, |conn| {
+    let busy = || AppError::Conflict {
+        code: BUSY,
+        detail: String::new(),
+        allowed_actions: None,
+    };
+    let limits = [
+        (address, policy.max_failures, "from this address"),
+        (
+            repo::ANY_ADDRESS,
+            policy.max_failures_any_address,
+            "(locked for every address)",
+        ),
+    ];
+    let taken = write_transaction(conn, |conn| {
         repo::prune_attempts(conn, since)?;
-        let limit = i32::try_from(policy.max_failures).unwrap_or(i32::MAX);
-        if let Some(w) = repo::take_attempt(conn, (username, address), limit, since, at)? {
-            return Err(throttled(w, "from this address"));
-        }
-        let limit = i32::try_from(policy.max_failures_any_address).unwrap_or(i32::MAX);
-        let everywhere = (username, repo::ANY_ADDRESS);
-        if let Some(w) = repo::take_attempt(conn, everywhere, limit, since, at)? {
-            return Err(throttled(w, "(locked for every address)"));
+        for (key, limit, scope) in limits {
+            let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+            match repo::take_attempt(conn, (username, key), limit, since, at)? {
+                Attempt::Taken => {}
+                Attempt::Refused(w) => return Err(throttled(w, scope)),
+                Attempt::Busy => return Err(busy()),
+            }
         }
         Ok(LoginAttempt {
             username: username.to_owned(),
             address: address.to_owned(),
             user: users::find_by_username(conn, username)?,
         })
-    })
+    });
+    match taken {
+        Ok(attempt) => Ok(Some(attempt)),
+        Err(AppError::Conflict { code: BUSY, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
-/// The last step of a login, once the password was checked: a failure stays counted (401);
-/// a success gives its attempt back and starts a refresh chain.
+/// The last step of a login, once the password was checked: the attempt is no longer
+/// pending; a failure is counted (401); a success clears this address's failures and starts
+/// a refresh chain.
 pub fn finish_login(
     conn: &mut DbConnection,
     attempt: LoginAttempt,
@@ -96,14 +116,22 @@ pub fn finish_login(
     now: DateTime<Utc>,
     policy: LoginPolicy,
 ) -> Result<(UserRow, String), AppError> {
-    match attempt.user {
-        Some(user) if password_ok && user.active => write_transaction(conn, |conn| {
-            repo::give_back_attempt(conn, &attempt.username, &attempt.address)?;
-            let token = start_refresh_family(conn, &user.id, now, policy)?;
-            Ok((user.clone(), token))
-        }),
-        _ => Err(bad_credentials()),
-    }
+    let user = attempt
+        .user
+        .as_ref()
+        .filter(|u| password_ok && u.active)
+        .cloned();
+    write_transaction(conn, |conn| -> Result<_, AppError> {
+        repo::finish_attempt(conn, &attempt.username, &attempt.address, user.is_none())?;
+        match &user {
+            Some(user) => {
+                let token = start_refresh_family(conn, &user.id, now, policy)?;
+                Ok(Some((user.clone(), token)))
+            }
+            None => Ok(None),
+        }
+    })?
+    .ok_or_else(bad_credentials)
 }
 
 /// Checks a password against the user's hash, or against `dummy_hash` for an unknown user

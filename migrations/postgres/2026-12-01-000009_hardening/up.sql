@@ -1,11 +1,13 @@
 -- Login throttle (API.md, "Auth and users"): one counter row per (username, client address)
 -- and one per username over every address (address '*'). An attempt is taken by an UPDATE of
--- these rows before the password is hashed: the row lock serialises concurrent attempts, so
--- none slips past the count. A failure stays counted; a success gives its attempt back.
+-- these rows before the password is hashed (failures + pending below the limit, pending + 1):
+-- the row lock serialises concurrent attempts, so none slips past the count. When it is
+-- checked, pending goes back down and a failure is counted.
 CREATE TABLE login_throttles (
     username TEXT NOT NULL,
     address TEXT NOT NULL,
     failures INTEGER NOT NULL,
+    pending INTEGER NOT NULL,
     window_started_at TIMESTAMP NOT NULL,
     PRIMARY KEY (username, address)
 );
