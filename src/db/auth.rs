@@ -144,7 +144,10 @@ pub fn take_attempt(
         return Ok(Attempt::Taken);
     }
     let (failures, started): (i32, NaiveDateTime) = row
-        .select((login_throttles::failures, login_throttles::window_started_at))
+        .select((
+            login_throttles::failures,
+            login_throttles::window_started_at,
+        ))
         .first(conn)?;
     Ok(if failures >= limit {
         Attempt::Refused(started)
@@ -170,7 +173,10 @@ pub fn finish_attempt(
         let done = login_throttles::pending.eq(login_throttles::pending - 1);
         if failed {
             diesel::update(row)
-                .set((done, login_throttles::failures.eq(login_throttles::failures + 1)))
+                .set((
+                    done,
+                    login_throttles::failures.eq(login_throttles::failures + 1),
+                ))
                 .execute(conn)?;
         } else if key == ANY_ADDRESS {
             diesel::update(row).set(done).execute(conn)?;
