@@ -284,6 +284,7 @@ pub async fn create(
                     Ok((
                         with_timers(conn, row)?,
                         StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),
+                        None,
                     ))
                 }
                 Claim::Claimed => {
@@ -306,15 +307,16 @@ pub async fn create(
             }
         })
         .await?;
-    let (row, status) = result;
+    let (row, status, linked_to) = result;
     // 200 is a repeat call: the open order it repeats, with an urge recorded
     let duplicate_of = (status == StatusCode::OK).then(|| row.0.id.clone());
-    let outage = match row.0.outage_id {
-        Some(_) => {
+    let outage = match (linked_to, &row.0.outage_id) {
+        (Some(o), _) => Some(outage_view(&o)),
+        (None, Some(_)) => {
             let linked = row.0.clone();
             state.db(move |conn| outage_notice(conn, &linked)).await?
         }
-        None => None,
+        (None, None) => None,
     };
     let extras = Extras {
         duplicate_of,
@@ -324,14 +326,25 @@ pub async fn create(
     Ok(order_response_with(&state, &user, row, status, extras))
 }
 
-type CreateResult = Result<((WorkOrderRow, Vec<TimerRow>), StatusCode), AppError>;
+/// The order with its timers, the status to answer, and the outage a new call was linked to.
+type CreateResult = Result<
+    (
+        (WorkOrderRow, Vec<TimerRow>),
+        StatusCode,
+        Option<crate::db::outages::OutageRow>,
+    ),
+    AppError,
+>;
 
 fn created_response(conn: &mut crate::db::DbConnection, created: Created) -> CreateResult {
     match created {
-        Created::New(row) | Created::Linked(row, _) => {
-            Ok((with_timers(conn, *row)?, StatusCode::CREATED))
+        Created::New(row, Some(timers)) => Ok(((*row, timers), StatusCode::CREATED, None)),
+        Created::New(row, None) => Ok((with_timers(conn, *row)?, StatusCode::CREATED, None)),
+        // Linked to an outage's master: it has no timers of its own.
+        Created::Linked(row, outage) => {
+            Ok(((*row, Vec::new()), StatusCode::CREATED, Some(*outage)))
         }
-        Created::Duplicate(row) => Ok((with_timers(conn, *row)?, StatusCode::OK)),
+        Created::Duplicate(row) => Ok((with_timers(conn, *row)?, StatusCode::OK, None)),
     }
 }
 
@@ -345,7 +358,11 @@ fn outage_notice(
     };
     Ok(crate::db::outages::find(conn, outage_id)?
         .filter(|o| o.master_id != row.id)
-        .map(|o| serde_json::json!({"id": o.id, "cause": o.cause, "estimated_restore_at": o.estimated_restore_at.map(|t| t.and_utc())})))
+        .map(|o| outage_view(&o)))
+}
+
+fn outage_view(o: &crate::db::outages::OutageRow) -> serde_json::Value {
+    serde_json::json!({"id": o.id, "cause": o.cause, "estimated_restore_at": o.estimated_restore_at.map(|t| t.and_utc())})
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -71,6 +71,26 @@ pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Inserts new (running) timers: one multi-row statement on PostgreSQL, row by row on
+/// SQLite, where a statement costs no round trip (as `events::insert_many`).
+pub fn insert_many(conn: &mut DbConnection, rows: &[TimerRow]) -> Result<(), AppError> {
+    match conn {
+        DbConnection::Postgresql(pg) if rows.iter().all(|r| r.ended_at.is_none()) => {
+            if !rows.is_empty() {
+                diesel::insert_into(sla_timers::table)
+                    .values(rows)
+                    .execute(pg)?;
+            }
+        }
+        _ => {
+            for row in rows {
+                insert(conn, row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `row` if the stored timer still has `expected_version` (the row carries the next).
 pub fn update_guarded(
     conn: &mut DbConnection,

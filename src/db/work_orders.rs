@@ -114,19 +114,43 @@ pub fn insert(
     conn: &mut DbConnection,
     row: &NewWorkOrder,
     number_prefix: &str,
-) -> Result<String, AppError> {
-    diesel::insert_into(work_orders::table)
-        .values(row)
-        .execute(conn)?;
-    let seq: i64 = work_orders::table
-        .filter(work_orders::id.eq(&row.id))
-        .select(work_orders::seq)
-        .first(conn)?;
-    let number = format!("{number_prefix}{seq:06}");
-    diesel::update(work_orders::table.filter(work_orders::id.eq(&row.id)))
-        .set(work_orders::number.eq(&number))
-        .execute(conn)?;
-    Ok(number)
+) -> Result<WorkOrderRow, AppError> {
+    let number = |seq: i64| format!("{number_prefix}{seq:06}");
+    match conn {
+        // The sequence value first, then one INSERT with the number: two round trips, and the
+        // row as stored (defaults included) comes back without a re-read.
+        DbConnection::Postgresql(pg) => {
+            let next: NextSeq =
+                diesel::sql_query("SELECT nextval('work_orders_seq_seq') AS seq").get_result(pg)?;
+            Ok(diesel::insert_into(work_orders::table)
+                .values((
+                    row,
+                    work_orders::seq.eq(next.seq),
+                    work_orders::number.eq(number(next.seq)),
+                ))
+                .returning(WorkOrderRow::as_returning())
+                .get_result(pg)?)
+        }
+        // SQLite assigns the rowid in the INSERT; a statement here costs no round trip.
+        DbConnection::Sqlite(lite) => {
+            let mut stored: WorkOrderRow = diesel::insert_into(work_orders::table)
+                .values(row)
+                .returning(WorkOrderRow::as_returning())
+                .get_result(lite)?;
+            let n = number(stored.seq);
+            diesel::update(work_orders::table.filter(work_orders::seq.eq(stored.seq)))
+                .set(work_orders::number.eq(&n))
+                .execute(lite)?;
+            stored.number = Some(n);
+            Ok(stored)
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct NextSeq {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
 }
 
 /// Applies `changes` only if the order still has `expected_version`; false if it moved on.

@@ -148,7 +148,7 @@ pub fn declare(
             link_outage: false,
         };
         let master = match orders::create(conn, actor, master, now, None, rules)? {
-            Created::New(row) | Created::Duplicate(row) | Created::Linked(row, _) => *row,
+            Created::New(row, _) | Created::Duplicate(row) | Created::Linked(row, _) => *row,
         };
         let row = OutageRow {
             id: uuid::Uuid::new_v4().to_string(),

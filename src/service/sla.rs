@@ -2,6 +2,7 @@
 //! breached), stop, pause and resume, recalculation; the policy in force, shared by every
 //! instance through the database.
 
+use crate::db::areas::AreaRow;
 use crate::db::timers::{self, PauseRow, TimerRow};
 use crate::db::work_orders::WorkOrderRow;
 use crate::db::{areas, customers, from_json_list, DbConnection};
@@ -171,6 +172,16 @@ pub fn order_sla(
     order: &WorkOrderRow,
 ) -> Result<OrderSla, AppError> {
     let area = areas::find(conn, &order.area_code)?;
+    order_sla_in(conn, ctx, order, area)
+}
+
+/// [`order_sla`] with the order's area already read.
+fn order_sla_in(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    area: Option<AreaRow>,
+) -> Result<OrderSla, AppError> {
     let (region_class, area_calendar) = area
         .map(|a| (a.region_class, a.calendar))
         .unwrap_or_else(|| ("urban".into(), "cn".into()));
@@ -353,8 +364,58 @@ fn start(
     stage: Stage,
     (started_at, now): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(), AppError> {
-    let Some(target) = osla.rule.target(stage) else {
+    if osla.rule.target(stage).is_none() {
         return Ok(());
+    }
+    let instance = timers::last_instance(conn, &order.id, stage.as_str())? + 1;
+    if let Some(t) = new_timer(ctx, order, osla, (stage, instance), (started_at, now))? {
+        timers::insert(conn, &t)?;
+    }
+    Ok(())
+}
+
+/// The opening timers of an order created in this transaction: instance 1 of each stage
+/// (it has no timers yet), written in one statement where the backend allows. Returns them
+/// as stored, for the answer.
+pub fn open_new_order(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    area: Option<AreaRow>,
+    stages: &[Stage],
+    now: DateTime<Utc>,
+) -> Result<Vec<TimerRow>, AppError> {
+    if stages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let osla = order_sla_in(conn, ctx, order, area)?;
+    let mut opened = Vec::new();
+    for &stage in stages {
+        // As in `apply`: arrival counts from the call as stored, the others from now (the
+        // same instant, to the database's precision).
+        let started_at = if stage == Stage::Arrival {
+            order.created_at.and_utc().min(now)
+        } else {
+            now
+        };
+        if let Some(t) = new_timer(ctx, order, &osla, (stage, 1), (started_at, now))? {
+            opened.push(t);
+        }
+    }
+    timers::insert_many(conn, &opened)?;
+    Ok(opened)
+}
+
+/// A new running timer for `stage`, or none when the order's rule has no target for it.
+fn new_timer(
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    osla: &OrderSla,
+    (stage, instance): (Stage, i32),
+    (started_at, now): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Option<TimerRow>, AppError> {
+    let Some(target) = osla.rule.target(stage) else {
+        return Ok(None);
     };
     let calendar_id = match &target.calendar {
         CalendarRef::Area => osla.area_calendar.clone(),
@@ -363,7 +424,6 @@ fn start(
     let cal = ctx.calendar(&calendar_id);
     let seconds =
         parse_duration(&target.target, cal.seconds_per_day()).map_err(AppError::internal)?;
-    let instance = timers::last_instance(conn, &order.id, stage.as_str())? + 1;
     let mut t = TimerRow {
         id: uuid::Uuid::new_v4().to_string(),
         work_order_id: order.id.clone(),
@@ -399,7 +459,7 @@ fn start(
         holiday_data_missing: None,
     };
     refresh(&mut t, ctx, &osla.pauses, now);
-    timers::insert(conn, &t)
+    Ok(Some(t))
 }
 
 /// Ends an open timer at its ending action: met if the target was not used up by now

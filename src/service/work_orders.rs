@@ -9,7 +9,7 @@ use crate::db::{
 };
 use crate::domain::categories::Categories;
 use crate::domain::routing::{self, CrewFacts, OrderNeeds};
-use crate::domain::sla::{self as sla_rules, TimerPlan};
+use crate::domain::sla as sla_rules;
 use crate::domain::state_machine::{self, callback_reopens, reason_required, OrderFacts, Refusal};
 use crate::domain::values::limits;
 use crate::domain::{Action, Actor, CrewKind, Family, Kind, Satisfaction, Status};
@@ -72,7 +72,9 @@ pub struct NewOrder {
 /// What opening an order did.
 #[derive(Debug)]
 pub enum Created {
-    New(Box<WorkOrderRow>),
+    /// A new order, with its timers when nothing after its opening changed them (else the
+    /// caller reads them).
+    New(Box<WorkOrderRow>, Option<Vec<crate::db::timers::TimerRow>>),
     /// A repeat call: the open order it repeats, with an urge recorded on it.
     Duplicate(Box<WorkOrderRow>),
     /// A repair call in the area of an active outage: created merged into its master.
@@ -201,7 +203,8 @@ pub fn create(
             }
         }
         let mut problems = Vec::new();
-        if areas::find(conn, &order.area_code)?.is_none() {
+        let area = areas::find(conn, &order.area_code)?;
+        if area.is_none() {
             problems.push(FieldError::new("area_code", "no such area"));
         }
         let customer = match &order.customer_id {
@@ -271,7 +274,8 @@ pub fn create(
         let local_date = now
             .with_timezone(&chrono_tz::Asia::Shanghai)
             .format("%Y%m%d");
-        let number = repo::insert(conn, &row, &format!("{}{local_date}", order.kind.letter()))?;
+        let created = repo::insert(conn, &row, &format!("{}{local_date}", order.kind.letter()))?;
+        let number = created.number.clone();
         events::insert(
             conn,
             &event(
@@ -288,7 +292,6 @@ pub fn create(
         if let Some(key) = &key {
             idempotency::complete(conn, key.user_id, key.key, 201, &id)?;
         }
-        let created = repo::find(conn, &id)?.ok_or_else(order_not_found)?;
         let named = match order.kind {
             Kind::Complaint => Some(credits::Fact::Complaint),
             Kind::Praise => Some(credits::Fact::Praise),
@@ -313,11 +316,14 @@ pub fn create(
             )?;
             return Ok(Created::Linked(Box::new(created), Box::new(outage)));
         }
-        let opening = TimerPlan {
-            start: sla_rules::opening_stages(order.kind).to_vec(),
-            ..Default::default()
-        };
-        sla::apply(conn, &rules.sla, &created, &opening, None, now)?;
+        let timers = sla::open_new_order(
+            conn,
+            &rules.sla,
+            &created,
+            area,
+            sla_rules::opening_stages(order.kind),
+            now,
+        )?;
         if order.kind == Kind::Complaint {
             if let Some(email) = customer.as_ref().and_then(|c| c.email.clone()) {
                 rules.notifier.complaint_ack(conn, &created, &email, now)?;
@@ -334,12 +340,12 @@ pub fn create(
             // The dispatch is a savepoint: if it fails, the order is still created, new,
             // for a dispatcher to handle.
             match act(conn, &Actor::system(), &id, dispatch, now, rules) {
-                Ok(Acted::Done(dispatched, _)) => return Ok(Created::New(dispatched)),
+                Ok(Acted::Done(dispatched, _)) => return Ok(Created::New(dispatched, None)),
                 Ok(Acted::NoEligibleCrew { .. }) => {}
                 Err(e) => log::warn!("automatic dispatch of {id} failed, left new: {e}"),
             }
         }
-        Ok(Created::New(Box::new(created)))
+        Ok(Created::New(Box::new(created), Some(timers)))
     })
 }
 
