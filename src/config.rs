@@ -153,6 +153,9 @@ pub struct AuthSettings {
     pub login_window_minutes: i64,
     /// Password checks (argon2, ~19 MiB each) run at once, at most.
     pub login_concurrent_checks: i64,
+    /// How long a token's user (active, role, scope) is remembered between requests; 0: read
+    /// on every request.
+    pub user_cache_ms: u64,
     /// A refresh chain ends this many hours after its login, however often it is used.
     pub refresh_chain_max_hours: i64,
     pub argon2_memory_kib: u32,
@@ -458,6 +461,7 @@ impl Settings {
                 1,
                 64,
             ),
+            ("auth.user_cache_ms", auth.user_cache_ms as i128, 0, 60_000),
             (
                 "auth.argon2_memory_kib",
                 auth.argon2_memory_kib as i128,

@@ -119,6 +119,9 @@ impl Application {
             password_checks: Arc::new(tokio::sync::Semaphore::new(
                 settings.auth.login_concurrent_checks as usize,
             )),
+            actors: crate::auth::actor_cache::ActorCache::new(std::time::Duration::from_millis(
+                settings.auth.user_cache_ms,
+            )),
             clock,
             settings: Arc::new(settings),
         });

@@ -24,6 +24,8 @@ pub struct AppState {
     pub dummy_hash: String,
     /// Password checks (argon2) running at once, at most `auth.login_concurrent_checks`.
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Token users read in the last `auth.user_cache_ms`.
+    pub actors: crate::auth::actor_cache::ActorCache,
 }
 
 impl AppState {

@@ -129,6 +129,8 @@ pub async fn create_area(
             })
         })
         .await?;
+    // A new child area widens the scopes of users scoped to its ancestors.
+    state.actors.clear();
     Ok(created(
         format!("/api/v1/areas/{}", row.code),
         AreaView::from(row),
@@ -206,6 +208,8 @@ pub async fn update_area(
             })
         })
         .await?;
+    // A moved area changes the scopes of users scoped to its old and new ancestors.
+    state.actors.clear();
     Ok(HttpResponse::Ok().json(AreaView::from(row)))
 }
 

@@ -84,5 +84,7 @@ pub async fn update(
     let row = state
         .db(move |conn| service::update(conn, &id, patch, now, cost))
         .await?;
+    // Deactivation, role and scope apply from the next request.
+    state.actors.clear();
     Ok(HttpResponse::Ok().json(UserView::from(row)))
 }

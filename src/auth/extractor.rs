@@ -68,10 +68,17 @@ pub async fn authenticate(
     Ok((active_user(state, claims.sub).await?, expires))
 }
 
-/// The active user with this id, as an actor; 401 if gone or deactivated.
+/// The active user with this id, as an actor; 401 if gone or deactivated. Read through the
+/// instance's short-lived [`ActorCache`](crate::auth::actor_cache::ActorCache).
 pub async fn active_user(state: &AppState, user_id: String) -> Result<Actor, AppError> {
-    state
+    let asked = std::time::Instant::now();
+    if let Some(actor) = state.actors.get(&user_id, asked) {
+        return Ok(actor);
+    }
+    let actor = state
         .db(move |conn| crate::service::users::active_actor(conn, &user_id))
         .await?
-        .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))
+        .ok_or_else(|| unauthorized("the user no longer exists or is deactivated"))?;
+    state.actors.put(actor.clone(), asked);
+    Ok(actor)
 }

@@ -150,6 +150,11 @@ async fn logout_password_change_and_deactivation_revoke() {
         .expect(200)
         .body;
     let id = s["user"]["id"].as_str().unwrap();
+    // Read once, so the instance remembers the user (auth.user_cache_ms): a deactivation
+    // through this instance must still apply to the very next request.
+    app.get("/api/v1/auth/me", s["access_token"].as_str().unwrap())
+        .await
+        .expect(200);
     app.patch(
         &format!("/api/v1/users/{id}"),
         &app.admin,
