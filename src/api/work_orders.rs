@@ -628,7 +628,8 @@ pub async fn act(
     let acted = state
         .db(
             move |conn| match service::act(conn, &actor, &id, request, now, &r)? {
-                Acted::Done(row, routing) => Ok(Some((with_timers(conn, *row)?, routing))),
+                Acted::Done(row, routing, Some(timers)) => Ok(Some(((*row, timers), routing))),
+                Acted::Done(row, routing, None) => Ok(Some((with_timers(conn, *row)?, routing))),
                 Acted::NoEligibleCrew { .. } => Ok(None),
             },
         )

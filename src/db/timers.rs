@@ -119,6 +119,19 @@ pub fn open_for_order(
         .load(conn)?)
 }
 
+/// Every timer of one order, in the order of [`for_orders`].
+pub fn for_order(conn: &mut DbConnection, work_order_id: &str) -> Result<Vec<TimerRow>, AppError> {
+    Ok(sla_timers::table
+        .filter(sla_timers::work_order_id.eq(work_order_id))
+        .select(TimerRow::as_select())
+        .order((
+            sla_timers::started_at,
+            sla_timers::stage,
+            sla_timers::instance,
+        ))
+        .load(conn)?)
+}
+
 /// Every timer of these orders, by order, stage and instance.
 pub fn for_orders(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TimerRow>, AppError> {
     let mut out = Vec::new();

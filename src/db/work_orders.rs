@@ -170,6 +170,31 @@ pub fn guarded_update(
     Ok(n == 1)
 }
 
+/// [`guarded_update`] that returns the row as stored (one statement): `None` if it moved on.
+pub fn guarded_update_returning(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i32,
+    changes: &WorkOrderChanges,
+) -> Result<Option<WorkOrderRow>, AppError> {
+    let target = work_orders::table
+        .filter(work_orders::id.eq(id))
+        .filter(work_orders::version.eq(expected_version));
+    // `returning` is typed per backend: one statement for each.
+    Ok(match conn {
+        DbConnection::Postgresql(pg) => diesel::update(target)
+            .set(changes)
+            .returning(WorkOrderRow::as_returning())
+            .get_result(pg)
+            .optional()?,
+        DbConnection::Sqlite(lite) => diesel::update(target)
+            .set(changes)
+            .returning(WorkOrderRow::as_returning())
+            .get_result(lite)
+            .optional()?,
+    })
+}
+
 /// Orders merged into `master_id` and still waiting on it.
 pub fn merged_into(
     conn: &mut DbConnection,

@@ -182,6 +182,27 @@ fn order_sla_in(
     order: &WorkOrderRow,
     area: Option<AreaRow>,
 ) -> Result<OrderSla, AppError> {
+    let (rule, area_calendar) = order_rule(conn, ctx, order, Some(area))?;
+    let pauses = order_pauses(conn, order)?;
+    Ok(OrderSla {
+        rule,
+        area_calendar,
+        pauses,
+    })
+}
+
+/// The policy rule the order's timers start under, and its area's calendar. `area`: the
+/// order's area if already read (`Some(None)`: it has none).
+fn order_rule(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    area: Option<Option<AreaRow>>,
+) -> Result<(Rule, String), AppError> {
+    let area = match area {
+        Some(a) => a,
+        None => areas::find(conn, &order.area_code)?,
+    };
     let (region_class, area_calendar) = area
         .map(|a| (a.region_class, a.calendar))
         .unwrap_or_else(|| ("urban".into(), "cn".into()));
@@ -208,16 +229,15 @@ fn order_sla_in(
         region_class: &region_class,
         tier: &tier,
     };
-    let rule = ctx.policy.rule_for(&profile).clone();
+    Ok((ctx.policy.rule_for(&profile).clone(), area_calendar))
+}
+
+/// The force-majeure windows over the order's area (and its ancestors) since it was opened.
+fn order_pauses(conn: &mut DbConnection, order: &WorkOrderRow) -> Result<Vec<Hold>, AppError> {
     // Every timer of the order starts at or after its creation.
     let windows = timers::pauses_since(conn, order.created_at)?;
     let tree = areas_for(conn, &windows)?;
-    let pauses = pause_holds(&windows, &tree, &order.area_code);
-    Ok(OrderSla {
-        rule,
-        area_calendar,
-        pauses,
-    })
+    Ok(pause_holds(&windows, &tree, &order.area_code))
 }
 
 /// The escalation delays a timer carries.
@@ -356,24 +376,6 @@ fn save(conn: &mut DbConnection, t: &mut TimerRow) -> Result<(), AppError> {
 }
 
 /// Starts the next instance of `stage`, if the order's rule has a target for it.
-fn start(
-    conn: &mut DbConnection,
-    ctx: &SlaContext,
-    order: &WorkOrderRow,
-    osla: &OrderSla,
-    stage: Stage,
-    (started_at, now): (DateTime<Utc>, DateTime<Utc>),
-) -> Result<(), AppError> {
-    if osla.rule.target(stage).is_none() {
-        return Ok(());
-    }
-    let instance = timers::last_instance(conn, &order.id, stage.as_str())? + 1;
-    if let Some(t) = new_timer(ctx, order, osla, (stage, instance), (started_at, now))? {
-        timers::insert(conn, &t)?;
-    }
-    Ok(())
-}
-
 /// The opening timers of an order created in this transaction: instance 1 of each stage
 /// (it has no timers yet), written in one statement where the backend allows. Returns them
 /// as stored, for the answer.
@@ -403,7 +405,15 @@ pub fn open_new_order(
         }
     }
     timers::insert_many(conn, &opened)?;
+    in_read_order(&mut opened);
     Ok(opened)
+}
+
+/// Sorts an order's timers as `timers::for_order` reads them.
+fn in_read_order(timers: &mut [TimerRow]) {
+    timers.sort_by(|a, b| {
+        (a.started_at, &a.stage, a.instance).cmp(&(b.started_at, &b.stage, b.instance))
+    });
 }
 
 /// A new running timer for `stage`, or none when the order's rule has no target for it.
@@ -520,7 +530,8 @@ fn stop(
 
 /// Applies an action's timer plan to the order (already in its new state). `crew` is the crew
 /// that held the order when the action was taken: instances the plan ends or stops are
-/// credited to it.
+/// credited to it. Returns every timer of the order as it now stands (for the answer), or
+/// none when the plan touches no timer (and nothing was read).
 pub fn apply(
     conn: &mut DbConnection,
     ctx: &SlaContext,
@@ -528,81 +539,108 @@ pub fn apply(
     plan: &TimerPlan,
     crew: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
+) -> Result<Option<Vec<TimerRow>>, AppError> {
     if plan == &TimerPlan::default() {
-        return Ok(());
+        return Ok(None);
     }
-    let osla = order_sla(conn, ctx, order)?;
-    let open = if plan.touches_open() {
-        timers::open_for_order(conn, &order.id)?
-    } else {
-        Vec::new()
-    };
-    for t in open {
-        let stage: Option<Stage> = t.stage.parse().ok();
-        let in_list = |list: &[Stage]| stage.is_some_and(|s| list.contains(&s));
-        let (ends, stops) = (
-            in_list(&plan.end),
-            plan.stop_all || plan.stop_rest || in_list(&plan.stop),
-        );
-        // The scanner may have just fired this timer (a warning): take the fresh row and
-        // apply the action's change to it, rather than failing the user's action.
-        let mut t = t;
-        for attempt in 0.. {
-            let result = if ends {
-                end(conn, ctx, &mut t, (&osla.pauses, crew), now)
-            } else if stops {
-                stop(conn, ctx, &mut t, (&osla.pauses, crew), now)
-            } else if plan.pause_all || plan.resume_all {
-                let mut holds = holds_of(&t);
-                if plan.pause_all {
-                    holds.push(Hold {
-                        kind: HoldKind::Paused,
-                        from: now,
-                        to: None,
-                    });
+    // All of the order's timers in one read: the open ones to change, the instance numbers
+    // of the stages to start, and the answer's list.
+    let mut all = timers::for_order(conn, &order.id)?;
+    let pauses = order_pauses(conn, order)?;
+    if plan.touches_open() {
+        for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {
+            let stage: Option<Stage> = slot.stage.parse().ok();
+            let in_list = |list: &[Stage]| stage.is_some_and(|s| list.contains(&s));
+            let (ends, stops) = (
+                in_list(&plan.end),
+                plan.stop_all || plan.stop_rest || in_list(&plan.stop),
+            );
+            // The scanner may have just fired this timer (a warning): take the fresh row and
+            // apply the action's change to it, rather than failing the user's action.
+            let mut t = slot.clone();
+            for attempt in 0.. {
+                let result = if ends {
+                    end(conn, ctx, &mut t, (&pauses, crew), now)
+                } else if stops {
+                    stop(conn, ctx, &mut t, (&pauses, crew), now)
+                } else if plan.pause_all || plan.resume_all {
+                    let mut holds = holds_of(&t);
+                    if plan.pause_all {
+                        holds.push(Hold {
+                            kind: HoldKind::Paused,
+                            from: now,
+                            to: None,
+                        });
+                    } else {
+                        for h in holds
+                            .iter_mut()
+                            .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
+                        {
+                            h.to = Some(now);
+                        }
+                    }
+                    t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
+                    refresh(&mut t, ctx, &pauses, now);
+                    save(conn, &mut t)
                 } else {
-                    for h in holds
-                        .iter_mut()
-                        .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
-                    {
-                        h.to = Some(now);
+                    Ok(())
+                };
+                match result {
+                    Err(AppError::Conflict {
+                        code: "concurrent_update",
+                        ..
+                    }) if attempt < 3 => match timers::find(conn, &t.id)? {
+                        Some(fresh) if fresh.ended_at.is_none() => t = fresh,
+                        Some(fresh) => {
+                            t = fresh;
+                            break;
+                        }
+                        None => break,
+                    },
+                    other => {
+                        other?;
+                        break;
                     }
                 }
-                t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
-                refresh(&mut t, ctx, &osla.pauses, now);
-                save(conn, &mut t)
+            }
+            *slot = t;
+        }
+    }
+    if !plan.start.is_empty() {
+        let (rule, area_calendar) = order_rule(conn, ctx, order, None)?;
+        let osla = OrderSla {
+            rule,
+            area_calendar,
+            pauses,
+        };
+        for &stage in &plan.start {
+            if osla.rule.target(stage).is_none() {
+                continue;
+            }
+            // Arrival is counted from the customer's call (PRODUCT.md), unless a reopen began
+            // a new flow since.
+            let from_call =
+                plan.arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0;
+            let started_at = if from_call {
+                order.created_at.and_utc().min(now)
             } else {
-                Ok(())
+                now
             };
-            match result {
-                Err(AppError::Conflict {
-                    code: "concurrent_update",
-                    ..
-                }) if attempt < 3 => match timers::find(conn, &t.id)? {
-                    Some(fresh) if fresh.ended_at.is_none() => t = fresh,
-                    _ => break,
-                },
-                other => {
-                    other?;
-                    break;
-                }
+            let instance = all
+                .iter()
+                .filter(|t| t.stage == stage.as_str())
+                .map(|t| t.instance)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            if let Some(t) = new_timer(ctx, order, &osla, (stage, instance), (started_at, now))? {
+                timers::insert(conn, &t)?;
+                all.push(t);
             }
         }
     }
-    for &stage in &plan.start {
-        // Arrival is counted from the customer's call (PRODUCT.md), unless a reopen began a
-        // new flow since.
-        let from_call =
-            plan.arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0;
-        let started_at = if from_call {
-            order.created_at.and_utc().min(now)
-        } else {
-            now
-        };
-        start(conn, ctx, order, &osla, stage, (started_at, now))?;
-    }
-    Ok(())
+    in_read_order(&mut all);
+    Ok(Some(all))
 }
 
 /// Re-targets an order's open timers under the current policy (its priority, category or

@@ -39,8 +39,13 @@ pub struct Rules {
 /// What an action did.
 #[derive(Debug)]
 pub enum Acted {
-    /// The order after the action; for an automatic dispatch, why this crew.
-    Done(Box<WorkOrderRow>, Option<serde_json::Value>),
+    /// The order after the action; for an automatic dispatch, why this crew; the order's
+    /// timers when the action read them (else the caller reads them).
+    Done(
+        Box<WorkOrderRow>,
+        Option<serde_json::Value>,
+        Option<Vec<crate::db::timers::TimerRow>>,
+    ),
     /// Automatic dispatch found no eligible crew: the order stays as it was; the event
     /// `no_eligible_crew` and the dispatchers' mail are committed.
     NoEligibleCrew { considered: usize },
@@ -193,7 +198,7 @@ pub fn create(
                     if_match: None,
                 };
                 let urged = match act(conn, actor, &existing.id, urge, now, rules)? {
-                    Acted::Done(row, _) => *row,
+                    Acted::Done(row, ..) => *row,
                     Acted::NoEligibleCrew { .. } => existing,
                 };
                 if let Some(key) = &key {
@@ -340,7 +345,9 @@ pub fn create(
             // The dispatch is a savepoint: if it fails, the order is still created, new,
             // for a dispatcher to handle.
             match act(conn, &Actor::system(), &id, dispatch, now, rules) {
-                Ok(Acted::Done(dispatched, _)) => return Ok(Created::New(dispatched, None)),
+                Ok(Acted::Done(dispatched, _, timers)) => {
+                    return Ok(Created::New(dispatched, timers))
+                }
                 Ok(Acted::NoEligibleCrew { .. }) => {}
                 Err(e) => log::warn!("automatic dispatch of {id} failed, left new: {e}"),
             }
@@ -768,11 +775,9 @@ pub fn act(
                 ));
             }
         }
-        if !repo::guarded_update(conn, &order.id, order.version, &changes)? {
-            return Err(concurrent());
-        }
+        let changed = repo::guarded_update_returning(conn, &order.id, order.version, &changes)?
+            .ok_or_else(concurrent)?;
         let from = (to != f.status || action != Action::Urge).then_some(f.status);
-        let changed = repo::find(conn, &order.id)?.ok_or_else(order_not_found)?;
         if retarget {
             let recalculated = sla::recalculate(conn, &rules.sla, &changed, now)?;
             data.insert("sla_recalculated".into(), json!(recalculated));
@@ -790,7 +795,7 @@ pub fn act(
             ),
         )?;
         record_credits(conn, action, (&order, &changed), to, now)?;
-        sla::apply(
+        let timers = sla::apply(
             conn,
             &rules.sla,
             &changed,
@@ -810,7 +815,7 @@ pub fn act(
                 ("unmerge", "master cancelled"),
             )?;
         }
-        Ok(Acted::Done(Box::new(changed), routing_info))
+        Ok(Acted::Done(Box::new(changed), routing_info, timers))
     })
 }
 

@@ -977,3 +977,100 @@ async fn a_master_cannot_be_merged_and_cancelling_it_releases_its_merged_orders(
         .iter()
         .any(|t| t["stage"] == "dispatch" && t["instance"] == 2 && t["state"] == "running"));
 }
+
+/// The answer to a create or an action is built from what the transaction wrote (the row
+/// back from its INSERT or UPDATE, the timers it changed), not read again: it must be exactly
+/// what a later read shows, timers included.
+#[actix_web::test]
+async fn every_answer_is_the_order_as_a_later_read_shows_it() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let same_as_read = |answer: serde_json::Value, token: String| {
+        let app = &app;
+        async move {
+            let id = answer["id"].as_str().unwrap().to_owned();
+            let read = app
+                .get(&format!("/api/v1/work-orders/{id}"), &token)
+                .await
+                .expect(200)
+                .body;
+            let mut answer = answer;
+            // what only an answer carries: routing's reasons, a repeat call's or outage's note
+            for extra in ["routing", "duplicate_of", "outage"] {
+                answer.as_object_mut().unwrap().remove(extra);
+            }
+            assert_eq!(answer, read, "answer and later read differ");
+            id
+        }
+    };
+    let step = TimeDelta::minutes(2);
+    // a repair through its whole life, with an unhappy callback that reopens it
+    let created = app
+        .order(&c.agent, "repair", "SZ-FT-01", "13800000001")
+        .await
+        .expect(201)
+        .body;
+    let id = same_as_read(created, c.agent.clone()).await;
+    for (who, action, body) in [
+        (&c.dispatcher, "dispatch", json!({})),
+        (&c.field_member, "accept", json!({})),
+        (&c.field_member, "depart", json!({})),
+        (&c.field_member, "suspend", json!({"reason": "等待物资"})),
+        (&c.field_member, "resume", json!({})),
+        (&c.field_member, "arrive", json!({})),
+        (
+            &c.field_member,
+            "resolve",
+            json!({"resolution": "更换熔断器"}),
+        ),
+        (&c.agent, "callback", json!({"satisfaction": "unsatisfied"})),
+        (&c.dispatcher, "dispatch", json!({"crew_id": c.field_crew})),
+        (&c.dispatcher, "reject", json!({"reason": "人手不足"})),
+        (&c.dispatcher, "dispatch", json!({"crew_id": c.field_crew})),
+        (&c.dispatcher, "cancel", json!({"reason": "客户撤回"})),
+    ] {
+        app.clock.advance(step);
+        let answer = app.act(who, &id, action, body).await.expect(200).body;
+        same_as_read(answer, who.clone()).await;
+    }
+    // a complaint (contact and reply on the working calendar) and an inquiry answered at once
+    let complaint = app
+        .order(&c.agent, "complaint", "SZ-FT-01", "13800000002")
+        .await
+        .expect(201)
+        .body;
+    let complaint = same_as_read(complaint, c.agent.clone()).await;
+    for (who, action, body) in [
+        (&c.dispatcher, "dispatch", json!({"crew_id": c.unit})),
+        (&c.unit_member, "accept", json!({})),
+        (&c.unit_member, "contact", json!({"note": "已联系客户"})),
+        (&c.unit_member, "resolve", json!({"resolution": "已答复"})),
+        (&c.agent, "close", json!({"reason": "客户无法联系"})),
+    ] {
+        app.clock.advance(step);
+        let answer = app
+            .act(who, &complaint, action, body)
+            .await
+            .expect(200)
+            .body;
+        same_as_read(answer, who.clone()).await;
+    }
+    let inquiry = app
+        .order(&c.agent, "inquiry", "SZ-FT-01", "13800000003")
+        .await
+        .expect(201)
+        .body;
+    let inquiry = same_as_read(inquiry, c.agent.clone()).await;
+    let answer = app
+        .act(
+            &c.agent,
+            &inquiry,
+            "resolve",
+            json!({"resolution": "已解答"}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(answer["status"], "resolved");
+    same_as_read(answer, c.agent.clone()).await;
+}
