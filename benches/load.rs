@@ -108,6 +108,11 @@ struct Common {
     /// Count failed requests instead of failing the run.
     #[arg(long)]
     tolerate_errors: bool,
+    /// create and mix: start this many calls a second at an even pace (open loop, each on its
+    /// own connection as needed) instead of `--connections` clients back to back: latency at
+    /// a given rate (e.g. half the maximum).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 const PASSWORD: &str = "Load-pass-word-1";
@@ -778,6 +783,21 @@ async fn closed_loop(run: Rc<Run>, common: &Common, mix: bool) {
     };
     let warmup = Instant::now() + Duration::from_secs(2);
     let deadline = warmup + Duration::from_secs(common.duration);
+    if let Some(rate) = common.rate {
+        let measured = open_loop(&run, &cast, mix, rate, (warmup, deadline)).await;
+        if arrivals.is_some() {
+            actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+        }
+        let label = if mix { "mix" } else { "create" };
+        report(
+            &run,
+            label,
+            measured,
+            arrivals,
+            &format!(" at {rate}/s open loop"),
+        );
+        return;
+    }
     let workers: Vec<_> = (0..common.connections)
         .map(|w| {
             let (run, cast) = (run.clone(), cast.clone());
@@ -826,6 +846,59 @@ async fn closed_loop(run: Rc<Run>, common: &Common, mix: bool) {
         arrivals,
         "",
     );
+}
+
+/// One call (a create, or a whole call of the mix) started every 1/`rate` s until the
+/// deadline, each as its own task: a slow answer does not hold back the next start.
+async fn open_loop(
+    run: &Rc<Run>,
+    cast: &Rc<Cast>,
+    mix: bool,
+    rate: f64,
+    (warmup, deadline): (Instant, Instant),
+) -> Duration {
+    let pace = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut tasks = Vec::new();
+    let mut due = Instant::now();
+    let mut n: u64 = 0;
+    while due < deadline {
+        let now = Instant::now();
+        if due > now {
+            actix_web::rt::time::sleep(due - now).await;
+        }
+        if run.started.get().is_none() && Instant::now() >= warmup {
+            run.start_measuring(warmup);
+        }
+        n += 1;
+        let (run, cast) = (run.clone(), cast.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(cast.run_id * 1000 + n);
+            if mix {
+                let _ = call(&run, &cast, &mut rng, n).await;
+            } else {
+                let area = &cast.areas[(n % 3) as usize];
+                let body = order_body("repair", "no_power", area, phone(cast.run_id, n));
+                if let Ok(order) = run
+                    .act(
+                        "POST /work-orders",
+                        "/api/v1/work-orders",
+                        &cast.agent,
+                        body,
+                        (201, Some("new")),
+                        Some("created"),
+                    )
+                    .await
+                {
+                    run.created(&order);
+                }
+            }
+        }));
+        due += pace;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Instant::now() - warmup
 }
 
 async fn surge(run: Rc<Run>, common: &Common, calls: usize, seconds: u64) {
