@@ -122,3 +122,16 @@ async fn request_ids_unknown_routes_and_methods() {
         .expect(405);
     assert!(r.is_problem());
 }
+
+/// The OpenAPI document is the contract generated clients are built from: any change to it
+/// shows up as a diff of `tests/api/snapshots/` in review (`cargo insta review`, or run the
+/// tests with `INSTA_UPDATE=always` and read the diff).
+#[actix_web::test]
+async fn the_openapi_document_is_the_reviewed_one() {
+    let app = spawn_app().await;
+    let doc = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None, &[])
+        .await
+        .expect(200);
+    insta::assert_json_snapshot!("openapi", doc.body);
+}
