@@ -809,25 +809,7 @@ async fn closed_loop(run: Rc<Run>, common: &Common, mix: bool) {
                         run.start_measuring(warmup);
                     }
                     n += 1;
-                    if mix {
-                        let _ = call(&run, &cast, &mut rng, n).await;
-                    } else {
-                        let area = &cast.areas[(n % 3) as usize];
-                        let body = order_body("repair", "no_power", area, phone(cast.run_id, n));
-                        if let Ok(order) = run
-                            .act(
-                                "POST /work-orders",
-                                "/api/v1/work-orders",
-                                &cast.agent,
-                                body,
-                                (201, Some("new")),
-                                Some("created"),
-                            )
-                            .await
-                        {
-                            run.created(&order);
-                        }
-                    }
+                    one_call(&run, &cast, mix, &mut rng, n).await;
                 }
             })
         })
@@ -846,6 +828,29 @@ async fn closed_loop(run: Rc<Run>, common: &Common, mix: bool) {
         arrivals,
         "",
     );
+}
+
+/// The `n`th call of a run: a whole call of the mix, or one repair order for a new caller.
+async fn one_call(run: &Run, cast: &Cast, mix: bool, rng: &mut SmallRng, n: u64) {
+    if mix {
+        let _ = call(run, cast, rng, n).await;
+        return;
+    }
+    let area = &cast.areas[(n % 3) as usize];
+    let body = order_body("repair", "no_power", area, phone(cast.run_id, n));
+    if let Ok(order) = run
+        .act(
+            "POST /work-orders",
+            "/api/v1/work-orders",
+            &cast.agent,
+            body,
+            (201, Some("new")),
+            Some("created"),
+        )
+        .await
+    {
+        run.created(&order);
+    }
 }
 
 /// One call (a create, or a whole call of the mix) started every 1/`rate` s until the
@@ -873,25 +878,7 @@ async fn open_loop(
         let (run, cast) = (run.clone(), cast.clone());
         tasks.push(actix_web::rt::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(cast.run_id * 1000 + n);
-            if mix {
-                let _ = call(&run, &cast, &mut rng, n).await;
-            } else {
-                let area = &cast.areas[(n % 3) as usize];
-                let body = order_body("repair", "no_power", area, phone(cast.run_id, n));
-                if let Ok(order) = run
-                    .act(
-                        "POST /work-orders",
-                        "/api/v1/work-orders",
-                        &cast.agent,
-                        body,
-                        (201, Some("new")),
-                        Some("created"),
-                    )
-                    .await
-                {
-                    run.created(&order);
-                }
-            }
+            one_call(&run, &cast, mix, &mut rng, n).await;
         }));
         due += pace;
     }

@@ -119,19 +119,6 @@ pub fn open_for_order(
         .load(conn)?)
 }
 
-/// Every timer of one order, in the order of [`for_orders`].
-pub fn for_order(conn: &mut DbConnection, work_order_id: &str) -> Result<Vec<TimerRow>, AppError> {
-    Ok(sla_timers::table
-        .filter(sla_timers::work_order_id.eq(work_order_id))
-        .select(TimerRow::as_select())
-        .order((
-            sla_timers::started_at,
-            sla_timers::stage,
-            sla_timers::instance,
-        ))
-        .load(conn)?)
-}
-
 /// Every timer of these orders, by order, stage and instance.
 pub fn for_orders(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TimerRow>, AppError> {
     let mut out = Vec::new();
@@ -158,20 +145,6 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TimerRow>, AppEr
         .select(TimerRow::as_select())
         .first(conn)
         .optional()?)
-}
-
-/// The highest instance of a stage of an order so far (0 if none).
-pub fn last_instance(
-    conn: &mut DbConnection,
-    work_order_id: &str,
-    stage: &str,
-) -> Result<i32, AppError> {
-    let max: Option<i32> = sla_timers::table
-        .filter(sla_timers::work_order_id.eq(work_order_id))
-        .filter(sla_timers::stage.eq(stage))
-        .select(diesel::dsl::max(sla_timers::instance))
-        .first(conn)?;
-    Ok(max.unwrap_or(0))
 }
 
 /// Timers with something to fire at or before `now`, soonest first.

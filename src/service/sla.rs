@@ -182,7 +182,7 @@ fn order_sla_in(
     order: &WorkOrderRow,
     area: Option<AreaRow>,
 ) -> Result<OrderSla, AppError> {
-    let (rule, area_calendar) = order_rule(conn, ctx, order, Some(area))?;
+    let (rule, area_calendar) = order_rule(conn, ctx, order, area)?;
     let pauses = order_pauses(conn, order)?;
     Ok(OrderSla {
         rule,
@@ -191,18 +191,13 @@ fn order_sla_in(
     })
 }
 
-/// The policy rule the order's timers start under, and its area's calendar. `area`: the
-/// order's area if already read (`Some(None)`: it has none).
+/// The policy rule the order's timers start under, and its area's calendar.
 fn order_rule(
     conn: &mut DbConnection,
     ctx: &SlaContext,
     order: &WorkOrderRow,
-    area: Option<Option<AreaRow>>,
+    area: Option<AreaRow>,
 ) -> Result<(Rule, String), AppError> {
-    let area = match area {
-        Some(a) => a,
-        None => areas::find(conn, &order.area_code)?,
-    };
     let (region_class, area_calendar) = area
         .map(|a| (a.region_class, a.calendar))
         .unwrap_or_else(|| ("urban".into(), "cn".into()));
@@ -375,7 +370,6 @@ fn save(conn: &mut DbConnection, t: &mut TimerRow) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Starts the next instance of `stage`, if the order's rule has a target for it.
 /// The opening timers of an order created in this transaction: instance 1 of each stage
 /// (it has no timers yet), written in one statement where the backend allows. Returns them
 /// as stored, for the answer.
@@ -393,13 +387,7 @@ pub fn open_new_order(
     let osla = order_sla_in(conn, ctx, order, area)?;
     let mut opened = Vec::new();
     for &stage in stages {
-        // As in `apply`: arrival counts from the call as stored, the others from now (the
-        // same instant, to the database's precision).
-        let started_at = if stage == Stage::Arrival {
-            order.created_at.and_utc().min(now)
-        } else {
-            now
-        };
+        let started_at = stage_start(order, stage, true, now);
         if let Some(t) = new_timer(ctx, order, &osla, (stage, 1), (started_at, now))? {
             opened.push(t);
         }
@@ -409,7 +397,23 @@ pub fn open_new_order(
     Ok(opened)
 }
 
-/// Sorts an order's timers as `timers::for_order` reads them.
+/// When a stage instance started now begins: arrival is counted from the customer's call
+/// (PRODUCT.md) when the plan says so, unless a reopen began a new flow since; the others
+/// from now.
+fn stage_start(
+    order: &WorkOrderRow,
+    stage: Stage,
+    arrival_from_call: bool,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    if arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0 {
+        order.created_at.and_utc().min(now)
+    } else {
+        now
+    }
+}
+
+/// Sorts one order's timers as `timers::for_orders` reads them.
 fn in_read_order(timers: &mut [TimerRow]) {
     timers.sort_by(|a, b| {
         (a.started_at, &a.stage, a.instance).cmp(&(b.started_at, &b.stage, b.instance))
@@ -545,7 +549,7 @@ pub fn apply(
     }
     // All of the order's timers in one read: the open ones to change, the instance numbers
     // of the stages to start, and the answer's list.
-    let mut all = timers::for_order(conn, &order.id)?;
+    let mut all = timers::for_orders(conn, std::slice::from_ref(&order.id))?;
     let pauses = order_pauses(conn, order)?;
     if plan.touches_open() {
         for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {
@@ -607,7 +611,8 @@ pub fn apply(
         }
     }
     if !plan.start.is_empty() {
-        let (rule, area_calendar) = order_rule(conn, ctx, order, None)?;
+        let area = areas::find(conn, &order.area_code)?;
+        let (rule, area_calendar) = order_rule(conn, ctx, order, area)?;
         let osla = OrderSla {
             rule,
             area_calendar,
@@ -617,15 +622,7 @@ pub fn apply(
             if osla.rule.target(stage).is_none() {
                 continue;
             }
-            // Arrival is counted from the customer's call (PRODUCT.md), unless a reopen began
-            // a new flow since.
-            let from_call =
-                plan.arrival_from_call && stage == Stage::Arrival && order.reopen_count == 0;
-            let started_at = if from_call {
-                order.created_at.and_utc().min(now)
-            } else {
-                now
-            };
+            let started_at = stage_start(order, stage, plan.arrival_from_call, now);
             let instance = all
                 .iter()
                 .filter(|t| t.stage == stage.as_str())
