@@ -121,6 +121,11 @@ impl From<diesel::result::Error> for AppError {
             E::DatabaseError(_, ref info) if connection_lost(info.message()) => {
                 AppError::Unavailable(Box::new(e))
             }
+            // SQLite's busy timeout (or the writer queue's wait) ran out: the database is
+            // busy with other writers, and the request may be tried again.
+            E::DatabaseError(_, ref info) if info.message().contains("database is locked") => {
+                AppError::Unavailable(Box::new(e))
+            }
             E::DatabaseError(_, ref info) if info.message().starts_with("deadlock detected") => {
                 AppError::Conflict {
                     code: "concurrent_update",
@@ -336,6 +341,8 @@ mod tests {
             ),
             (K::Unknown, "FATAL:  the database system is shutting down"),
             (K::Unknown, "the database system is starting up"),
+            // SQLite, a writer whose turn did not come within the busy timeout
+            (K::Unknown, "database is locked"),
         ] {
             let e = db_error(kind, message);
             assert_eq!(

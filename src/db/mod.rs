@@ -176,9 +176,82 @@ impl DbTarget {
                     conn.batch_execute("PRAGMA journal_mode = WAL;")
                         .map_err(diesel::r2d2::Error::QueryError)?;
                 }
+                let file = sqlite_main_file(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
+                writer_queue::register(
+                    file,
+                    Duration::from_millis(u64::from(self.busy_timeout_ms)),
+                );
                 Ok(DbConnection::Sqlite(conn))
             }
         }
+    }
+}
+
+/// The file behind a SQLite connection's main database (empty for an in-memory one): the key
+/// of its writer queue.
+fn sqlite_main_file(conn: &mut diesel::SqliteConnection) -> Result<String, diesel::result::Error> {
+    #[derive(diesel::QueryableByName)]
+    struct MainFile {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
+    }
+    let row: MainFile =
+        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .get_result(conn)?;
+    Ok(row.file)
+}
+
+/// Writers of one SQLite database file queue here, in arrival order, before `BEGIN
+/// IMMEDIATE`. SQLite admits one writer at a time, and its busy handler, left to itself, has
+/// each waiter sleep in growing steps (up to 100 ms) and retry: not a queue, so an unlucky
+/// request slept through many others' commits (creates at 16 connections: p50 9 ms, p99
+/// 1.3 s). Inside one process a fair lock hands the write lock on in order; the busy handler
+/// still arbitrates between processes (the CLI beside a running server).
+mod writer_queue {
+    use parking_lot::{ArcMutexGuard, FairMutex, RawFairMutex};
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    use std::time::Duration;
+
+    /// One queue per database file, kept for the life of the process (a few bytes each).
+    struct Queue {
+        turn: Arc<FairMutex<()>>,
+        wait: Duration,
+    }
+
+    static QUEUES: LazyLock<Mutex<HashMap<String, Queue>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    /// Makes the queue of `file` (idempotent; the first connection's wait is kept).
+    pub(super) fn register(file: String, wait: Duration) {
+        if file.is_empty() {
+            return;
+        }
+        let mut queues = QUEUES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues.entry(file).or_insert_with(|| Queue {
+            turn: Arc::new(FairMutex::new(())),
+            wait,
+        });
+    }
+
+    /// A writer's turn, held until its transaction ends.
+    pub(super) type Turn = ArcMutexGuard<RawFairMutex, ()>;
+
+    /// Waits for `file`'s turn, as long as the busy timeout would have waited. `Ok(None)` for a
+    /// file without a queue (in memory); `Err` when the wait ran out (the database is locked).
+    pub(super) fn wait_turn(file: &str) -> Result<Option<Turn>, ()> {
+        let (turn, wait) = {
+            let queues = QUEUES
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match queues.get(file) {
+                Some(q) => (Arc::clone(&q.turn), q.wait),
+                None => return Ok(None),
+            }
+        };
+        turn.try_lock_arc_for(wait).map(Some).ok_or(())
     }
 }
 
@@ -371,8 +444,9 @@ pub fn autovacuum_off(conn: &mut DbConnection) -> Result<bool, crate::errors::Ap
 }
 
 /// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
-/// lock is taken up front and a read-then-write cannot fail with "database is locked"; the
-/// busy timeout then queues writers. On PostgreSQL it is an ordinary transaction.
+/// lock is taken up front and a read-then-write cannot fail with "database is locked"; writers
+/// of this process wait for it in a fair queue (`writer_queue`), other processes through the
+/// busy timeout. On PostgreSQL it is an ordinary transaction.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -386,15 +460,21 @@ where
             .is_some(),
         DbConnection::Postgresql(_) => false,
     };
-    match conn {
-        // The outermost write transaction takes SQLite's write lock at once; a nested one
-        // is a savepoint inside it.
+    let turn = match conn {
+        // The outermost write transaction waits its turn in this process's queue for the
+        // file, then takes SQLite's write lock at once; a nested one is a savepoint inside it.
         DbConnection::Sqlite(lite) if !nested => {
-            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?
+            let file = sqlite_main_file(lite)?;
+            let turn = writer_queue::wait_turn(&file).map_err(|()| database_locked())?;
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+            turn
         }
-        _ => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
-    }
-    match f(conn) {
+        _ => {
+            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?;
+            None
+        }
+    };
+    let outcome = match f(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
@@ -405,7 +485,19 @@ where
                 Err(rollback_error) => Err(rollback_error.into()),
             }
         }
-    }
+    };
+    // The next writer's turn comes once this transaction has ended.
+    drop(turn);
+    outcome
+}
+
+/// The error SQLite gives when its busy timeout runs out, for a writer whose turn did not come
+/// in as long.
+fn database_locked() -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::Unknown,
+        Box::new("database is locked".to_owned()),
+    )
 }
 
 /// Whether a diesel error is a unique-key violation.
@@ -448,5 +540,82 @@ mod tests {
             DbTarget::from_url("data/b.db", 1, "FULL").location,
             "data/b.db"
         );
+    }
+
+    fn sqlite_file(busy_timeout_ms: u32) -> (tempfile::TempDir, DbTarget) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("queue.db");
+        let target = DbTarget::from_url(path.to_str().expect("utf-8"), busy_timeout_ms, "NORMAL");
+        let mut conn = target.connect().expect("connect");
+        conn.batch_execute("CREATE TABLE t (n INTEGER NOT NULL)")
+            .expect("table");
+        (dir, target)
+    }
+
+    fn insert(conn: &mut DbConnection, n: i32) -> Result<(), diesel::result::Error> {
+        write_transaction(conn, |c| {
+            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({n})"))
+                .execute(c)
+                .map(drop)
+        })
+    }
+
+    /// Holds a write transaction on its own thread until told to commit.
+    fn hold_write(target: &DbTarget) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let mut holder = target.connect().expect("connect");
+        let handle = std::thread::spawn(move || {
+            write_transaction(&mut holder, |c| {
+                diesel::sql_query("INSERT INTO t (n) VALUES (0)").execute(c)?;
+                started_tx.send(()).expect("started");
+                release_rx.recv().expect("release");
+                Ok::<_, diesel::result::Error>(())
+            })
+            .expect("holder commits");
+        });
+        started_rx.recv().expect("holder started");
+        (release_tx, handle)
+    }
+
+    #[test]
+    fn a_writer_waits_its_turn_and_then_commits() {
+        let (_dir, target) = sqlite_file(10_000);
+        let (release, holder) = hold_write(&target);
+        let mut conn = target.connect().expect("connect");
+        let waiter = std::thread::spawn(move || insert(&mut conn, 1));
+        release.send(()).expect("release");
+        holder.join().expect("holder");
+        waiter
+            .join()
+            .expect("waiter")
+            .expect("the waiter commits after the holder");
+        let mut conn = target.connect().expect("connect");
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result(&mut conn)
+            .expect("count");
+        assert_eq!(count.n, 2);
+    }
+
+    #[test]
+    fn a_writer_whose_turn_does_not_come_in_the_busy_timeout_is_told_the_database_is_locked() {
+        let (_dir, target) = sqlite_file(50);
+        let (release, holder) = hold_write(&target);
+        let mut conn = target.connect().expect("connect");
+        use actix_web::ResponseError;
+        let e = insert(&mut conn, 1).expect_err("the holder keeps the lock");
+        assert!(e.to_string().contains("database is locked"), "{e}");
+        assert_eq!(
+            crate::errors::AppError::from(e).status_code(),
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        release.send(()).expect("release");
+        holder.join().expect("holder");
+        insert(&mut conn, 2).expect("the lock is free again");
     }
 }
