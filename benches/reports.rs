@@ -30,7 +30,8 @@ fn q(t: DateTime<Utc>) -> String {
 }
 
 async fn run(url: String, dir: &std::path::Path, until: DateTime<Utc>) {
-    let mut settings = Settings::load_from(dir, "bench", std::env::vars()).unwrap();
+    let mut settings =
+        Settings::load_from(dir, gridcall::config::Environment::Bench, std::env::vars()).unwrap();
     settings.server.bind = "127.0.0.1:0".into();
     settings.database.url = url;
     settings.mail.dir = dir.join("mail").to_string_lossy().into_owned();

@@ -74,9 +74,14 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| dir.path().join("bench.db").to_string_lossy().into_owned());
-    let mut settings = Settings::load_from(dir.path(), "bench", std::iter::empty()).unwrap();
+    let mut settings = Settings::load_from(
+        dir.path(),
+        gridcall::config::Environment::Bench,
+        std::iter::empty(),
+    )
+    .unwrap();
     settings.database.url = url.clone();
-    let backend = DbTarget::from_url(&url, 0, "FULL").backend;
+    let backend = DbTarget::from_url(&url, 0, gridcall::db::SqliteSynchronous::Full).backend;
     let pool = gridcall::startup::connect(&settings).unwrap();
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap(),

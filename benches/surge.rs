@@ -203,7 +203,8 @@ async fn run(url: String, dir: &std::path::Path) {
     let calls = env_num("BENCH_CALLS", 300);
     let rounds = env_num("BENCH_ROUNDS", 5);
     // GRIDCALL__SECTION__KEY variables apply, as for the service (e.g. the pool size).
-    let mut settings = Settings::load_from(dir, "bench", std::env::vars()).unwrap();
+    let mut settings =
+        Settings::load_from(dir, gridcall::config::Environment::Bench, std::env::vars()).unwrap();
     settings.server.bind = "127.0.0.1:0".into();
     settings.database.url = url;
     settings.mail.dir = dir.join("mail").to_string_lossy().into_owned();

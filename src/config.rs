@@ -7,6 +7,7 @@ use crate::domain::categories::Categories;
 use crate::domain::routing::RoutingWeights;
 use crate::domain::scoring::ScoringConfig;
 use crate::domain::sla::Policy;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -36,23 +37,93 @@ pub struct Settings {
     #[serde(skip, default = "default_scoring")]
     pub scoring: std::sync::Arc<ScoringConfig>,
     #[serde(skip)]
-    pub environment: String,
+    pub environment: Environment,
     /// The folder the files were read from.
     #[serde(skip)]
     pub config_dir: PathBuf,
 }
 
+/// Which `config/<environment>.toml` layers over the defaults (`GRIDCALL_ENV`). In
+/// production the service refuses the built-in JWT secret anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    #[default]
+    Development,
+    Test,
+    Bench,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Bench => "bench",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Environment, String> {
+        [
+            Environment::Development,
+            Environment::Test,
+            Environment::Bench,
+            Environment::Staging,
+            Environment::Production,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+        .ok_or_else(|| {
+            format!("GRIDCALL_ENV `{s}`: development, test, bench, staging or production")
+        })
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How mail leaves: `.eml` files under `mail.dir`, or an SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No encryption (a local relay only).
+    Plain,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
-    pub transport: String,
+    pub transport: MailTransport,
     pub dir: String,
     pub from: String,
     pub smtp_host: String,
     pub smtp_port: u16,
-    pub smtp_security: String,
+    pub smtp_security: SmtpSecurity,
     pub smtp_username: String,
-    pub smtp_password: String,
+    /// Shown as `[REDACTED]` by `Debug`.
+    pub smtp_password: SecretString,
     pub templates_dir: String,
     pub base_url: String,
     pub sender_enabled: bool,
@@ -67,16 +138,7 @@ pub struct MailSettings {
 impl MailSettings {
     /// Checks the values without touching the network or the disk.
     pub fn check(&self) -> Result<(), String> {
-        if !matches!(self.transport.as_str(), "file" | "smtp") {
-            return Err(format!("mail.transport `{}`: file or smtp", self.transport));
-        }
-        if !matches!(self.smtp_security.as_str(), "starttls" | "tls" | "plain") {
-            return Err(format!(
-                "mail.smtp_security `{}`: starttls, tls or plain",
-                self.smtp_security
-            ));
-        }
-        if self.transport == "smtp" && self.smtp_host.is_empty() {
+        if self.transport == MailTransport::Smtp && self.smtp_host.is_empty() {
             return Err("mail.smtp_host is required with transport = \"smtp\"".into());
         }
         self.from
@@ -137,13 +199,14 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     pub pool_timeout_secs: u64,
     pub sqlite_busy_timeout_ms: u32,
-    pub sqlite_synchronous: String,
+    pub sqlite_synchronous: crate::db::SqliteSynchronous,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
-    pub jwt_secret: String,
+    /// Signs access tokens (HS256); at least 32 bytes. Shown as `[REDACTED]` by `Debug`.
+    pub jwt_secret: SecretString,
     pub access_token_minutes: i64,
     pub refresh_token_hours: i64,
     /// Failures for one username from one client address within the window before 429.
@@ -190,7 +253,8 @@ pub struct EventSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
-    pub scrape_token: String,
+    /// Empty: `/metrics` is open. Shown as `[REDACTED]` by `Debug`.
+    pub scrape_token: SecretString,
 }
 
 const DEFAULT_ROUTING: &str = include_str!("../config/routing.toml");
@@ -234,8 +298,11 @@ impl Settings {
         let dir = std::env::var("GRIDCALL_CONFIG_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from("config"));
-        let env = std::env::var("GRIDCALL_ENV").unwrap_or_else(|_| "development".to_owned());
-        let mut settings = Self::load_from(&dir, &env, std::env::vars())?;
+        let env: Environment = match std::env::var("GRIDCALL_ENV") {
+            Ok(name) => name.parse()?,
+            Err(_) => Environment::Development,
+        };
+        let mut settings = Self::load_from(&dir, env, std::env::vars())?;
         if let Ok(url) = std::env::var("DATABASE_URL") {
             if !url.trim().is_empty() {
                 settings.database.url = url;
@@ -248,7 +315,7 @@ impl Settings {
     /// Loads the layers from `dir` with the given environment variables (testable).
     pub fn load_from(
         dir: &Path,
-        env: &str,
+        env: Environment,
         vars: impl Iterator<Item = (String, String)>,
     ) -> Result<Settings, String> {
         let vars: config::Map<String, String> =
@@ -272,7 +339,7 @@ impl Settings {
         let mut settings: Settings = built
             .try_deserialize()
             .map_err(|e| format!("settings: {e}"))?;
-        settings.environment = env.to_owned();
+        settings.environment = env;
         settings.config_dir = dir.to_owned();
         let routing_file = dir.join("routing.toml");
         settings.routing = if routing_file.exists() {
@@ -576,7 +643,7 @@ impl Settings {
 
     /// Rules that make a configuration unusable.
     pub fn check(&self) -> Result<(), String> {
-        if self.auth.jwt_secret.len() < 32 {
+        if self.auth.jwt_secret.expose_secret().len() < 32 {
             return Err("auth.jwt_secret must be at least 32 bytes".into());
         }
         let bad: Vec<String> = self
@@ -597,18 +664,6 @@ impl Settings {
                     .into(),
             );
         }
-        if !matches!(
-            self.database
-                .sqlite_synchronous
-                .to_ascii_uppercase()
-                .as_str(),
-            "OFF" | "NORMAL" | "FULL" | "EXTRA"
-        ) {
-            return Err(format!(
-                "database.sqlite_synchronous `{}`: OFF, NORMAL, FULL or EXTRA",
-                self.database.sqlite_synchronous
-            ));
-        }
         self.mail.check()?;
         self.check_secret()
     }
@@ -616,10 +671,10 @@ impl Settings {
     /// The built-in JWT secret is published with the source: anyone could sign an admin
     /// token with it. It is accepted only in development on a loopback address.
     fn check_secret(&self) -> Result<(), String> {
-        if self.auth.jwt_secret != BUILTIN_JWT_SECRET {
+        if self.auth.jwt_secret.expose_secret() != BUILTIN_JWT_SECRET {
             return Ok(());
         }
-        if self.environment == "production" {
+        if self.environment == Environment::Production {
             return Err("auth.jwt_secret is the built-in development secret; set GRIDCALL__AUTH__JWT_SECRET".into());
         }
         if !bind_is_loopback(&self.server.bind) {
@@ -661,14 +716,14 @@ mod tests {
     #[test]
     fn defaults_load_and_env_overrides() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Settings::load_from(dir.path(), "test", std::iter::empty()).unwrap();
+        let s = Settings::load_from(dir.path(), Environment::Test, std::iter::empty()).unwrap();
         assert_eq!(s.server.bind, "127.0.0.1:8080");
         assert_eq!(s.server.body_limit_bytes, 65536);
         let vars = vec![(
             "GRIDCALL__AUTH__ACCESS_TOKEN_MINUTES".to_owned(),
             "7".to_owned(),
         )];
-        let s = Settings::load_from(dir.path(), "test", vars.into_iter()).unwrap();
+        let s = Settings::load_from(dir.path(), Environment::Test, vars.into_iter()).unwrap();
         assert_eq!(s.auth.access_token_minutes, 7);
     }
 
@@ -680,7 +735,8 @@ mod tests {
             "[server]\nworkers = 3\n",
         )
         .unwrap();
-        let s = Settings::load_from(dir.path(), "production", std::iter::empty()).unwrap();
+        let s =
+            Settings::load_from(dir.path(), Environment::Production, std::iter::empty()).unwrap();
         assert_eq!(s.server.workers, 3);
         assert!(s.check().is_err());
     }
@@ -688,7 +744,7 @@ mod tests {
     #[test]
     fn sla_files_load_and_override() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Settings::load_from(dir.path(), "test", std::iter::empty()).unwrap();
+        let s = Settings::load_from(dir.path(), Environment::Test, std::iter::empty()).unwrap();
         let sla = s.load_sla().unwrap();
         assert!(sla.calendars.get("cn").is_some() && sla.calendars.get("24x7").is_some());
         std::fs::create_dir(dir.path().join("calendars")).unwrap();
@@ -721,7 +777,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::load_from(dir.path(), "test", vars.into_iter()).unwrap()
+        Settings::load_from(dir.path(), Environment::Test, vars.into_iter()).unwrap()
     }
 
     #[test]
@@ -749,10 +805,20 @@ mod tests {
             .check()
             .unwrap_err();
         assert!(e.contains("3..="), "{e}");
-        let e = with(&[("GRIDCALL__DATABASE__SQLITE_SYNCHRONOUS", "FUL")])
-            .check()
-            .unwrap_err();
-        assert!(e.contains("sqlite_synchronous"), "{e}");
+        // Named settings are enums: a typo fails to load instead of meaning a default.
+        for (key, value) in [
+            ("GRIDCALL__DATABASE__SQLITE_SYNCHRONOUS", "FUL"),
+            ("GRIDCALL__MAIL__TRANSPORT", "smpt"),
+            ("GRIDCALL__MAIL__SMTP_SECURITY", "ssl"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let vars = vec![(key.to_owned(), value.to_owned())];
+            let e = Settings::load_from(dir.path(), Environment::Test, vars.into_iter())
+                .expect_err(key);
+            assert!(e.contains(value), "{key}: {e}");
+        }
+        assert!("prodution".parse::<Environment>().is_err());
+        assert_eq!("production".parse(), Ok(Environment::Production));
     }
 
     #[test]
@@ -778,6 +844,6 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("default.toml"), "[server]\nbindd = 'x'\n").unwrap();
-        assert!(Settings::load_from(dir.path(), "x", std::iter::empty()).is_err());
+        assert!(Settings::load_from(dir.path(), Environment::Test, std::iter::empty()).is_err());
     }
 }

@@ -23,19 +23,102 @@ impl FieldError {
     }
 }
 
+crate::domain::state_machine::string_enum!(
+    /// The stable `code` of a problem+json answer: clients branch on it, so a code is never
+    /// renamed. docs/api.md lists every one with its status (a test keeps the two equal).
+    ProblemCode {
+        ActionNotAllowed => "action_not_allowed",
+        AlreadyClosed => "already_closed",
+        AlreadyExists => "already_exists",
+        AppealPending => "appeal_pending",
+        AppealsPending => "appeals_pending",
+        BadRequest => "bad_request",
+        ConcurrentUpdate => "concurrent_update",
+        Error => "error",
+        Forbidden => "forbidden",
+        IdempotencyInFlight => "idempotency_in_flight",
+        InternalError => "internal_error",
+        InvalidCredentials => "invalid_credentials",
+        InvalidCursor => "invalid_cursor",
+        InvalidId => "invalid_id",
+        InvalidIdempotencyKey => "invalid_idempotency_key",
+        InvalidPath => "invalid_path",
+        InvalidPeriod => "invalid_period",
+        InvalidPosition => "invalid_position",
+        InvalidQuery => "invalid_query",
+        InvalidRefreshToken => "invalid_refresh_token",
+        InvalidTicket => "invalid_ticket",
+        LengthRequired => "length_required",
+        LoginThrottled => "login_throttled",
+        MalformedJson => "malformed_json",
+        MethodNotAllowed => "method_not_allowed",
+        NoEligibleCrew => "no_eligible_crew",
+        NotAcceptable => "not_acceptable",
+        NotBreached => "not_breached",
+        NotClosed => "not_closed",
+        NotEmpty => "not_empty",
+        NotFound => "not_found",
+        NotPending => "not_pending",
+        OutOfScope => "out_of_scope",
+        OutageEnded => "outage_ended",
+        OutageMaster => "outage_master",
+        PauseEnded => "pause_ended",
+        PayloadTooLarge => "payload_too_large",
+        PeriodClosed => "period_closed",
+        PeriodNotEnded => "period_not_ended",
+        PreconditionFailed => "precondition_failed",
+        RefreshTokenReused => "refresh_token_reused",
+        RequestTimeout => "request_timeout",
+        ResumeTooOld => "resume_too_old",
+        TooManyRequests => "too_many_requests",
+        TooManyStreams => "too_many_streams",
+        Unauthorized => "unauthorized",
+        Unavailable => "unavailable",
+        UnsupportedMediaType => "unsupported_media_type",
+        ValidationFailed => "validation_failed",
+    }
+);
+
+/// The body of every error answer (RFC 9457 `application/problem+json`), as the OpenAPI
+/// document states it; `problem` writes it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `https://gridcall.dev/problems/<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// The status's reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// For a person; never a database message.
+    pub detail: String,
+    pub code: ProblemCode,
+    /// 422 `validation_failed`: every invalid field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// 409 `action_not_allowed`: the actions allowed now, within the caller's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_actions: Option<Vec<Action>>,
+    /// 412 `precondition_failed`: the order's version now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i32>,
+    /// 410 `resume_too_old`: resume from here after re-reading the work-order list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_event_id: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
+    Unauthorized { code: ProblemCode, detail: String },
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Forbidden { code: ProblemCode, detail: String },
     #[error("the resource has changed (version {current})")]
     PreconditionFailed { current: i32 },
     #[error("{detail}")]
     Conflict {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         allowed_actions: Option<Vec<Action>>,
     },
@@ -44,10 +127,10 @@ pub enum AppError {
     #[error("the request is invalid")]
     Validation(Vec<FieldError>),
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { code: ProblemCode, detail: String },
     #[error("{detail}")]
     TooManyRequests {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         retry_after_secs: u64,
     },
@@ -76,7 +159,7 @@ impl AppError {
 
     pub fn forbidden(detail: impl Into<String>) -> AppError {
         AppError::Forbidden {
-            code: "forbidden",
+            code: ProblemCode::Forbidden,
             detail: detail.into(),
         }
     }
@@ -84,25 +167,25 @@ impl AppError {
     /// 403 `out_of_scope`: the caller sees the resource, but not every area it touches.
     pub fn out_of_scope(detail: impl Into<String>) -> AppError {
         AppError::Forbidden {
-            code: "out_of_scope",
+            code: ProblemCode::OutOfScope,
             detail: detail.into(),
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ProblemCode {
         match self {
             AppError::Unauthorized { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::BadRequest { code, .. }
-            | AppError::TooManyRequests { code, .. } => code,
-            AppError::NotFound { .. } => "not_found",
-            AppError::Forbidden { code, .. } => code,
-            AppError::PreconditionFailed { .. } => "precondition_failed",
-            AppError::AlreadyExists { .. } => "already_exists",
-            AppError::Validation(_) => "validation_failed",
-            AppError::ResumeTooOld { .. } => "resume_too_old",
-            AppError::Unavailable(_) => "unavailable",
-            AppError::Internal(_) => "internal_error",
+            | AppError::TooManyRequests { code, .. } => *code,
+            AppError::NotFound { .. } => ProblemCode::NotFound,
+            AppError::Forbidden { code, .. } => *code,
+            AppError::PreconditionFailed { .. } => ProblemCode::PreconditionFailed,
+            AppError::AlreadyExists { .. } => ProblemCode::AlreadyExists,
+            AppError::Validation(_) => ProblemCode::ValidationFailed,
+            AppError::ResumeTooOld { .. } => ProblemCode::ResumeTooOld,
+            AppError::Unavailable(_) => ProblemCode::Unavailable,
+            AppError::Internal(_) => ProblemCode::InternalError,
         }
     }
 }
@@ -128,7 +211,7 @@ impl From<diesel::result::Error> for AppError {
             }
             E::DatabaseError(_, ref info) if info.message().starts_with("deadlock detected") => {
                 AppError::Conflict {
-                    code: "concurrent_update",
+                    code: ProblemCode::ConcurrentUpdate,
                     detail: "another change was committed at the same time; try again".to_owned(),
                     allowed_actions: None,
                 }
@@ -136,7 +219,7 @@ impl From<diesel::result::Error> for AppError {
             E::RollbackErrorOnCommit { commit_error, .. } => AppError::from(*commit_error),
             E::BrokenTransactionManager => AppError::Unavailable(Box::new(e)),
             E::DatabaseError(K::SerializationFailure, _) => AppError::Conflict {
-                code: "concurrent_update",
+                code: ProblemCode::ConcurrentUpdate,
                 detail: "another change was committed at the same time; try again".to_owned(),
                 allowed_actions: None,
             },
@@ -177,7 +260,7 @@ impl From<r2d2::Error> for AppError {
 /// Builds a problem+json response.
 pub fn problem(
     status: StatusCode,
-    code: &str,
+    code: ProblemCode,
     detail: &str,
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> HttpResponse {
@@ -192,7 +275,7 @@ pub fn problem(
     );
     body.insert("status".into(), status.as_u16().into());
     body.insert("detail".into(), detail.into());
-    body.insert("code".into(), code.into());
+    body.insert("code".into(), code.as_str().into());
     body.extend(extra);
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "application/problem+json"))
@@ -368,7 +451,7 @@ mod tests {
     fn a_deadlock_is_a_conflict_to_retry_and_other_errors_stay_internal() {
         let e = db_error(K::Unknown, "deadlock detected");
         assert_eq!(e.status_code(), StatusCode::CONFLICT);
-        assert_eq!(e.code(), "concurrent_update");
+        assert_eq!(e.code(), ProblemCode::ConcurrentUpdate);
         let e = db_error(K::Unknown, "column \"x\" does not exist");
         assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
@@ -378,6 +461,25 @@ mod tests {
         assert_eq!(
             one_line("server closed the connection unexpectedly\n\tThis probably means\n"),
             "server closed the connection unexpectedly This probably means"
+        );
+    }
+
+    #[test]
+    fn every_problem_code_is_documented_and_every_documented_code_exists() {
+        let doc = include_str!("../docs/api.md");
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(code, _)| code))
+            .filter(|code| code.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        let codes: std::collections::BTreeSet<&str> =
+            ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
+        let undocumented: Vec<_> = codes.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&codes).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "not in docs/api.md: {undocumented:?}; in docs/api.md but not ProblemCode: {unknown:?}"
         );
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod errors;
+pub mod event_hub;
 pub mod jobs;
 pub mod notify;
 pub mod service;

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use gridcall::clock::{Clock, SystemClock};
 use gridcall::config::Settings;
-use gridcall::db::{Backend, DbTarget};
+use gridcall::db::{Backend, DbTarget, SqliteSynchronous};
 use gridcall::domain::Role;
 use gridcall::service::users::{self, NewUser};
 use gridcall::startup::{connect, Application};
@@ -192,7 +192,8 @@ fn run(command: Command) -> Result<(), String> {
             println!(
                 "configuration is valid (environment {}, database {})",
                 settings.environment,
-                match DbTarget::from_url(&settings.database.url, 0, "FULL").backend {
+                match DbTarget::from_url(&settings.database.url, 0, SqliteSynchronous::Full).backend
+                {
                     Backend::Postgres => "PostgreSQL",
                     Backend::Sqlite => "SQLite",
                 }
@@ -361,7 +362,7 @@ fn backup(settings: &Settings, to: &str) -> Result<(), String> {
     let target = DbTarget::from_url(
         &settings.database.url,
         settings.database.sqlite_busy_timeout_ms,
-        "FULL",
+        SqliteSynchronous::Full,
     );
     if target.backend == Backend::Postgres {
         return Err("the database is PostgreSQL: back it up with pg_dump (e.g. `pg_dump -Fc -f gridcall.dump \"$DATABASE_URL\"`)".into());

@@ -20,7 +20,7 @@ use std::time::Duration;
 /// Opens the pool for the configured database and applies pending migrations.
 pub fn connect(settings: &Settings) -> Result<DbPool, String> {
     let db = &settings.database;
-    let target = DbTarget::from_url(&db.url, db.sqlite_busy_timeout_ms, &db.sqlite_synchronous);
+    let target = DbTarget::from_url(&db.url, db.sqlite_busy_timeout_ms, db.sqlite_synchronous);
     let pool = build_pool(
         &target,
         db.pool_size,
@@ -104,14 +104,18 @@ impl Application {
             memory_kib: settings.auth.argon2_memory_kib,
             iterations: settings.auth.argon2_iterations,
         };
+        let metrics = Metrics::new();
+        let request_metrics = web::Data::new(metrics.clone());
         let state = web::Data::new(AppState {
             pool,
-            keys: TokenKeys::new(&settings.auth.jwt_secret),
-            metrics: Metrics::new(),
+            keys: TokenKeys::new(secrecy::ExposeSecret::expose_secret(
+                &settings.auth.jwt_secret,
+            )),
+            metrics,
             sla,
             notifier,
             mailer: Arc::new(mailer),
-            events: Arc::new(crate::jobs::event_hub::EventHub::new(
+            events: Arc::new(crate::event_hub::EventHub::new(
                 EVENT_HUB_CAPACITY,
                 api::events::sse_frame,
             )),
@@ -130,6 +134,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(request_metrics.clone())
                 .app_data(web::PayloadConfig::new(
                     app_state.settings.server.body_limit_bytes,
                 ))
@@ -174,6 +179,7 @@ impl Application {
         let hub = self.state.events.clone();
         jobs.push(actix_web::rt::spawn(hub.clone().run(
             self.state.pool.clone(),
+            self.state.clock.clone(),
             Duration::from_millis(settings.events.poll_interval_ms),
             chrono::TimeDelta::seconds(settings.events.max_gap_wait_secs),
         )));

@@ -1,5 +1,5 @@
-//! What every handler shares: the pool, settings, clock, token keys and metrics; and the one
-//! helper that runs blocking diesel work off the async executor.
+//! What every handler shares: the pool, settings, clock, token keys, the event hub and the
+//! caches. Blocking diesel work runs through `DbPool::run`.
 
 use crate::auth::tokens::TokenKeys;
 use crate::clock::Clock;
@@ -19,7 +19,7 @@ pub struct AppState {
     pub notifier: crate::notify::alerts::Notifier,
     pub mailer: Arc<crate::notify::Mailer>,
     /// This instance's fan-out of committed work-order events to its live streams.
-    pub events: Arc<crate::jobs::event_hub::EventHub>,
+    pub events: Arc<crate::event_hub::EventHub>,
     /// Verified against when a username is unknown, so timing does not reveal which exist.
     pub dummy_hash: String,
     /// Password checks (argon2) running at once, at most `auth.login_concurrent_checks`.
@@ -35,7 +35,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
     {
-        with_connection(&self.pool, f).await
+        self.pool.run(f).await
     }
 
     /// The rules work-order use cases run under (settings, categories, the SLA policy in force).
@@ -58,20 +58,4 @@ impl AppState {
             iterations: self.settings.auth.argon2_iterations,
         }
     }
-}
-
-/// Runs `f` with a connection from `pool` on actix's blocking thread pool (never on the
-/// async executor).
-pub async fn with_connection<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
-{
-    let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.checkout()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
 }

@@ -2,7 +2,7 @@
 //! middleware that turns every error response — actix's own included — into problem+json.
 
 use crate::domain::values::mask_phones;
-use crate::errors::problem;
+use crate::errors::{problem, ProblemCode};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -192,22 +192,22 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ProblemCode {
     match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        406 => "not_acceptable",
-        408 => "request_timeout",
-        411 => "length_required",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        429 => "too_many_requests",
-        503 => "unavailable",
-        s if s >= 500 => "internal_error",
-        _ => "error",
+        400 => ProblemCode::BadRequest,
+        401 => ProblemCode::Unauthorized,
+        403 => ProblemCode::Forbidden,
+        404 => ProblemCode::NotFound,
+        405 => ProblemCode::MethodNotAllowed,
+        406 => ProblemCode::NotAcceptable,
+        408 => ProblemCode::RequestTimeout,
+        411 => ProblemCode::LengthRequired,
+        413 => ProblemCode::PayloadTooLarge,
+        415 => ProblemCode::UnsupportedMediaType,
+        429 => ProblemCode::TooManyRequests,
+        503 => ProblemCode::Unavailable,
+        s if s >= 500 => ProblemCode::InternalError,
+        _ => ProblemCode::Error,
     }
 }
 
@@ -245,9 +245,10 @@ pub async fn observe(
     let id = request_id(&req);
     let method = req.method().to_string();
     let target = log_target(req.uri());
+    // Registered on its own (startup), so this layer needs nothing of the app's state.
     let metrics = req
-        .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .map(|s| s.metrics.clone());
+        .app_data::<actix_web::web::Data<Metrics>>()
+        .map(|m| m.get_ref().clone());
 
     // Handlers' errors arrive as responses; an Err here is the router's own and passes through.
     let mut res = next.call(req).await?.map_into_boxed_body();

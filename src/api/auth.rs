@@ -4,6 +4,7 @@ use super::extract::JsonBody;
 use super::views::UserView;
 use crate::auth::password::check_new_password;
 use crate::auth::AuthUser;
+use crate::errors::ProblemCode;
 use crate::errors::{AppError, Problems};
 use crate::service::auth::{self as service, LoginPolicy};
 use crate::state::AppState;
@@ -77,7 +78,7 @@ pub async fn login(
     let req: LoginRequest = body.parse()?;
     if req.username.chars().count() > 100 || req.password.chars().count() > 256 {
         return Err(AppError::Unauthorized {
-            code: "invalid_credentials",
+            code: ProblemCode::InvalidCredentials,
             detail: "unknown user or wrong password".into(),
         });
     }
@@ -106,7 +107,7 @@ pub async fn login(
             }
             None => {
                 return Err(AppError::TooManyRequests {
-                    code: "login_throttled",
+                    code: ProblemCode::LoginThrottled,
                     detail: "too many logins for this user are being checked at once".into(),
                     retry_after_secs: 1,
                 })

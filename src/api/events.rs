@@ -8,6 +8,7 @@ use crate::auth::AuthUser;
 use crate::db::events::EventRow;
 use crate::domain::Actor;
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use crate::service::event_stream::{self as service, StreamLimit};
 use crate::state::AppState;
 use actix_web::http::header;
@@ -39,7 +40,7 @@ pub fn sse_frame(row: &EventRow) -> Bytes {
 
 fn bad_position(what: &str) -> AppError {
     AppError::BadRequest {
-        code: "invalid_position",
+        code: ProblemCode::InvalidPosition,
         detail: format!("{what} must be a non-negative event id"),
     }
 }
@@ -149,14 +150,14 @@ async fn stream_reader(
             .db(move |conn| service::redeem_ticket(conn, &ticket, now))
             .await?
             .ok_or_else(|| AppError::Unauthorized {
-                code: "invalid_ticket",
+                code: ProblemCode::InvalidTicket,
                 detail: "the ticket is unknown, used or expired".into(),
             })?;
         let lifetime = TimeDelta::minutes(state.settings.auth.access_token_minutes);
         return Ok((active_user(state, user_id).await?, now + lifetime));
     }
     let token = bearer_token(req).ok_or_else(|| AppError::Unauthorized {
-        code: "unauthorized",
+        code: ProblemCode::Unauthorized,
         detail: "missing bearer token or ticket".into(),
     })?;
     authenticate(state, token).await

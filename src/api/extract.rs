@@ -2,6 +2,7 @@
 //! (malformed → 400, too large → 413) but typed only when the handler asks, after the
 //! 404/403/412/409 checks, so that a 422 never hides one of those.
 
+use crate::errors::ProblemCode;
 use crate::errors::{AppError, FieldError};
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
@@ -39,7 +40,7 @@ impl FromRequest for JsonBody {
             }
             serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
                 AppError::BadRequest {
-                    code: "malformed_json",
+                    code: ProblemCode::MalformedJson,
                     detail: format!("the body is not valid JSON: {e}"),
                 }
                 .into()
@@ -103,7 +104,7 @@ pub fn decode_cursor<T: DeserializeOwned>(text: &str) -> Result<T, AppError> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or(AppError::BadRequest {
-            code: "invalid_cursor",
+            code: ProblemCode::InvalidCursor,
             detail: "the cursor is not one this service issued".into(),
         })
 }
@@ -156,7 +157,7 @@ pub fn path_uuid(raw: &str) -> Result<String, AppError> {
     uuid::Uuid::parse_str(raw)
         .map(|u| u.to_string())
         .map_err(|_| AppError::BadRequest {
-            code: "invalid_id",
+            code: ProblemCode::InvalidId,
             detail: format!("`{raw}` is not a UUID"),
         })
 }
@@ -165,7 +166,7 @@ pub fn path_uuid(raw: &str) -> Result<String, AppError> {
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _| {
         AppError::BadRequest {
-            code: "invalid_query",
+            code: ProblemCode::InvalidQuery,
             detail: err.to_string(),
         }
         .into()
@@ -175,7 +176,7 @@ pub fn query_config() -> web::QueryConfig {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _| {
         AppError::BadRequest {
-            code: "invalid_path",
+            code: ProblemCode::InvalidPath,
             detail: err.to_string(),
         }
         .into()

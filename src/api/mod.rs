@@ -38,13 +38,112 @@ use utoipa::{Modify, OpenApi};
         reports::scorecard, reports::close, reports::reopen,
         appeals::file, appeals::list, appeals::get, appeals::approve, appeals::reject,
     ),
-    components(schemas(crate::errors::FieldError)),
-    modifiers(&BearerAuth),
+    components(schemas(crate::errors::FieldError, crate::errors::Problem)),
+    modifiers(&BearerAuth, &ProblemAnswers),
     tags((name = "work orders", description = "The work-order state machine (PRODUCT.md)"))
 )]
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// Completes every operation with the answers every handler of its shape can give, so the
+/// document says what the server does: 401 where a token is required; 400, 413, 415 and 422
+/// where a body is read; 400 and 404 where an id is in the path (ids are UUIDs: the path
+/// parameter says so); 400 where a query is parsed; 500 everywhere and 503 wherever the
+/// database is asked. Every error answer carries the `Problem` body.
+struct ProblemAnswers;
+
+impl Modify for ProblemAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                complete_answers(path, op);
+            }
+        }
+    }
+}
+
+fn complete_answers(path: &str, op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = op.request_body.is_some();
+    let mut has_query = false;
+    let mut has_id = false;
+    for param in op.parameters.iter_mut().flatten() {
+        let RefOr::T(param) = param else { continue };
+        match param.parameter_in {
+            ParameterIn::Query => has_query = true,
+            ParameterIn::Path if param.name == "id" => {
+                has_id = true;
+                param.schema = Some(RefOr::T(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let mut answers: Vec<(&str, &str)> = Vec::new();
+    if secured {
+        answers.push(("401", "no, invalid or expired access token"));
+    }
+    if has_body {
+        answers.extend([
+            ("400", "the body is not JSON"),
+            ("413", "the body is over the configured limit"),
+            ("415", "the body is not application/json"),
+            ("422", "the body is invalid (`errors` names each field)"),
+        ]);
+    }
+    if has_id {
+        answers.extend([
+            ("400", "the id is not a UUID"),
+            ("404", "no such resource, or one outside the caller's scope"),
+        ]);
+    }
+    if has_query {
+        answers.extend([
+            ("400", "a query value does not parse"),
+            ("422", "a query value is out of range (`errors` names it)"),
+        ]);
+    }
+    answers.push(("500", "an internal error (logged, never shown)"));
+    if path != "/healthz" {
+        answers.push(("503", "the database is not answering; try again"));
+    }
+    for (status, why) in answers {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(why).build()));
+    }
+    for (status, answer) in op.responses.responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let (true, RefOr::T(answer)) = (is_error, answer) {
+            if answer.content.is_empty() {
+                answer.content.insert(
+                    "application/problem+json".to_owned(),
+                    RefOr::T(Content::new(Some(Ref::from_schema_name("Problem")))),
+                );
+            }
+            if answer.description.is_empty() {
+                answer.description = "see `code` (docs/api.md lists them)".to_owned();
+            }
+        }
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -64,7 +163,7 @@ impl Modify for BearerAuth {
 async fn not_found() -> HttpResponse {
     crate::errors::problem(
         actix_web::http::StatusCode::NOT_FOUND,
-        "not_found",
+        crate::errors::ProblemCode::NotFound,
         "no such resource",
         Default::default(),
     )

@@ -1,16 +1,33 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics.
 
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use crate::state::AppState;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Liveness and readiness answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (liveness); `ready`, `migrations_pending` or `database_unavailable` (readiness).
+    pub status: &'static str,
+    /// Stale data that does not fail readiness (a calendar missing next year, autovacuum off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+fn health(status: &'static str, warnings: Option<Vec<String>>) -> Health {
+    Health { status, warnings }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(health("ok", None))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let checked = state
         .db(|conn| {
@@ -26,14 +43,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             if autovacuum_off {
                 warnings.push("PostgreSQL runs with autovacuum = off: tables bloat and their statistics go stale as orders grow; turn it on".into());
             }
-            HttpResponse::Ok().json(json!({"status": "ready", "warnings": warnings}))
+            HttpResponse::Ok().json(health("ready", Some(warnings)))
         }
-        Ok((true, _)) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "migrations_pending", "warnings": []})),
+        Ok((true, _)) => {
+            HttpResponse::ServiceUnavailable().json(health("migrations_pending", Some(Vec::new())))
+        }
         Err(e) => {
             log::warn!("readiness check failed: {e}");
             HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "database_unavailable", "warnings": []}))
+                .json(health("database_unavailable", Some(Vec::new())))
         }
     }
 }
@@ -71,10 +89,10 @@ pub async fn metrics(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let token = &state.settings.metrics.scrape_token;
-    if !token.is_empty() && crate::auth::extractor::bearer_token(&req) != Some(token.as_str()) {
+    let token = secrecy::ExposeSecret::expose_secret(&state.settings.metrics.scrape_token);
+    if !token.is_empty() && crate::auth::extractor::bearer_token(&req) != Some(token) {
         return Err(AppError::Unauthorized {
-            code: "unauthorized",
+            code: ProblemCode::Unauthorized,
             detail: "a scrape token is required".into(),
         });
     }

@@ -1,7 +1,7 @@
 //! `/api/v1/outages`: declare, list, get, update, restore, cancel, lookup.
 
 use super::extract::{page, path_uuid, JsonBody, Page, PageQuery};
-use super::views::utc;
+use super::views::{utc, Items};
 use crate::auth::AuthUser;
 use crate::db::from_json_list;
 use crate::db::outages::{self as repo, OutageRow};
@@ -181,7 +181,7 @@ pub struct LookupQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/outages/lookup", tag = "outages", params(LookupQuery),
-    responses((status = 200, body = inline(Object)), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = Items<OutageView>), (status = 404), (status = 422)), security(("bearer" = [])))]
 pub async fn lookup(
     state: web::Data<AppState>,
     _user: AuthUser,
@@ -210,7 +210,7 @@ pub async fn lookup(
         })
         .await?;
     let items: Vec<OutageView> = items.into_iter().map(counted_view).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 #[utoipa::path(get, path = "/api/v1/outages/{id}", tag = "outages", responses((status = 200, body = OutageView), (status = 404)), security(("bearer" = [])))]

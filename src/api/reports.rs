@@ -152,17 +152,22 @@ fn csv<T: Serialize>(columns: &[&str], rows: &[T]) -> Result<HttpResponse, AppEr
         .body(body))
 }
 
-/// JSON `{<field>: rows}` or CSV, as the client asked.
+/// A report's JSON body: `{rows}` (typed per report in the OpenAPI document).
+#[derive(Serialize)]
+struct Rows<'a, T> {
+    rows: &'a [T],
+}
+
+/// JSON `{rows}` or CSV, as the client asked.
 fn respond<T: Serialize>(
     req: &HttpRequest,
-    field: &str,
     columns: &[&str],
     rows: &[T],
 ) -> Result<HttpResponse, AppError> {
     if wants_csv(req) {
         csv(columns, rows)
     } else {
-        Ok(HttpResponse::Ok().json(serde_json::json!({ field: rows })))
+        Ok(HttpResponse::Ok().json(Rows { rows }))
     }
 }
 
@@ -246,7 +251,7 @@ pub async fn sla(
     let rows = state
         .db(move |conn| service::sla(conn, &actor, &query, &ctx))
         .await?;
-    respond(&req, "rows", &SLA_COLUMNS, &rows)
+    respond(&req, &SLA_COLUMNS, &rows)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -273,7 +278,7 @@ pub async fn crews(
     let rows = state
         .db(move |conn| service::crews(conn, &actor, range, area.as_deref(), (&cfg, &ctx)))
         .await?;
-    respond(&req, "rows", &CREW_COLUMNS, &rows)
+    respond(&req, &CREW_COLUMNS, &rows)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -298,7 +303,7 @@ pub async fn backlog(
     let rows = state
         .db(move |conn| service::backlog(conn, &actor, area.as_deref(), now))
         .await?;
-    respond(&req, "rows", &BACKLOG_COLUMNS, &rows)
+    respond(&req, &BACKLOG_COLUMNS, &rows)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,21 +1,21 @@
 //! SLA configuration and force-majeure pauses: `/api/v1/sla/policies`, `/api/v1/calendars`,
 //! `/api/v1/calendars/{id}/days`, `/api/v1/sla/pauses`.
 
-use super::extract::{path_uuid, JsonBody};
-use super::views::utc;
+use super::extract::{path_uuid, JsonBody, Page};
+use super::views::{utc, Items};
 use crate::auth::AuthUser;
 use crate::db::from_json_list;
 use crate::db::timers::PauseRow;
 use crate::domain::calendar::DayKind;
+use crate::domain::sla::{CalendarRef, Stage};
 use crate::domain::values::limits;
-use crate::domain::Role;
+use crate::domain::{Kind, Role};
 use crate::errors::{AppError, Problems};
 use crate::service::pauses::{self, NewPause};
 use crate::state::AppState;
 use actix_web::{http::header, web, HttpResponse};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 fn require(user: &AuthUser, roles: &[Role], what: &str) -> Result<(), AppError> {
@@ -29,47 +29,115 @@ fn require(user: &AuthUser, roles: &[Role], what: &str) -> Result<(), AppError> 
     }
 }
 
+/// The SLA policy in force (`config/sla.toml`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    pub version: String,
+    /// Warn at this fraction of the target.
+    pub warn_at: f64,
+    /// Further escalation levels after a breach, each a delay on the timer's calendar.
+    pub escalations: Vec<String>,
+    /// In file order: the first rule that matches an order wins.
+    pub rules: Vec<RuleView>,
+}
+
+/// One policy rule; an empty list matches every value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    pub name: String,
+    /// 1-based line of the rule in its file.
+    pub line: usize,
+    pub kinds: Vec<Kind>,
+    pub categories: Vec<String>,
+    pub priorities: Vec<String>,
+    pub region_classes: Vec<String>,
+    pub tiers: Vec<String>,
+    pub targets: Vec<TargetView>,
+}
+
+/// A stage's target under a rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetView {
+    pub stage: Stage,
+    /// As written: `45m`, `3h`, `5d`.
+    pub target: String,
+    /// `area` (the order's area's working calendar) or a calendar id.
+    pub calendar: String,
+}
+
 #[utoipa::path(get, path = "/api/v1/sla/policies", tag = "sla",
-    responses((status = 200, body = inline(Object), description = "{version, warn_at, escalations, rules}")), security(("bearer" = [])))]
+    responses((status = 200, body = PolicyView), (status = 403)), security(("bearer" = [])))]
 pub async fn policies(
     state: web::Data<AppState>,
     user: AuthUser,
 ) -> Result<HttpResponse, AppError> {
     require(&user, &[Role::Supervisor], "read SLA policies")?;
     let p = state.sla.policy();
-    let rules: Vec<_> = p
+    let rules = p
         .rules
         .iter()
-        .map(|r| {
-            json!({
-                "name": r.name, "line": r.line, "kinds": r.kinds, "categories": r.categories,
-                "priorities": r.priorities, "region_classes": r.region_classes, "tiers": r.tiers,
-                "targets": r.targets.iter().map(|t| json!({
-                    "stage": t.stage, "target": t.target,
-                    "calendar": match &t.calendar { crate::domain::sla::CalendarRef::Area => "area".to_owned(), crate::domain::sla::CalendarRef::Named(n) => n.clone() },
-                })).collect::<Vec<_>>(),
-            })
+        .map(|r| RuleView {
+            name: r.name.clone(),
+            line: r.line,
+            kinds: r.kinds.clone(),
+            categories: r.categories.clone(),
+            priorities: r.priorities.clone(),
+            region_classes: r.region_classes.clone(),
+            tiers: r.tiers.clone(),
+            targets: r
+                .targets
+                .iter()
+                .map(|t| TargetView {
+                    stage: t.stage,
+                    target: t.target.clone(),
+                    calendar: match &t.calendar {
+                        CalendarRef::Area => "area".to_owned(),
+                        CalendarRef::Named(n) => n.clone(),
+                    },
+                })
+                .collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"version": p.version, "warn_at": p.warn_at, "escalations": p.escalations, "rules": rules})))
+    Ok(HttpResponse::Ok().json(PolicyView {
+        version: p.version.clone(),
+        warn_at: p.warn_at,
+        escalations: p.escalations.clone(),
+        rules,
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/calendars", tag = "sla", responses((status = 200, body = inline(Object))), security(("bearer" = [])))]
+/// A working calendar (`config/calendars/*.toml`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarView {
+    pub id: String,
+    pub name: String,
+    /// IANA time zone of the calendar's local dates, e.g. `Asia/Shanghai`.
+    pub time_zone: String,
+    /// Working time in one working day.
+    pub working_seconds_per_day: i64,
+    /// Every day is a working day (`24x7`).
+    pub every_day_working: bool,
+    /// Years whose holidays the calendar knows.
+    pub years: Vec<i32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/calendars", tag = "sla",
+    responses((status = 200, body = Items<CalendarView>)), security(("bearer" = [])))]
 pub async fn calendars(state: web::Data<AppState>, _user: AuthUser) -> HttpResponse {
-    let items: Vec<_> = state
+    let items = state
         .sla
         .calendars
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.id, "name": c.name, "time_zone": c.tz.name(),
-                "working_seconds_per_day": c.seconds_per_day(),
-                "every_day_working": c.always,
-                "years": c.years,
-            })
+        .map(|c| CalendarView {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            time_zone: c.tz.name().to_owned(),
+            working_seconds_per_day: c.seconds_per_day(),
+            every_day_working: c.always,
+            years: c.years.iter().copied().collect(),
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "items": items }))
+    HttpResponse::Ok().json(Items { items })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -89,8 +157,15 @@ pub struct DayView {
     pub name: Option<String>,
 }
 
+/// A calendar's days between two local dates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DaysView {
+    pub calendar: String,
+    pub days: Vec<DayView>,
+}
+
 #[utoipa::path(get, path = "/api/v1/calendars/{id}/days", tag = "sla", params(DaysQuery),
-    responses((status = 200, body = inline(Object), description = "{days: [DayView]}"), (status = 404), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = DaysView), (status = 404), (status = 422)), security(("bearer" = [])))]
 pub async fn days(
     state: web::Data<AppState>,
     _user: AuthUser,
@@ -135,7 +210,10 @@ pub async fn days(
             name: cal.holiday_name(d).map(str::to_owned),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "calendar": cal.id, "days": days })))
+    Ok(HttpResponse::Ok().json(DaysView {
+        calendar: cal.id.clone(),
+        days,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -214,7 +292,8 @@ pub async fn create_pause(
         .json(pause_view(row, now)))
 }
 
-#[utoipa::path(get, path = "/api/v1/sla/pauses", tag = "sla", responses((status = 200, body = inline(Object))), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sla/pauses", tag = "sla",
+    responses((status = 200, body = Page<PauseView>), (status = 403)), security(("bearer" = [])))]
 pub async fn list_pauses(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -235,7 +314,11 @@ pub async fn list_pauses(
         })
         .map(|p| pause_view(p, now))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": null })))
+    // Every window is listed (they are few: declared by supervisors for storms), as one page.
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/sla/pauses/{id}/end", tag = "sla",

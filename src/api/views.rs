@@ -8,10 +8,20 @@ use crate::db::from_json_list;
 use crate::db::timers::TimerRow;
 use crate::db::users::UserRow;
 use crate::db::work_orders::WorkOrderRow;
+use crate::domain::routing::{Ranked, ScoreParts};
+use crate::domain::timer::Segment;
 use crate::domain::{Action, Role};
+use crate::service::routing::Candidate;
+use crate::service::work_orders::{OutageNotice, TimerDetail};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// `{items}`: a whole list, not paged (it is short by nature).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
 
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
@@ -208,12 +218,105 @@ pub struct WorkOrderView {
     pub duplicate_of: Option<String>,
     /// After an automatic dispatch: the chosen crew, its score and the score's parts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub routing: Option<serde_json::Value>,
-    /// On creation of a call linked to an active outage: `{id, cause, estimated_restore_at}`.
+    pub routing: Option<RoutingView>,
+    /// On creation of a call linked to an active outage: what to tell the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub outage: Option<serde_json::Value>,
+    pub outage: Option<OutageNoticeView>,
+}
+
+/// The crew an automatic dispatch chose, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutingView {
+    pub crew_id: String,
+    pub code: String,
+    pub score: f64,
+    pub distance_km: Option<f64>,
+    pub parts: ScoreParts,
+}
+
+impl From<Ranked> for RoutingView {
+    fn from(r: Ranked) -> Self {
+        RoutingView {
+            crew_id: r.crew_id,
+            code: r.code,
+            score: r.score,
+            distance_km: r.distance_km,
+            parts: r.parts,
+        }
+    }
+}
+
+/// The outage a call was linked to: its cause and when power should be back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutageNoticeView {
+    pub id: String,
+    pub cause: String,
+    pub estimated_restore_at: Option<DateTime<Utc>>,
+}
+
+impl From<OutageNotice> for OutageNoticeView {
+    fn from(o: OutageNotice) -> Self {
+        OutageNoticeView {
+            id: o.id,
+            cause: o.cause,
+            estimated_restore_at: o.estimated_restore_at,
+        }
+    }
+}
+
+/// A crew's standing for an order (`GET /work-orders/{id}/candidates`), best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateView {
+    pub crew_id: String,
+    pub code: String,
+    pub name: String,
+    pub eligible: bool,
+    /// Why an ineligible crew may not take the order (off_duty, wrong_kind, no_skill, …).
+    pub why_not: Vec<&'static str>,
+    pub score: f64,
+    /// From the crew's last reported position; none when either position is unknown.
+    pub distance_km: Option<f64>,
+    pub load: i64,
+    pub capacity: i64,
+    pub parts: ScoreParts,
+}
+
+impl From<Candidate> for CandidateView {
+    fn from(c: Candidate) -> Self {
+        let r = c.ranked;
+        CandidateView {
+            crew_id: r.crew_id,
+            code: r.code,
+            name: c.name,
+            eligible: r.eligible,
+            why_not: r.why_not,
+            score: r.score,
+            distance_km: r.distance_km,
+            load: r.load,
+            capacity: r.capacity,
+            parts: r.parts,
+        }
+    }
+}
+
+/// A timer with its policy rule and clock segments: the "why breached" view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimerDetailView {
+    #[serde(flatten)]
+    pub timer: TimerView,
+    /// The policy rule the timer's target came from.
+    pub rule: String,
+    pub segments: Vec<Segment>,
+}
+
+impl From<TimerDetail> for TimerDetailView {
+    fn from(d: TimerDetail) -> Self {
+        TimerDetailView {
+            rule: d.timer.rule_name.clone(),
+            timer: TimerView::from(d.timer),
+            segments: d.segments,
+        }
+    }
 }
 
 impl WorkOrderView {

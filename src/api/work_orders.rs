@@ -1,12 +1,13 @@
 //! `/api/v1/work-orders`: create (idempotent), list, get, correct, events, notes, actions.
 
 use super::extract::{decode_cursor, if_match, page, path_uuid, JsonBody, Page, PageQuery};
+use super::views::{CandidateView, OutageNoticeView, RoutingView, TimerDetailView};
 use super::views::{EventView, WorkOrderView};
 use crate::auth::tokens::sha256_hex;
 use crate::auth::AuthUser;
-use crate::db::idempotency::{self, Claim};
 use crate::db::timers::{self, TimerRow};
 use crate::db::work_orders::{OrderFilter, WorkOrderRow};
+use crate::errors::ProblemCode;
 
 /// An order with its timers, read in the same connection.
 fn with_timers(
@@ -19,9 +20,8 @@ fn with_timers(
 use crate::domain::values::{check_coordinates, limits, Phone};
 use crate::domain::{Action, Channel, Grade, Kind, Priority, Role, Status};
 use crate::errors::{AppError, Problems};
-use crate::service::work_orders::Created;
 use crate::service::work_orders::{
-    self as service, ActRequest, Acted, ActionBody, CorrectRequest, Correction, IdempotencyKey,
+    self as service, ActRequest, Acted, ActionBody, CorrectRequest, Correction, IdempotentRequest,
     NewOrder, Rules,
 };
 use crate::state::AppState;
@@ -41,7 +41,7 @@ fn order_response(
     order: (WorkOrderRow, Vec<TimerRow>),
     status: StatusCode,
     duplicate_of: Option<String>,
-) -> HttpResponse {
+) -> Result<HttpResponse, AppError> {
     order_response_with(
         state,
         user,
@@ -59,8 +59,8 @@ fn order_response(
 #[derive(Default)]
 struct Extras {
     duplicate_of: Option<String>,
-    routing: Option<serde_json::Value>,
-    outage: Option<serde_json::Value>,
+    routing: Option<RoutingView>,
+    outage: Option<OutageNoticeView>,
 }
 
 fn order_response_with(
@@ -69,8 +69,8 @@ fn order_response_with(
     (row, timers): (WorkOrderRow, Vec<TimerRow>),
     status: StatusCode,
     extras: Extras,
-) -> HttpResponse {
-    let allowed = service::allowed_actions(&row, user, state.clock.now(), &rules(state));
+) -> Result<HttpResponse, AppError> {
+    let allowed = service::allowed_actions(&row, user, state.clock.now(), &rules(state))?;
     let etag = format!("\"{}\"", row.version);
     let location = format!("/api/v1/work-orders/{}", row.id);
     let mut view = WorkOrderView::new(row, allowed, timers);
@@ -82,7 +82,7 @@ fn order_response_with(
     if status == StatusCode::CREATED {
         builder.insert_header((header::LOCATION, location));
     }
-    builder.json(view)
+    Ok(builder.json(view))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -214,7 +214,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, AppError> {
     let key = value.to_str().unwrap_or("").trim();
     if key.is_empty() || key.len() > 200 {
         return Err(AppError::BadRequest {
-            code: "invalid_idempotency_key",
+            code: ProblemCode::InvalidIdempotencyKey,
             detail: "Idempotency-Key must be 1 to 200 visible characters".into(),
         });
     }
@@ -242,127 +242,29 @@ pub async fn create(
     let order = new_order(input, &state.settings.categories)?;
     let now = state.clock.now();
     let actor = user.0.clone();
-    let settings = state.settings.work_orders.clone();
-    let request_hash = sha256_hex(body.0.to_string().as_bytes());
+    let settings = &state.settings.work_orders;
+    let request = key.map(|key| IdempotentRequest {
+        key,
+        request_hash: sha256_hex(body.0.to_string().as_bytes()),
+        kept: TimeDelta::hours(settings.idempotency_key_hours),
+        stale_after: TimeDelta::seconds(settings.idempotency_stale_secs),
+    });
     let r = rules(&state);
-    let result = state
-        .db(move |conn| {
-            let Some(key) = key else {
-                let created = service::create(conn, &actor, order, now, None, &r)?;
-                return created_response(conn, created);
-            };
-            let expired = (now - TimeDelta::hours(settings.idempotency_key_hours)).naive_utc();
-            let stale = (now - TimeDelta::seconds(settings.idempotency_stale_secs)).naive_utc();
-            match idempotency::claim(
-                conn,
-                &actor.id,
-                &key,
-                &request_hash,
-                now.naive_utc(),
-                expired,
-                stale,
-            )? {
-                Claim::InFlight => Err(AppError::Conflict {
-                    code: "idempotency_in_flight",
-                    detail: "a request with this Idempotency-Key is still being processed".into(),
-                    allowed_actions: None,
-                }),
-                Claim::Done {
-                    same_request: false,
-                    ..
-                } => Err(AppError::invalid(
-                    "Idempotency-Key",
-                    "this key was used with a different request body",
-                )),
-                Claim::Done {
-                    status,
-                    work_order_id,
-                    ..
-                } => {
-                    let row = crate::db::work_orders::find(conn, &work_order_id)?
-                        .ok_or(AppError::NotFound { what: "work order" })?;
-                    Ok((
-                        with_timers(conn, row)?,
-                        StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),
-                        None,
-                    ))
-                }
-                Claim::Claimed => {
-                    let created = service::create(
-                        conn,
-                        &actor,
-                        order,
-                        now,
-                        Some(IdempotencyKey {
-                            user_id: &actor.id,
-                            key: &key,
-                        }),
-                        &r,
-                    );
-                    if created.is_err() {
-                        idempotency::release(conn, &actor.id, &key)?;
-                    }
-                    created_response(conn, created?)
-                }
-            }
-        })
+    let answer = state
+        .db(move |conn| service::create_once(conn, &actor, order, now, request, &r))
         .await?;
-    let (row, status, linked_to) = result;
     // 200 is a repeat call: the open order it repeats, with an urge recorded
-    let duplicate_of = (status == StatusCode::OK).then(|| row.0.id.clone());
-    let outage = match (linked_to, &row.0.outage_id) {
-        (Some(o), _) => Some(outage_view(&o)),
-        (None, Some(_)) => {
-            let linked = row.0.clone();
-            state.db(move |conn| outage_notice(conn, &linked)).await?
-        }
-        (None, None) => None,
+    let status = if answer.repeat_call {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
     };
     let extras = Extras {
-        duplicate_of,
-        outage,
+        duplicate_of: answer.repeat_call.then(|| answer.order.id.clone()),
+        outage: answer.outage.map(OutageNoticeView::from),
         ..Default::default()
     };
-    Ok(order_response_with(&state, &user, row, status, extras))
-}
-
-/// The order with its timers, the status to answer, and the outage a new call was linked to.
-type CreateResult = Result<
-    (
-        (WorkOrderRow, Vec<TimerRow>),
-        StatusCode,
-        Option<crate::db::outages::OutageRow>,
-    ),
-    AppError,
->;
-
-fn created_response(conn: &mut crate::db::DbConnection, created: Created) -> CreateResult {
-    match created {
-        Created::New(row, Some(timers)) => Ok(((*row, timers), StatusCode::CREATED, None)),
-        Created::New(row, None) => Ok((with_timers(conn, *row)?, StatusCode::CREATED, None)),
-        // Linked to an outage's master: it has no timers of its own.
-        Created::Linked(row, outage) => {
-            Ok(((*row, Vec::new()), StatusCode::CREATED, Some(*outage)))
-        }
-        Created::Duplicate(row) => Ok((with_timers(conn, *row)?, StatusCode::OK, None)),
-    }
-}
-
-/// What an agent tells the caller about the outage a new call was linked to.
-fn outage_notice(
-    conn: &mut crate::db::DbConnection,
-    row: &WorkOrderRow,
-) -> Result<Option<serde_json::Value>, AppError> {
-    let Some(outage_id) = &row.outage_id else {
-        return Ok(None);
-    };
-    Ok(crate::db::outages::find(conn, outage_id)?
-        .filter(|o| o.master_id != row.id)
-        .map(|o| outage_view(&o)))
-}
-
-fn outage_view(o: &crate::db::outages::OutageRow) -> serde_json::Value {
-    serde_json::json!({"id": o.id, "cause": o.cause, "estimated_restore_at": o.estimated_restore_at.map(|t| t.and_utc())})
+    order_response_with(&state, &user, (answer.order, answer.timers), status, extras)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -481,12 +383,16 @@ pub async fn list(
         .await?;
     let now = state.clock.now();
     let r = rules(&state);
+    let mut allowed_by_order = rows
+        .iter()
+        .map(|o| Ok((o.id.clone(), service::allowed_actions(o, &user, now, &r)?)))
+        .collect::<Result<std::collections::HashMap<_, _>, AppError>>()?;
     let body: Page<WorkOrderView> = page(
         rows,
         limit,
         |o| (o.created_at, o.id.clone()),
         |o| {
-            let allowed = service::allowed_actions(&o, &user, now, &r);
+            let allowed = allowed_by_order.remove(&o.id).unwrap_or_default();
             let timers = timers_by_order.remove(&o.id).unwrap_or_default();
             WorkOrderView::new(o, allowed, timers)
         },
@@ -509,7 +415,7 @@ pub async fn get(
             with_timers(conn, row)
         })
         .await?;
-    Ok(order_response(&state, &user, row, StatusCode::OK, None))
+    order_response(&state, &user, row, StatusCode::OK, None)
 }
 
 #[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "work orders", request_body = inline(Object),
@@ -537,7 +443,7 @@ pub async fn update(
             with_timers(conn, row)
         })
         .await?;
-    Ok(order_response(&state, &user, row, StatusCode::OK, None))
+    order_response(&state, &user, row, StatusCode::OK, None)
 }
 
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}/events", tag = "work orders", params(PageQuery),
@@ -609,7 +515,7 @@ pub async fn act(
         _ if matches!(action_name.as_str(), "events" | "candidates" | "sla") => {
             return Ok(crate::errors::problem(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ProblemCode::MethodNotAllowed,
                 "this method is not allowed on this resource",
                 Default::default(),
             ))
@@ -636,34 +542,31 @@ pub async fn act(
         .await?;
     let Some((row, routing)) = acted else {
         return Err(AppError::Conflict {
-            code: "no_eligible_crew",
+            code: ProblemCode::NoEligibleCrew,
             detail: "no crew is eligible for this order; it stays new and the area's dispatchers have been alerted".into(),
             allowed_actions: None,
         });
     };
-    Ok(order_response_with(
+    order_response_with(
         &state,
         &user,
         row,
         StatusCode::OK,
         Extras {
-            routing,
+            routing: routing.map(|r| RoutingView::from(*r)),
             ..Default::default()
         },
-    ))
+    )
 }
 
-/// A timer with its clock segments.
+/// `GET /work-orders/{id}/sla`: every timer of the order with its clock segments.
 #[derive(Debug, serde::Serialize, ToSchema)]
-pub struct TimerDetail {
-    #[serde(flatten)]
-    pub timer: super::views::TimerView,
-    pub rule: String,
-    pub segments: Vec<crate::domain::timer::Segment>,
+pub struct TimerDetails {
+    pub items: Vec<TimerDetailView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}/sla", tag = "work orders",
-    responses((status = 200, body = inline(Object), description = "{work_order_id, items: [timer + rule + segments]}"), (status = 404)),
+    responses((status = 200, body = TimerDetails), (status = 404)),
     security(("bearer" = [])))]
 pub async fn sla(
     state: web::Data<AppState>,
@@ -674,44 +577,22 @@ pub async fn sla(
     let actor = user.0.clone();
     let now = state.clock.now();
     let ctx = state.sla.context();
-    let items = state
-        .db(move |conn| {
-            let order = service::load_visible(conn, &actor, &id)?;
-            let windows = crate::db::timers::pauses(conn)?;
-            let tree = crate::service::sla::areas_for(conn, &windows)?;
-            let pauses = crate::service::sla::pause_holds(&windows, &tree, &order.area_code);
-            let (_, rows) = with_timers(conn, order)?;
-            Ok(rows
-                .into_iter()
-                .map(|t| {
-                    let cal = ctx
-                        .calendars
-                        .get(&t.calendar)
-                        .or_else(|| ctx.calendars.get("24x7"));
-                    let mut holds: Vec<crate::domain::timer::Hold> =
-                        serde_json::from_str(&t.holds).unwrap_or_default();
-                    holds.extend(pauses.iter().cloned());
-                    let end = t.ended_at.map(|e| e.and_utc()).unwrap_or(now);
-                    let segments = cal
-                        .map(|c| {
-                            crate::domain::timer::segments(c, t.started_at.and_utc(), end, &holds)
-                        })
-                        .unwrap_or_default();
-                    TimerDetail {
-                        rule: t.rule_name.clone(),
-                        timer: t.into(),
-                        segments,
-                    }
-                })
-                .collect::<Vec<_>>())
-        })
+    let details = state
+        .db(move |conn| service::timer_details(conn, &actor, &id, &ctx, now))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+    Ok(HttpResponse::Ok().json(TimerDetails {
+        items: details.into_iter().map(TimerDetailView::from).collect(),
+    }))
+}
+
+/// `GET /work-orders/{id}/candidates`: the crews ranked for the order, best first.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Candidates {
+    pub items: Vec<CandidateView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}/candidates", tag = "work orders",
-    responses((status = 200, body = inline(Object), description = "{items: [{crew_id, code, name, eligible, why_not, score, distance_km, load, capacity, parts}]} best first"),
-        (status = 403), (status = 404)),
+    responses((status = 200, body = Candidates), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub async fn candidates(
     state: web::Data<AppState>,
@@ -722,26 +603,10 @@ pub async fn candidates(
     let actor = user.0.clone();
     let now = state.clock.now();
     let r = rules(&state);
-    let items = state
-        .db(move |conn| {
-            let order = service::load_visible(conn, &actor, &id)?;
-            if !actor.is(&[Role::Dispatcher]) {
-                return Err(AppError::forbidden("only dispatchers see dispatch candidates"));
-            }
-            let names: std::collections::HashMap<String, String> =
-                crate::db::crews::all(conn)?.into_iter().map(|c| (c.id, c.name)).collect();
-            let ranked = crate::service::routing::candidates(conn, &order, &r.categories, &r.routing, now)?;
-            Ok(ranked
-                .into_iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "crew_id": c.crew_id, "code": c.code, "name": names.get(&c.crew_id),
-                        "eligible": c.eligible, "why_not": c.why_not, "score": c.score,
-                        "distance_km": c.distance_km, "load": c.load, "capacity": c.capacity, "parts": c.parts,
-                    })
-                })
-                .collect::<Vec<_>>())
-        })
+    let ranked = state
+        .db(move |conn| service::dispatch_candidates(conn, &actor, &id, &r, now))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Candidates {
+        items: ranked.into_iter().map(CandidateView::from).collect(),
+    }))
 }

@@ -3,6 +3,7 @@
 
 use crate::domain::Actor;
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use crate::state::AppState;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -20,7 +21,7 @@ impl Deref for AuthUser {
 
 fn unauthorized(detail: &str) -> AppError {
     AppError::Unauthorized {
-        code: "unauthorized",
+        code: ProblemCode::Unauthorized,
         detail: detail.to_owned(),
     }
 }

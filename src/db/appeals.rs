@@ -5,6 +5,7 @@ use super::schema::{appeals, sla_timers};
 use super::timers::TimerRow;
 use super::{is_unique_violation, DbConnection};
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -35,7 +36,7 @@ pub struct AppealRow {
 
 fn appeal_pending() -> AppError {
     AppError::Conflict {
-        code: "appeal_pending",
+        code: ProblemCode::AppealPending,
         detail: "an appeal on this timer is waiting for a decision".into(),
         allowed_actions: None,
     }

@@ -79,6 +79,22 @@ impl DbPool {
             }
         }
     }
+
+    /// Runs `f` with a pooled connection on the runtime's blocking threads, never on the
+    /// async executor (diesel's calls block). The one way async code reaches the database.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, crate::errors::AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, crate::errors::AppError> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.checkout()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| crate::errors::AppError::internal(format!("blocking task failed: {e}")))?
+    }
 }
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -94,6 +110,30 @@ pub enum Backend {
     Sqlite,
 }
 
+/// SQLite's `synchronous` pragma: FULL survives power loss, NORMAL only process crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum SqliteSynchronous {
+    #[serde(rename = "OFF", alias = "off")]
+    Off,
+    #[serde(rename = "NORMAL", alias = "normal")]
+    Normal,
+    #[serde(rename = "FULL", alias = "full")]
+    Full,
+    #[serde(rename = "EXTRA", alias = "extra")]
+    Extra,
+}
+
+impl SqliteSynchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Off => "OFF",
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Extra => "EXTRA",
+        }
+    }
+}
+
 /// Where the database is and how to talk to it.
 #[derive(Debug, Clone)]
 pub struct DbTarget {
@@ -101,13 +141,16 @@ pub struct DbTarget {
     /// For SQLite a file path; for PostgreSQL the URL as given.
     pub location: String,
     pub busy_timeout_ms: u32,
-    /// SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes.
-    pub sqlite_synchronous: String,
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 impl DbTarget {
     /// Reads `postgres://…` / `postgresql://…` as PostgreSQL; `sqlite://…` or a plain path as SQLite.
-    pub fn from_url(url: &str, busy_timeout_ms: u32, sqlite_synchronous: &str) -> DbTarget {
+    pub fn from_url(
+        url: &str,
+        busy_timeout_ms: u32,
+        sqlite_synchronous: SqliteSynchronous,
+    ) -> DbTarget {
         let (backend, location) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 (Backend::Postgres, url.to_owned())
@@ -123,7 +166,7 @@ impl DbTarget {
             backend,
             location,
             busy_timeout_ms,
-            sqlite_synchronous: sqlite_synchronous.to_owned(),
+            sqlite_synchronous,
         }
     }
 
@@ -156,11 +199,7 @@ impl DbTarget {
                 }
                 let mut conn = diesel::SqliteConnection::establish(&self.location)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
-                let synchronous = match self.sqlite_synchronous.to_ascii_uppercase().as_str() {
-                    "NORMAL" => "NORMAL",
-                    "EXTRA" => "EXTRA",
-                    _ => "FULL",
-                };
+                let synchronous = self.sqlite_synchronous.pragma_value();
                 let pragmas = format!(
                     "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
                     self.busy_timeout_ms
@@ -524,20 +563,20 @@ mod tests {
     #[test]
     fn backend_is_chosen_by_scheme() {
         assert_eq!(
-            DbTarget::from_url("postgres://x/y", 1, "FULL").backend,
+            DbTarget::from_url("postgres://x/y", 1, SqliteSynchronous::Full).backend,
             Backend::Postgres
         );
         assert_eq!(
-            DbTarget::from_url("postgresql://x/y", 1, "FULL").backend,
+            DbTarget::from_url("postgresql://x/y", 1, SqliteSynchronous::Full).backend,
             Backend::Postgres
         );
-        let t = DbTarget::from_url("sqlite://data/a.db", 1, "FULL");
+        let t = DbTarget::from_url("sqlite://data/a.db", 1, SqliteSynchronous::Full);
         assert_eq!(
             (t.backend, t.location.as_str()),
             (Backend::Sqlite, "data/a.db")
         );
         assert_eq!(
-            DbTarget::from_url("data/b.db", 1, "FULL").location,
+            DbTarget::from_url("data/b.db", 1, SqliteSynchronous::Full).location,
             "data/b.db"
         );
     }
@@ -545,7 +584,11 @@ mod tests {
     fn sqlite_file(busy_timeout_ms: u32) -> (tempfile::TempDir, DbTarget) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("queue.db");
-        let target = DbTarget::from_url(path.to_str().expect("utf-8"), busy_timeout_ms, "NORMAL");
+        let target = DbTarget::from_url(
+            path.to_str().expect("utf-8"),
+            busy_timeout_ms,
+            SqliteSynchronous::Normal,
+        );
         let mut conn = target.connect().expect("connect");
         conn.batch_execute("CREATE TABLE t (n INTEGER NOT NULL)")
             .expect("table");

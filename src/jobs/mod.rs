@@ -1,7 +1,6 @@
 //! Background jobs: plain loops around a public `run_once(now)`, one per instance; the
 //! database keeps them from doing anything twice when several instances run.
 
-pub mod event_hub;
 pub mod rollup;
 pub mod scanner;
 pub mod sender;

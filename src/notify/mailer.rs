@@ -2,12 +2,13 @@
 //! `.eml` files in a folder. Both take the Message-ID from the outbox, so a retried mail
 //! keeps its id.
 
-use crate::config::MailSettings;
+use crate::config::{MailSettings, MailTransport, SmtpSecurity};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{FileTransport, Message, SmtpTransport, Transport};
+use secrecy::ExposeSecret;
 
 pub enum Mailer {
     Smtp {
@@ -42,15 +43,15 @@ impl Mailer {
             .from
             .parse()
             .map_err(|e| format!("mail.from `{}`: {e}", m.from))?;
-        match m.transport.as_str() {
-            "file" => {
+        match m.transport {
+            MailTransport::File => {
                 std::fs::create_dir_all(&m.dir).map_err(|e| format!("mail.dir {}: {e}", m.dir))?;
                 Ok(Mailer::File {
                     transport: FileTransport::new(&m.dir),
                     from,
                 })
             }
-            "smtp" => {
+            MailTransport::Smtp => {
                 if m.smtp_host.is_empty() {
                     return Err("mail.smtp_host is required with transport = \"smtp\"".into());
                 }
@@ -58,20 +59,15 @@ impl Mailer {
                     TlsParameters::new(m.smtp_host.clone()).map_err(|e| format!("mail TLS: {e}"))
                 };
                 let mut builder = SmtpTransport::builder_dangerous(&m.smtp_host).port(m.smtp_port);
-                builder = match m.smtp_security.as_str() {
-                    "starttls" => builder.tls(Tls::Required(tls()?)),
-                    "tls" => builder.tls(Tls::Wrapper(tls()?)),
-                    "plain" => builder.tls(Tls::None),
-                    other => {
-                        return Err(format!(
-                            "mail.smtp_security `{other}`: starttls, tls or plain"
-                        ))
-                    }
+                builder = match m.smtp_security {
+                    SmtpSecurity::Starttls => builder.tls(Tls::Required(tls()?)),
+                    SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
+                    SmtpSecurity::Plain => builder.tls(Tls::None),
                 };
                 if !m.smtp_username.is_empty() {
                     builder = builder.credentials(Credentials::new(
                         m.smtp_username.clone(),
-                        m.smtp_password.clone(),
+                        m.smtp_password.expose_secret().to_owned(),
                     ));
                 }
                 let transport = builder
@@ -79,7 +75,6 @@ impl Mailer {
                     .build();
                 Ok(Mailer::Smtp { transport, from })
             }
-            other => Err(format!("mail.transport `{other}`: file or smtp")),
         }
     }
 

@@ -11,6 +11,7 @@ use crate::domain::reports::Month;
 use crate::domain::sla::Stage;
 use crate::domain::state_machine::string_enum;
 use crate::domain::{Actor, Role};
+use crate::errors::ProblemCode;
 use crate::errors::{AppError, Problems};
 use crate::notify::alerts::Notifier;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -69,7 +70,7 @@ fn appeal_not_found() -> AppError {
     AppError::NotFound { what: "appeal" }
 }
 
-fn conflict(code: &'static str, detail: impl Into<String>) -> AppError {
+fn conflict(code: ProblemCode, detail: impl Into<String>) -> AppError {
     AppError::Conflict {
         code,
         detail: detail.into(),
@@ -177,7 +178,7 @@ pub fn file(
         require_filer(actor)?;
         if timer.state != "breached" {
             return Err(conflict(
-                "not_breached",
+                ProblemCode::NotBreached,
                 format!(
                     "the {} timer #{} is {}, not breached",
                     timer.stage, timer.instance, timer.state
@@ -190,13 +191,13 @@ pub fn file(
         let month = scorecards::lock_period(conn, &period, now.naive_utc())?;
         if repo::has_pending(conn, &timer.id)? {
             return Err(conflict(
-                "appeal_pending",
+                ProblemCode::AppealPending,
                 "an appeal on this timer is waiting for a decision",
             ));
         }
         if month.status == "closed" {
             return Err(conflict(
-                "period_closed",
+                ProblemCode::PeriodClosed,
                 format!("{period} is closed: its timers can no longer be appealed"),
             ));
         }
@@ -301,7 +302,7 @@ pub fn decide(
         require_decider(actor)?;
         let not_pending = || {
             conflict(
-                "not_pending",
+                ProblemCode::NotPending,
                 format!("the appeal is {}, not pending", appeal.status),
             )
         };
@@ -314,7 +315,7 @@ pub fn decide(
         // leaves nothing to excuse; one excused since is approved as it stands.
         if approve && !matches!(timer.state.as_str(), "breached" | "excused") {
             return Err(conflict(
-                "not_breached",
+                ProblemCode::NotBreached,
                 format!(
                     "the timer is {} now, not breached: reject the appeal",
                     timer.state
@@ -344,7 +345,7 @@ pub fn decide(
             t.version += 1;
             if !timers::update_guarded(conn, &t, expected)? {
                 return Err(conflict(
-                    "concurrent_update",
+                    ProblemCode::ConcurrentUpdate,
                     "the timer was changed at the same time; try again",
                 ));
             }

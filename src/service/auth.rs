@@ -6,6 +6,7 @@ use crate::db::auth::{self as repo, Attempt, RefreshTokenRow};
 use crate::db::users::{self, UserRow};
 use crate::db::{write_transaction, DbConnection};
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use chrono::{DateTime, TimeDelta, Utc};
 
 #[derive(Debug, Clone, Copy)]
@@ -22,14 +23,14 @@ pub struct LoginPolicy {
 
 fn bad_credentials() -> AppError {
     AppError::Unauthorized {
-        code: "invalid_credentials",
+        code: ProblemCode::InvalidCredentials,
         detail: "unknown user or wrong password".into(),
     }
 }
 
 fn bad_refresh(detail: &str) -> AppError {
     AppError::Unauthorized {
-        code: "invalid_refresh_token",
+        code: ProblemCode::InvalidRefreshToken,
         detail: detail.into(),
     }
 }
@@ -56,24 +57,18 @@ pub fn begin_login(
     now: DateTime<Utc>,
     policy: LoginPolicy,
 ) -> Result<Option<LoginAttempt>, AppError> {
-    const BUSY: &str = "login_busy";
     let since = (now - policy.window).naive_utc();
     let at = now.naive_utc();
     let throttled = |window_started: chrono::NaiveDateTime, scope: &str| {
         let free_at = window_started.and_utc() + policy.window;
         let retry_after = (free_at - now).num_seconds().max(1) as u64;
         AppError::TooManyRequests {
-            code: "login_throttled",
+            code: ProblemCode::LoginThrottled,
             detail: format!(
                 "too many failed logins for this user {scope}; try again in {retry_after} s"
             ),
             retry_after_secs: retry_after,
         }
-    };
-    let busy = || AppError::Conflict {
-        code: BUSY,
-        detail: String::new(),
-        allowed_actions: None,
     };
     let limits = [
         (address, policy.max_failures, "from this address"),
@@ -89,8 +84,8 @@ pub fn begin_login(
             let limit = i32::try_from(limit).unwrap_or(i32::MAX);
             match repo::take_attempt(conn, (username, key), limit, since, at)? {
                 Attempt::Taken => {}
-                Attempt::Refused(w) => return Err(throttled(w, scope)),
-                Attempt::Busy => return Err(busy()),
+                Attempt::Refused(w) => return Err(throttled(w, scope).into()),
+                Attempt::Busy => return Err(NotTaken::Busy),
             }
         }
         Ok(LoginAttempt {
@@ -101,8 +96,27 @@ pub fn begin_login(
     });
     match taken {
         Ok(attempt) => Ok(Some(attempt)),
-        Err(AppError::Conflict { code: BUSY, .. }) => Ok(None),
-        Err(e) => Err(e),
+        Err(NotTaken::Busy) => Ok(None),
+        Err(NotTaken::Failed(e)) => Err(e),
+    }
+}
+
+/// Why a login attempt was not taken: another attempt holds its counter row (the caller waits
+/// and tries again), or an error to answer.
+enum NotTaken {
+    Busy,
+    Failed(AppError),
+}
+
+impl From<AppError> for NotTaken {
+    fn from(e: AppError) -> NotTaken {
+        NotTaken::Failed(e)
+    }
+}
+
+impl From<diesel::result::Error> for NotTaken {
+    fn from(e: diesel::result::Error) -> NotTaken {
+        NotTaken::Failed(e.into())
     }
 }
 
@@ -228,7 +242,7 @@ pub fn refresh(
     match outcome {
         RefreshOutcome::Rotated(user, token) => Ok((*user, token)),
         RefreshOutcome::Reused => Err(AppError::Unauthorized {
-            code: "refresh_token_reused",
+            code: ProblemCode::RefreshTokenReused,
             detail: "this refresh token was already used; its whole chain is revoked".into(),
         }),
         RefreshOutcome::Invalid(why) => Err(bad_refresh(why)),

@@ -8,6 +8,7 @@ use crate::db::DbConnection;
 use crate::domain::event_stream::EventAudience;
 use crate::domain::Actor;
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// How many rows one page read takes from the database.
@@ -135,7 +136,7 @@ pub fn open_stream(
         Ok(())
     } else {
         Err(AppError::TooManyRequests {
-            code: "too_many_streams",
+            code: ProblemCode::TooManyStreams,
             detail: format!(
                 "this user already has {} event streams open; close one first",
                 limit.max_per_user

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod event_stream;
 pub mod outages;
 pub mod pauses;
+pub mod reference;
 pub mod reports;
 pub mod rollups;
 pub mod routing;

@@ -10,6 +10,7 @@ use crate::db::work_orders::{self as order_repo, WorkOrderChanges};
 use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::sla as sla_rules;
 use crate::domain::{Action, Actor, Kind, Status};
+use crate::errors::ProblemCode;
 use crate::errors::{AppError, Problems};
 use crate::service::sla;
 use chrono::{DateTime, Utc};
@@ -81,7 +82,7 @@ fn load_to_change(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<Ou
 
 fn ended() -> AppError {
     AppError::Conflict {
-        code: "outage_ended",
+        code: ProblemCode::OutageEnded,
         detail: "the outage is no longer active".into(),
         allowed_actions: None,
     }
@@ -249,7 +250,7 @@ pub fn restore(
             };
             if !order_repo::guarded_update(conn, &master.id, master.version, &c)? {
                 return Err(AppError::Conflict {
-                    code: "concurrent_update",
+                    code: ProblemCode::ConcurrentUpdate,
                     detail: "the master order changed at the same time".into(),
                     allowed_actions: None,
                 });
@@ -326,7 +327,7 @@ pub fn cancel(
             };
             if !order_repo::guarded_update(conn, &master.id, master.version, &c)? {
                 return Err(AppError::Conflict {
-                    code: "concurrent_update",
+                    code: ProblemCode::ConcurrentUpdate,
                     detail: "the master order changed at the same time".into(),
                     allowed_actions: None,
                 });

@@ -8,6 +8,7 @@ use crate::db::{areas, to_json_list, write_transaction, DbConnection};
 use crate::domain::areas::with_descendants;
 use crate::domain::timer::Hold;
 use crate::domain::Actor;
+use crate::errors::ProblemCode;
 use crate::errors::{AppError, Problems};
 use crate::service::sla::{self, pause_holds, SlaContext};
 use chrono::{DateTime, Utc};
@@ -88,7 +89,7 @@ fn reapply(
         t.version += 1;
         if !timers::update_guarded(conn, &t, expected)? {
             return Err(AppError::Conflict {
-                code: "concurrent_update",
+                code: ProblemCode::ConcurrentUpdate,
                 detail: "a timer in these areas changed at the same time; try again".into(),
                 allowed_actions: None,
             });
@@ -186,7 +187,7 @@ pub fn end(
         let ends_at = match pause.ends_at {
             Some(e) if e.and_utc() <= now => {
                 return Err(AppError::Conflict {
-                    code: "pause_ended",
+                    code: ProblemCode::PauseEnded,
                     detail: "the pause has ended already".into(),
                     allowed_actions: None,
                 })

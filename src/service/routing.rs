@@ -12,6 +12,13 @@ use crate::domain::{CrewKind, Kind};
 use crate::errors::AppError;
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// A crew's standing for an order, with its name (what a dispatcher is shown).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub ranked: Ranked,
+    pub name: String,
+}
+
 /// Every crew ranked for this order (eligible first, best first).
 pub fn candidates(
     conn: &mut DbConnection,
@@ -20,6 +27,20 @@ pub fn candidates(
     weights: &RoutingWeights,
     now: DateTime<Utc>,
 ) -> Result<Vec<Ranked>, AppError> {
+    Ok(named_candidates(conn, order, categories, weights, now)?
+        .into_iter()
+        .map(|c| c.ranked)
+        .collect())
+}
+
+/// Every crew ranked for this order, with the crews' names.
+pub fn named_candidates(
+    conn: &mut DbConnection,
+    order: &WorkOrderRow,
+    categories: &Categories,
+    weights: &RoutingWeights,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>, AppError> {
     let all = crews::all(conn)?;
     let since = (now - TimeDelta::days(weights.performance_window_days)).naive_utc();
     let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
@@ -92,6 +113,19 @@ pub fn candidates(
         skill: skill.as_deref(),
         returned_crew_ids: &returned,
     };
-    // Rank only crews that could ever serve this kind of order in this region of the tree.
-    Ok(rank(&needs, order.lat.zip(order.lon), &inputs, weights))
+    let names: std::collections::HashMap<&str, &str> = all
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str()))
+        .collect();
+    Ok(rank(&needs, order.lat.zip(order.lon), &inputs, weights)
+        .into_iter()
+        .map(|ranked| Candidate {
+            name: names
+                .get(ranked.crew_id.as_str())
+                .copied()
+                .unwrap_or_default()
+                .to_owned(),
+            ranked,
+        })
+        .collect())
 }

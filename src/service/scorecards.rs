@@ -10,6 +10,7 @@ use crate::domain::scoring::{CrewScore, ScoringConfig};
 use crate::domain::values::limits;
 use crate::domain::{Actor, Role};
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use crate::service::sla::SlaContext;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,7 +37,7 @@ struct FrozenRow {
 
 fn month(period: &str) -> Result<Month, AppError> {
     Month::parse(period).ok_or(AppError::BadRequest {
-        code: "invalid_period",
+        code: ProblemCode::InvalidPeriod,
         detail: "the period is a month, YYYY-MM".into(),
     })
 }
@@ -129,7 +130,7 @@ pub fn close(
     let m = month(period)?;
     if now < m.end() {
         return Err(AppError::Conflict {
-            code: "period_not_ended",
+            code: ProblemCode::PeriodNotEnded,
             detail: format!("{m} has not ended yet"),
             allowed_actions: None,
         });
@@ -141,7 +142,7 @@ pub fn close(
         let locked = repo::lock_period(conn, &period, now.naive_utc())?;
         if locked.status == "closed" {
             return Err(AppError::Conflict {
-                code: "already_closed",
+                code: ProblemCode::AlreadyClosed,
                 detail: format!("{period} is closed already"),
                 allowed_actions: None,
             });
@@ -149,7 +150,7 @@ pub fn close(
         let pending = repo::pending_appeals(conn, &period)?;
         if pending > 0 {
             return Err(AppError::Conflict {
-                code: "appeals_pending",
+                code: ProblemCode::AppealsPending,
                 detail: format!("{pending} appeal(s) on {period} wait for a decision"),
                 allowed_actions: None,
             });
@@ -187,7 +188,7 @@ pub fn reopen(
         let locked = repo::lock_period(conn, &period, now.naive_utc())?;
         if locked.status != "closed" {
             return Err(AppError::Conflict {
-                code: "not_closed",
+                code: ProblemCode::NotClosed,
                 detail: format!("{period} is not closed"),
                 allowed_actions: None,
             });

@@ -21,6 +21,7 @@ use crate::domain::rollup::{
 use crate::domain::sla::{CalendarRef, OrderProfile, Stage};
 use crate::domain::Kind;
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use crate::service::sla::SlaContext;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
@@ -357,7 +358,7 @@ pub fn seed(
 ) -> Result<SeedReport, AppError> {
     if bulk::has_orders(conn)? {
         return Err(AppError::Conflict {
-            code: "not_empty",
+            code: ProblemCode::NotEmpty,
             detail: "the database has orders already; seed an empty one".into(),
             allowed_actions: None,
         });

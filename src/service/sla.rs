@@ -12,6 +12,7 @@ use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPl
 use crate::domain::timer::{deadline, held, Hold, HoldKind};
 use crate::domain::Kind;
 use crate::errors::AppError;
+use crate::errors::ProblemCode;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::json;
 use std::sync::{Arc, RwLock};
@@ -362,7 +363,7 @@ fn save(conn: &mut DbConnection, t: &mut TimerRow) -> Result<(), AppError> {
     t.version += 1;
     if !timers::update_guarded(conn, t, expected)? {
         return Err(AppError::Conflict {
-            code: "concurrent_update",
+            code: ProblemCode::ConcurrentUpdate,
             detail: "a timer of this order was changed at the same time".into(),
             allowed_actions: None,
         });
@@ -591,7 +592,7 @@ pub fn apply(
                 };
                 match result {
                     Err(AppError::Conflict {
-                        code: "concurrent_update",
+                        code: ProblemCode::ConcurrentUpdate,
                         ..
                     }) if attempt < 3 => match timers::find(conn, &t.id)? {
                         Some(fresh) if fresh.ended_at.is_none() => t = fresh,

@@ -126,7 +126,12 @@ fn late_writer(
 /// poll interval).
 async fn hub_reads(app: &TestApp) {
     app.state.events.ready(WAIT).await.expect("the hub started");
-    app.state.events.run_once(&app.state.pool).await.unwrap();
+    use gridcall::clock::Clock;
+    app.state
+        .events
+        .run_once(&app.state.pool, app.clock.now())
+        .await
+        .unwrap();
 }
 
 #[actix_web::test]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use gridcall::clock::ManualClock;
-use gridcall::config::Settings;
+use gridcall::config::{Environment, Settings};
 use gridcall::domain::Role;
 use gridcall::startup::Application;
 use reqwest::{Method, StatusCode};
@@ -134,13 +134,13 @@ fn test_db() -> (String, TestDb) {
 /// Settings for tests: port 0, cheap password hashing, a small pool.
 pub fn test_settings(url: &str) -> Settings {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Settings::load_from(dir.path(), "test", std::iter::empty()).unwrap();
+    let mut s = Settings::load_from(dir.path(), Environment::Test, std::iter::empty()).unwrap();
     s.server.bind = "127.0.0.1:0".into();
     s.server.workers = 2;
     s.server.shutdown_timeout_secs = 1;
     s.database.url = url.to_owned();
     s.database.pool_size = 8;
-    s.database.sqlite_synchronous = "NORMAL".into();
+    s.database.sqlite_synchronous = gridcall::db::SqliteSynchronous::Normal;
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
     // Tests drive the scanner and the sender themselves with run_once and a manual clock.

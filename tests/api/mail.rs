@@ -85,10 +85,10 @@ async fn complaint_acknowledgement_goes_to_an_eml_file_by_default() {
 
 fn smtp_app(port: u16) -> impl FnOnce(&mut gridcall::config::Settings) {
     move |s| {
-        s.mail.transport = "smtp".into();
+        s.mail.transport = gridcall::config::MailTransport::Smtp;
         s.mail.smtp_host = "127.0.0.1".into();
         s.mail.smtp_port = port;
-        s.mail.smtp_security = "plain".into();
+        s.mail.smtp_security = gridcall::config::SmtpSecurity::Plain;
         s.mail.max_attempts = 5;
     }
 }

@@ -2,14 +2,17 @@
 //! database (so events written by every instance arrive), advances the safe high-water mark
 //! (domain::event_stream), and fans the events out to this instance's streams. Streams hold
 //! no database connection: they read history in short pages and then follow the hub.
+//!
+//! Not a background job of `jobs/`: it holds state the streams subscribe to. Like the jobs it
+//! takes its time from the caller (`run_once(now)`; the loop reads the app's clock).
 
+use crate::clock::Clock;
 use crate::db::event_stream as store;
 use crate::db::events::EventRow;
 use crate::db::{DbConnection, DbPool};
 use crate::domain::event_stream::{EventAudience, Snapshot, Watermark};
 use crate::errors::AppError;
-use crate::state::with_connection as blocking;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -108,13 +111,22 @@ impl EventHub {
     }
 
     /// Polls every `period` until closed.
-    pub async fn run(self: Arc<Self>, pool: DbPool, period: Duration, max_gap_wait: TimeDelta) {
+    pub async fn run(
+        self: Arc<Self>,
+        pool: DbPool,
+        clock: Arc<dyn Clock>,
+        period: Duration,
+        max_gap_wait: TimeDelta,
+    ) {
         let mut closing = self.closing();
         let watermark = loop {
             if *closing.borrow() {
                 return;
             }
-            match self.start(&pool, period, max_gap_wait).await {
+            match self
+                .start(&pool, clock.as_ref(), period, max_gap_wait)
+                .await
+            {
                 Ok(w) => break w,
                 Err(e) => {
                     log::warn!("event hub: cannot start yet: {e}");
@@ -127,7 +139,7 @@ impl EventHub {
         self.position.send_replace(Some(position));
         log::info!("event hub: streaming after event {position}");
         loop {
-            let more = match self.run_once(&pool).await {
+            let more = match self.run_once(&pool, clock.now()).await {
                 Ok(more) => more,
                 Err(e) => {
                     log::warn!("event hub: {e}");
@@ -148,11 +160,12 @@ impl EventHub {
     }
 
     /// One read of new events (what the loop does every period; tests call it to move the
-    /// hub on without waiting). True when more is waiting; false before the hub has started.
-    pub async fn run_once(&self, pool: &DbPool) -> Result<bool, AppError> {
+    /// hub on without waiting). `now` ages the gaps the read finds. True when more is waiting;
+    /// false before the hub has started.
+    pub async fn run_once(&self, pool: &DbPool, now: DateTime<Utc>) -> Result<bool, AppError> {
         let mut guard = self.watermark.lock().await;
         match guard.as_mut() {
-            Some(watermark) => self.poll(pool, watermark).await,
+            Some(watermark) => self.poll(pool, watermark, now).await,
             None => Ok(false),
         }
     }
@@ -162,21 +175,23 @@ impl EventHub {
     async fn start(
         &self,
         pool: &DbPool,
+        clock: &dyn Clock,
         period: Duration,
         max_gap_wait: TimeDelta,
     ) -> Result<Watermark, AppError> {
-        let (_, newest) = blocking(pool, store::newest).await?;
-        if let Some(bound) = blocking(pool, store::new_transaction_id).await? {
-            let started = Utc::now();
-            while !blocking(pool, store::current_snapshot)
+        let (_, newest) = pool.run(store::newest).await?;
+        if let Some(bound) = pool.run(store::new_transaction_id).await? {
+            let started = clock.now();
+            while !pool
+                .run(store::current_snapshot)
                 .await?
                 .settled_below(bound)
-                && Utc::now() - started < max_gap_wait
+                && clock.now() - started < max_gap_wait
                 && !self.is_closing()
             {
                 actix_web::rt::time::sleep(period).await;
             }
-            if Utc::now() - started >= max_gap_wait {
+            if clock.now() - started >= max_gap_wait {
                 log::warn!(
                     "event hub: writers older than the start stayed open past the gap limit; an event id at or below {newest} they commit later is not streamed"
                 );
@@ -187,20 +202,26 @@ impl EventHub {
 
     /// One read; true when more is waiting (the batch was full and nothing held it back, or
     /// a gap just got its bound and can be checked at once).
-    async fn poll(&self, pool: &DbPool, watermark: &mut Watermark) -> Result<bool, AppError> {
+    async fn poll(
+        &self,
+        pool: &DbPool,
+        watermark: &mut Watermark,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
         let after = watermark.position();
         let framer = self.framer;
-        let (snapshot, mut rows): (Snapshot, Vec<EventRow>) =
-            blocking(pool, move |c| store::read_after(c, after, BATCH)).await?;
+        let (snapshot, mut rows): (Snapshot, Vec<EventRow>) = pool
+            .run(move |c| store::read_after(c, after, BATCH))
+            .await?;
         let full = rows.len() as i64 == BATCH;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // Advance a copy: the position moves only once the events are on their way.
         let mut next = watermark.clone();
-        let advanced = next.advance(&ids, &snapshot, Utc::now());
+        let advanced = next.advance(&ids, &snapshot, now);
         if advanced.needs_bound {
             // Without a bound the gap stays unbounded (and keeps its age toward the limit);
             // the next poll asks again.
-            match blocking(pool, store::new_transaction_id).await {
+            match pool.run(store::new_transaction_id).await {
                 Ok(Some(bound)) => next.bound_gap(bound),
                 Ok(None) => {}
                 Err(e) => log::warn!("event hub: no bound for the gap after {after}: {e}"),
@@ -216,7 +237,7 @@ impl EventHub {
             return Ok(advanced.needs_bound);
         }
         rows.truncate(advanced.deliver);
-        let live = blocking(pool, move |c| live_events(c, rows, framer)).await?;
+        let live = pool.run(move |c| live_events(c, rows, framer)).await?;
         *watermark = next;
         // Position first, then the events: a stream that reads the position before
         // subscribing finds the rest on the channel (streams drop ids they already sent).

@@ -1,0 +1,405 @@
+//! Opening an order: the repeat-call check, outage linking, the number, the opening timers;
+//! at most once per idempotency key.
+
+use super::*;
+
+/// A validated new order.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub kind: Kind,
+    pub category: String,
+    pub grade: Option<String>,
+    pub priority: String,
+    pub channel: String,
+    pub customer_id: Option<String>,
+    pub caller_name: Option<String>,
+    pub caller_phone: Option<String>,
+    pub area_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub description: String,
+    pub subject_crew_id: Option<String>,
+    /// Skip the repeat-call check.
+    pub force_new: bool,
+    /// Link a repair call to an active outage in its area.
+    pub link_outage: bool,
+}
+
+/// What opening an order did.
+#[derive(Debug)]
+pub enum Created {
+    /// A new order, with its timers when nothing after its opening changed them (else the
+    /// caller reads them).
+    New(Box<WorkOrderRow>, Option<Vec<crate::db::timers::TimerRow>>),
+    /// A repeat call: the open order it repeats, with an urge recorded on it.
+    Duplicate(Box<WorkOrderRow>),
+    /// A repair call in the area of an active outage: created merged into its master.
+    Linked(Box<WorkOrderRow>, Box<crate::db::outages::OutageRow>),
+}
+
+/// The idempotency key a create completes in its own transaction.
+pub struct IdempotencyKey<'a> {
+    pub user_id: &'a str,
+    pub key: &'a str,
+}
+
+/// The outage a new call was linked to, as the agent tells the caller.
+#[derive(Debug, Clone)]
+pub struct OutageNotice {
+    pub id: String,
+    pub cause: String,
+    pub estimated_restore_at: Option<DateTime<Utc>>,
+}
+
+impl From<&crate::db::outages::OutageRow> for OutageNotice {
+    fn from(o: &crate::db::outages::OutageRow) -> OutageNotice {
+        OutageNotice {
+            id: o.id.clone(),
+            cause: o.cause.clone(),
+            estimated_restore_at: o.estimated_restore_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+/// A create sent with an `Idempotency-Key`.
+pub struct IdempotentRequest {
+    pub key: String,
+    /// A digest of the request body: a repeat must send the same one.
+    pub request_hash: String,
+    /// How long a key is kept.
+    pub kept: TimeDelta,
+    /// How long a claim may stay in flight before it is taken as abandoned (a crash).
+    pub stale_after: TimeDelta,
+}
+
+/// How a create is answered.
+#[derive(Debug)]
+pub struct CreateAnswer {
+    pub order: WorkOrderRow,
+    pub timers: Vec<crate::db::timers::TimerRow>,
+    /// A repeat call: the answer is the open order it repeats (200, not 201).
+    pub repeat_call: bool,
+    /// For a call linked to an outage: what to tell the caller.
+    pub outage: Option<OutageNotice>,
+}
+
+/// Opens an order (`create`) at most once per idempotency key: a repeat with the same body
+/// answers as the first did, with the order as it is now; the same key with another body is
+/// 422; a repeat while the first is still in flight is 409. The key is claimed in its own
+/// commit (so a racing repeat sees it) and completed in the create's transaction; a failed
+/// create releases it.
+pub fn create_once(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    order: NewOrder,
+    now: DateTime<Utc>,
+    request: Option<IdempotentRequest>,
+    rules: &Rules,
+) -> Result<CreateAnswer, AppError> {
+    let Some(request) = request else {
+        let created = create(conn, actor, order, now, None, rules)?;
+        return answer(conn, created);
+    };
+    let claim = idempotency::claim(
+        conn,
+        &actor.id,
+        &request.key,
+        &request.request_hash,
+        now.naive_utc(),
+        (now - request.kept).naive_utc(),
+        (now - request.stale_after).naive_utc(),
+    )?;
+    match claim {
+        idempotency::Claim::InFlight => Err(AppError::Conflict {
+            code: ProblemCode::IdempotencyInFlight,
+            detail: "a request with this Idempotency-Key is still being processed".into(),
+            allowed_actions: None,
+        }),
+        idempotency::Claim::Done {
+            same_request: false,
+            ..
+        } => Err(AppError::invalid(
+            "Idempotency-Key",
+            "this key was used with a different request body",
+        )),
+        idempotency::Claim::Done {
+            status,
+            work_order_id,
+            ..
+        } => {
+            let row = repo::find(conn, &work_order_id)?.ok_or_else(order_not_found)?;
+            let outage = outage_notice(conn, &row)?;
+            let timers = crate::db::timers::for_orders(conn, std::slice::from_ref(&row.id))?;
+            Ok(CreateAnswer {
+                order: row,
+                timers,
+                repeat_call: status == REPEAT_CALL_STATUS,
+                outage,
+            })
+        }
+        idempotency::Claim::Claimed => {
+            let key = IdempotencyKey {
+                user_id: &actor.id,
+                key: &request.key,
+            };
+            match create(conn, actor, order, now, Some(key), rules) {
+                Ok(created) => answer(conn, created),
+                Err(e) => {
+                    idempotency::release(conn, &actor.id, &request.key)?;
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// The status a completed key records: a repeat call (200) or a new order (201), so that a
+/// replay answers as the first request did.
+pub(super) const REPEAT_CALL_STATUS: i32 = 200;
+pub(super) const NEW_ORDER_STATUS: i32 = 201;
+
+pub(super) fn answer(conn: &mut DbConnection, created: Created) -> Result<CreateAnswer, AppError> {
+    let read_timers = |conn: &mut DbConnection, row: &WorkOrderRow| {
+        crate::db::timers::for_orders(conn, std::slice::from_ref(&row.id))
+    };
+    Ok(match created {
+        Created::New(row, Some(timers)) => CreateAnswer {
+            order: *row,
+            timers,
+            repeat_call: false,
+            outage: None,
+        },
+        Created::New(row, None) => CreateAnswer {
+            timers: read_timers(conn, &row)?,
+            order: *row,
+            repeat_call: false,
+            outage: None,
+        },
+        // Linked to an outage's master: it has no timers of its own.
+        Created::Linked(row, outage) => CreateAnswer {
+            order: *row,
+            timers: Vec::new(),
+            repeat_call: false,
+            outage: Some(OutageNotice::from(outage.as_ref())),
+        },
+        Created::Duplicate(row) => CreateAnswer {
+            timers: read_timers(conn, &row)?,
+            outage: outage_notice(conn, &row)?,
+            order: *row,
+            repeat_call: true,
+        },
+    })
+}
+
+/// What an agent tells the caller about the outage an order is linked to (none for the
+/// outage's own master).
+pub(super) fn outage_notice(
+    conn: &mut DbConnection,
+    row: &WorkOrderRow,
+) -> Result<Option<OutageNotice>, AppError> {
+    let Some(outage_id) = &row.outage_id else {
+        return Ok(None);
+    };
+    Ok(crate::db::outages::find(conn, outage_id)?
+        .filter(|o| o.master_id != row.id)
+        .map(|o| OutageNotice::from(&o)))
+}
+
+/// Creates an order and its `created` event (and completes the idempotency key) in one
+/// transaction. The order number uses the local date in Asia/Shanghai.
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    order: NewOrder,
+    now: DateTime<Utc>,
+    key: Option<IdempotencyKey<'_>>,
+    rules: &Rules,
+) -> Result<Created, AppError> {
+    write_transaction(conn, |conn| {
+        if !order.force_new && order.kind != Kind::Praise {
+            let phone = match (&order.caller_phone, &order.customer_id) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(c)) => customers::find(conn, c)?.map(|c| c.phone),
+                _ => None,
+            };
+            let duplicate = repo::find_repeated(
+                conn,
+                order.kind.as_str(),
+                (phone.as_deref(), order.customer_id.as_deref()),
+                (now - rules.repeat_window).naive_utc(),
+            )?
+            .filter(|d| actor.sees_order(&d.area_code, d.assigned_crew_id.as_deref()));
+            if let Some(existing) = duplicate {
+                let urge = ActRequest {
+                    action: Action::Urge,
+                    body: Ok(ActionBody {
+                        note: Some(format!("重复来电（{}）", order.channel)),
+                        ..Default::default()
+                    }),
+                    if_match: None,
+                };
+                let urged = match act(conn, actor, &existing.id, urge, now, rules)? {
+                    Acted::Done(row, ..) => *row,
+                    Acted::NoEligibleCrew { .. } => existing,
+                };
+                if let Some(key) = &key {
+                    idempotency::complete(
+                        conn,
+                        key.user_id,
+                        key.key,
+                        REPEAT_CALL_STATUS,
+                        &urged.id,
+                    )?;
+                }
+                return Ok(Created::Duplicate(Box::new(urged)));
+            }
+        }
+        let mut problems = Vec::new();
+        let area = areas::find(conn, &order.area_code)?;
+        if area.is_none() {
+            problems.push(FieldError::new("area_code", "no such area"));
+        }
+        let customer = match &order.customer_id {
+            Some(id) => {
+                let c = customers::find(conn, id)?;
+                if c.is_none() {
+                    problems.push(FieldError::new("customer_id", "no such customer"));
+                }
+                c
+            }
+            None => None,
+        };
+        if let Some(crew) = &order.subject_crew_id {
+            if crews::find(conn, crew)?.is_none() {
+                problems.push(FieldError::new("subject_crew_id", "no such crew"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AppError::Validation(problems));
+        }
+        let (address, lat, lon) = match (&customer, order.address.is_some() || order.lat.is_some())
+        {
+            (Some(c), false) => (Some(c.address.clone()), c.lat, c.lon),
+            _ => (order.address.clone(), order.lat, order.lon),
+        };
+        let (caller_name, caller_phone) = match (&customer, &order.caller_phone) {
+            (Some(c), None) => (
+                order.caller_name.clone().or(Some(c.name.clone())),
+                Some(c.phone.clone()),
+            ),
+            _ => (order.caller_name.clone(), order.caller_phone.clone()),
+        };
+        let outage = if order.kind == Kind::Repair && order.link_outage {
+            crate::service::outages::covering_for_link(conn, &order.area_code)?
+        } else {
+            None
+        };
+        let status = if outage.is_some() {
+            Status::Merged
+        } else {
+            Status::New
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = NewWorkOrder {
+            id: id.clone(),
+            kind: order.kind.as_str().to_owned(),
+            category: order.category.clone(),
+            grade: order.grade.clone(),
+            priority: order.priority.clone(),
+            channel: order.channel.clone(),
+            status: status.as_str().to_owned(),
+            customer_id: order.customer_id.clone(),
+            caller_name,
+            caller_phone,
+            area_code: order.area_code.clone(),
+            address,
+            lat,
+            lon,
+            description: order.description.clone(),
+            subject_crew_id: order.subject_crew_id.clone(),
+            master_id: outage.as_ref().map(|o| o.master_id.clone()),
+            outage_id: outage.as_ref().map(|o| o.id.clone()),
+            created_by: actor.id.clone(),
+            created_at: now.naive_utc(),
+            updated_at: now.naive_utc(),
+        };
+        let local_date = now
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .format("%Y%m%d");
+        let created = repo::insert(conn, &row, &format!("{}{local_date}", order.kind.letter()))?;
+        let number = created.number.clone();
+        events::insert(
+            conn,
+            &event(
+                &id,
+                "created",
+                Some(actor),
+                (None, Some(Status::New)),
+                None,
+                json!({"number": number, "kind": order.kind, "category": order.category, "priority": order.priority,
+                       "channel": order.channel, "area_code": order.area_code}),
+                now,
+            ),
+        )?;
+        if let Some(key) = &key {
+            idempotency::complete(conn, key.user_id, key.key, NEW_ORDER_STATUS, &id)?;
+        }
+        let named = match order.kind {
+            Kind::Complaint => Some(credits::Fact::Complaint),
+            Kind::Praise => Some(credits::Fact::Praise),
+            _ => None,
+        };
+        if let (Some(fact), Some(crew)) = (named, &order.subject_crew_id) {
+            credits::record(conn, fact, crew, &id, None, now.naive_utc())?;
+        }
+        if let Some(outage) = outage {
+            // Linked to the outage's master: no crew, no timers, no escalation of its own.
+            events::insert(
+                conn,
+                &event(
+                    &id,
+                    "linked_to_outage",
+                    None,
+                    (Some(Status::New), Some(Status::Merged)),
+                    None,
+                    json!({"outage_id": outage.id, "master_id": outage.master_id, "cause": outage.cause}),
+                    now,
+                ),
+            )?;
+            return Ok(Created::Linked(Box::new(created), Box::new(outage)));
+        }
+        let timers = sla::open_new_order(
+            conn,
+            &rules.sla,
+            &created,
+            area,
+            sla_rules::opening_stages(order.kind),
+            now,
+        )?;
+        if order.kind == Kind::Complaint {
+            if let Some(email) = customer.as_ref().and_then(|c| c.email.clone()) {
+                rules.notifier.complaint_ack(conn, &created, &email, now)?;
+            }
+        }
+        if rules.auto_dispatch && order.kind.family() == Family::Field {
+            // Same routing as a dispatcher's dispatch without crew_id; with no eligible crew
+            // the order stays new and the dispatchers are alerted (event and mail).
+            let dispatch = ActRequest {
+                action: Action::Dispatch,
+                body: Ok(ActionBody::default()),
+                if_match: None,
+            };
+            // The dispatch is a savepoint: if it fails, the order is still created, new,
+            // for a dispatcher to handle.
+            match act(conn, &Actor::system(), &id, dispatch, now, rules) {
+                Ok(Acted::Done(dispatched, _, timers)) => {
+                    return Ok(Created::New(dispatched, timers))
+                }
+                Ok(Acted::NoEligibleCrew { .. }) => {}
+                Err(e) => log::warn!("automatic dispatch of {id} failed, left new: {e}"),
+            }
+        }
+        Ok(Created::New(Box::new(created), Some(timers)))
+    })
+}
