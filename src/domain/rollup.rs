@@ -194,6 +194,11 @@ pub enum Span {
     Months(Month, Month),
 }
 
+/// The instant a local day (REPORT_TZ) begins.
+pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
+    midnight(d)
+}
+
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     let t = d.and_hms_opt(0, 0, 0).unwrap_or_default();
     REPORT_TZ

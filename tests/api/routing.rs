@@ -244,3 +244,62 @@ async fn auto_dispatch_is_off_by_default() {
         .body;
     assert_eq!(o["status"], "new");
 }
+
+/// The field crew's on-time arrival rate as the candidates of a new order show it.
+async fn on_time_rate(app: &TestApp, c: &Cast, phone: &str) -> serde_json::Value {
+    let id = app.new_order(&c.agent, "repair", "SZ-FT-01", phone).await;
+    let cands = app
+        .get(
+            &format!("/api/v1/work-orders/{id}/candidates"),
+            &c.dispatcher,
+        )
+        .await
+        .expect(200)
+        .body;
+    cands["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["crew_id"] == c.field_crew.as_str())
+        .unwrap()["parts"]["on_time_rate"]
+        .clone()
+}
+
+/// Arrives on an accepted order, `late` after its 45-minute arrival target or on time.
+async fn arrive(app: &TestApp, c: &Cast, phone: &str, late: bool) {
+    let id = app.accepted_repair(c, phone).await;
+    if late {
+        app.clock.advance(chrono::TimeDelta::minutes(50));
+    }
+    app.act(&c.field_member, &id, "depart", json!({}))
+        .await
+        .expect(200);
+    app.act(&c.field_member, &id, "arrive", json!({}))
+        .await
+        .expect(200);
+}
+
+#[actix_web::test]
+async fn recent_performance_is_the_same_before_and_after_the_roll_up_folds_it() {
+    // Routing reads a crew's 30 days of arrivals from the day roll-up cells plus what the job
+    // has not folded yet: the rate must not depend on when the job last ran.
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    assert_eq!(on_time_rate(&app, &c, "13800000001").await, json!(null));
+    arrive(&app, &c, "13800000002", false).await;
+    arrive(&app, &c, "13800000003", true).await;
+    assert_eq!(on_time_rate(&app, &c, "13800000004").await, json!(0.5));
+    assert_ne!(
+        app.roll_up(),
+        Default::default(),
+        "the job folded the arrivals"
+    );
+    assert_eq!(on_time_rate(&app, &c, "13800000005").await, json!(0.5));
+    // one more on time, not folded yet: cells and the unfolded instance together
+    arrive(&app, &c, "13800000006", false).await;
+    let rate = on_time_rate(&app, &c, "13800000007").await;
+    assert!((rate.as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "{rate}");
+    app.roll_up();
+    let rate = on_time_rate(&app, &c, "13800000008").await;
+    assert!((rate.as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "{rate}");
+}
