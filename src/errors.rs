@@ -42,6 +42,7 @@ crate::domain::state_machine::string_enum!(
         InvalidCursor => "invalid_cursor",
         InvalidId => "invalid_id",
         InvalidIdempotencyKey => "invalid_idempotency_key",
+        InvalidIfMatch => "invalid_if_match",
         InvalidPath => "invalid_path",
         InvalidPeriod => "invalid_period",
         InvalidPosition => "invalid_position",

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod event_hub;
 pub mod jobs;
 pub mod notify;
+pub mod schema;
 pub mod service;
 pub mod startup;
 pub mod state;

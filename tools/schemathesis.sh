@@ -3,8 +3,10 @@
 # SQLite database with reference data seeded and an admin token, every check on, and no
 # failure and no server error allowed.
 #
-#   tools/schemathesis.sh                 # the CI run (MAX_EXAMPLES=10 per operation)
-#   MAX_EXAMPLES=200 tools/schemathesis.sh   # the full run (well over 10,000 requests)
+#   tools/schemathesis.sh                   # the CI run (MAX_EXAMPLES=10: about 4,400 requests)
+#   MAX_EXAMPLES=40 tools/schemathesis.sh   # the full run (over 10,000 requests)
+#   GRIDCALL=target/debug/gridcall …        # another binary (.ci/run uses the test build)
+#   ST_ARGS='--phases=coverage' WORKERS=1 … # extra schemathesis arguments, worker count
 #
 # It installs schemathesis into a throwaway virtualenv under $TMPDIR (cached between runs in
 # ~/.cache/gridcall-schemathesis) and removes the database and the server when done.
@@ -65,19 +67,40 @@ token=$(curl -sf "$base/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"username\":\"admin\",\"password\":\"$password\"}" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 say "seeding reference data"
+id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 api POST /areas '{"code":"ST-U","name":"城区","region_class":"urban"}' >/dev/null
 api POST /areas '{"code":"ST-R","name":"乡村","region_class":"rural","parent_code":"ST-U"}' >/dev/null
-api POST /crews '{"code":"ST-F1","name":"抢修一班","area_codes":["ST-U"],"skills":["repair","metering"],"capacity":5,"lat":22.5,"lon":114.0}' >/dev/null
-api POST /crews '{"code":"ST-U1","name":"投诉处理组","kind":"unit","area_codes":["ST-U"],"skills":["complaints","reply"],"capacity":5}' >/dev/null
-api POST /customers '{"account_no":"ST0001","name":"张三","phone":"13800000000","address":"福华路 1 号","area_code":"ST-U"}' >/dev/null
-api POST /work-orders '{"kind":"repair","channel":"phone","area_code":"ST-U","caller":{"name":"李四","phone":"13900000000"},"description":"整栋楼停电"}' >/dev/null
+crew1=$(api POST /crews '{"code":"ST-F1","name":"抢修一班","area_codes":["ST-U"],"skills":["repair","metering"],"capacity":5,"lat":22.5,"lon":114.0}' | id_of)
+crew2=$(api POST /crews '{"code":"ST-U1","name":"投诉处理组","kind":"unit","area_codes":["ST-U"],"skills":["complaints","reply"],"capacity":5}' | id_of)
+customer=$(api POST /customers '{"account_no":"ST0001","name":"张三","phone":"13800000000","address":"福华路 1 号","area_code":"ST-U"}' | id_of)
+order1=$(api POST /work-orders '{"kind":"repair","channel":"phone","area_code":"ST-U","caller":{"name":"李四","phone":"13900000000"},"description":"整栋楼停电"}' | id_of)
+order2=$(api POST /work-orders '{"kind":"complaint","channel":"phone","area_code":"ST-U","customer_id":"'"$customer"'","description":"抢修太慢"}' | id_of)
+agent=$(api POST /users '{"username":"st-agent","password":"Schemathesis-agent-1","role":"agent"}' | id_of)
+outage=$(api POST /outages '{"area_codes":["ST-R"],"cause":"10kV 线路故障","started_at":"2026-01-01T08:00:00+08:00"}' | id_of)
+pause=$(api POST /sla/pauses '{"area_codes":["ST-R"],"starts_at":"2026-01-01T00:00:00+08:00","reason":"台风"}' | id_of)
+
+# The dictionaries tools/schemathesis.toml reads (libFuzzer format: one quoted value a line).
+mkdir -p "$work/seeded"
+dict() { name=$1; shift; printf '"%s"\n' "$@" >"$work/seeded/$name.dict"; }
+dict areas ST-U ST-R
+dict calendars cn 24x7
+dict crews "$crew1" "$crew2"
+dict customers "$customer"
+dict orders "$order1" "$order2"
+dict users "$agent"
+dict outages "$outage"
+dict pauses "$pause"
+cp tools/schemathesis.toml "$work/schemathesis.toml"
 
 say "schemathesis $SCHEMATHESIS_VERSION: every check, $MAX_EXAMPLES examples per operation, seed $SEED"
-"$venv/bin/st" --config-file tools/schemathesis.toml run "$base/api/v1/openapi.json" \
+# From the temporary folder: schemathesis keeps a cache of failing cases in its working
+# directory, which must not land in the repository.
+cd "$work"
+"$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/api/v1/openapi.json" \
     -H "Authorization: Bearer $token" \
     --checks all \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
-    --workers 2 \
-    --report junit --report-dir "$work/report"
+    --workers "${WORKERS:-2}" \
+    --report junit --report-dir "$work/report" ${ST_ARGS:-}
 say "schemathesis: no failures"

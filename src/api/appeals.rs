@@ -8,6 +8,7 @@ use crate::db::appeals::AppealRow;
 use crate::domain::sla::Stage;
 use crate::domain::values::limits;
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use crate::service::appeals::{self as service, Decision, NewAppeal, ReasonCode, Target};
 use crate::state::AppState;
 use actix_web::{http::header, web, HttpResponse};
@@ -18,26 +19,28 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppealInput {
+    #[schema(schema_with = schema::uuid)]
     pub work_order_id: String,
     pub stage: Stage,
-    /// From 1.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "schema::whole")]
     pub instance: i32,
     pub reason_code: ReasonCode,
-    /// 1–1,000 characters.
+    #[schema(schema_with = schema::reason)]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveInput {
-    /// At most 1,000 characters.
+    #[schema(schema_with = schema::any_note_or_null)]
     pub note: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectInput {
-    /// 1–1,000 characters.
+    #[schema(schema_with = schema::reason)]
     pub reason: String,
 }
 
@@ -93,10 +96,8 @@ fn target(body: &serde_json::Value) -> Option<Target> {
     Some(Target {
         work_order_id: body.get("work_order_id")?.as_str()?.to_owned(),
         stage: body.get("stage")?.as_str()?.parse().ok()?,
-        instance: body
-            .get("instance")?
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok())
+        instance: schema::whole(body.get("instance")?)
+            .ok()
             .filter(|n| *n >= 1)?,
     })
 }
@@ -144,6 +145,7 @@ pub async fn file(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AppealQuery {
     /// pending | approved | rejected
+    #[param(pattern = "^(pending|approved|rejected)$")]
     pub status: Option<String>,
     /// An area; its descendants are included.
     pub area_code: Option<String>,

@@ -6,6 +6,7 @@ use crate::auth::password::check_new_password;
 use crate::auth::AuthUser;
 use crate::errors::ProblemCode;
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use crate::service::auth::{self as service, LoginPolicy};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -35,7 +36,9 @@ pub struct LogoutRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
+    #[schema(max_length = 256)]
     pub current_password: String,
+    #[schema(schema_with = schema::password)]
     pub new_password: String,
 }
 
@@ -57,7 +60,7 @@ fn tokens(
     let minutes = state.settings.auth.access_token_minutes;
     let access = state
         .keys
-        .issue(&user.id, &user.role, state.clock.now(), minutes)
+        .issue(&user.id, user.role.as_str(), state.clock.now(), minutes)
         .map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().json(TokenResponse {
         access_token: access,
@@ -162,7 +165,7 @@ pub async fn refresh(state: web::Data<AppState>, body: JsonBody) -> Result<HttpR
     tokens(&state, user, token)
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "optional: without a refresh token, every refresh chain of the user is revoked"),
     responses((status = 204), (status = 401)), security(("bearer" = [])))]
 pub async fn logout(
     state: web::Data<AppState>,

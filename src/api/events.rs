@@ -1,7 +1,7 @@
 //! `/api/v1/events`: the work-order event stream (Server-Sent Events), the same events as
 //! pages, and single-use tickets for browsers' EventSource.
 
-use super::extract::{decode_cursor, encode_cursor};
+use super::extract::{cursor_of, encode_cursor};
 use super::views::EventView;
 use crate::auth::extractor::{active_user, authenticate, bearer_token};
 use crate::auth::AuthUser;
@@ -53,10 +53,13 @@ fn hub_unavailable() -> AppError {
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Events with a greater id; default: from the first event.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page (instead of `after`).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -82,8 +85,8 @@ pub async fn page(
         Some(n) if (1..=500).contains(&n) => n as usize,
         Some(_) => return Err(AppError::invalid("limit", "must be between 1 and 500")),
     };
-    let after = match (&q.cursor, q.after) {
-        (Some(c), _) => decode_cursor::<i64>(c)?,
+    let after = match (cursor_of::<i64>(q.cursor.as_deref())?, q.after) {
+        (Some(c), _) => c,
         (None, Some(a)) => a,
         (None, None) => 0,
     };
@@ -131,6 +134,7 @@ pub async fn ticket(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// A ticket from `POST /api/v1/events/ticket`, for clients that cannot send headers.
     pub ticket: Option<String>,
@@ -182,7 +186,7 @@ fn resume_position(req: &HttpRequest, after: Option<i64>) -> Result<Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(StreamQuery,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this event id")),
     responses((status = 200, description = "text/event-stream: `id`, `event` (type), `data` (event JSON); heartbeat comments. A draining or starting instance answers `retry:` and ends the stream at once"),
         (status = 400), (status = 401), (status = 410, description = "resume_too_old: a crew or scoped reader asked to resume more than `events.resume_max_events` (default 100,000) events back; re-read the work-order list, then resume from `newest_event_id`"), (status = 429)),
     security(("bearer" = [])))]
@@ -191,7 +195,12 @@ pub async fn stream(
     req: HttpRequest,
     q: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, AppError> {
-    // Checked before a ticket is spent on the request.
+    // A bearer token is checked first (401 before 400, API.md); a ticket only after the
+    // request's own checks, so that a bad request does not spend it.
+    let bearer = match q.ticket {
+        None => Some(stream_reader(&state, &req, None).await?),
+        Some(_) => None,
+    };
     let resume = resume_position(&req, q.after)?;
     let ready = if state.events.is_closing() {
         None
@@ -203,7 +212,10 @@ pub async fn stream(
         // instance answers with a stream that ends at once and asks for a retry.
         return Ok(event_stream_response().body(RETRY_LATER));
     };
-    let (actor, expires) = stream_reader(&state, &req, q.ticket.as_deref()).await?;
+    let (actor, expires) = match bearer {
+        Some(reader) => reader,
+        None => stream_reader(&state, &req, q.ticket.as_deref()).await?,
+    };
     let start = resume.unwrap_or(position);
     let settings = &state.settings.events;
     // A scoped reader's catch-up looks at every event to find its own: bounded.

@@ -74,8 +74,10 @@ impl JsonBody {
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Opaque; the `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -89,8 +91,14 @@ impl PageQuery {
     }
 
     pub fn cursor<T: DeserializeOwned>(&self) -> Result<Option<T>, AppError> {
-        self.cursor.as_deref().map(decode_cursor).transpose()
+        cursor_of(self.cursor.as_deref())
     }
+}
+
+/// A `?cursor=` as sent: absent or empty is the first page; anything else must be a cursor
+/// this service issued (else 400).
+pub fn cursor_of<T: DeserializeOwned>(raw: Option<&str>) -> Result<Option<T>, AppError> {
+    raw.filter(|c| !c.is_empty()).map(decode_cursor).transpose()
 }
 
 pub fn encode_cursor<T: Serialize>(value: &T) -> String {
@@ -136,20 +144,28 @@ pub fn page<R, T, K: Serialize>(
     }
 }
 
-/// The version an `If-Match` header names: `"7"`, `W/"7"` or `7`; `*` matches anything.
-/// A value that names no version can never match (→ 412).
-pub fn if_match(req: &HttpRequest) -> Option<Option<i32>> {
-    let raw = req
-        .headers()
-        .get(header::IF_MATCH)?
-        .to_str()
-        .unwrap_or("")
-        .trim();
+/// The version an `If-Match` header names: `"7"`, `W/"7"` or `7`; `*` (or no header) sets no
+/// precondition. Anything else is a malformed header (400), never a silent mismatch.
+pub fn if_match(req: &HttpRequest) -> Result<Option<Option<i32>>, AppError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or("").trim();
     if raw == "*" {
-        return None;
+        return Ok(None);
     }
-    let raw = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
-    Some(raw.parse().ok())
+    let tag = raw.strip_prefix("W/").unwrap_or(raw);
+    let digits = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(if tag == raw { tag } else { "" });
+    if (1..=9).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Some(digits.parse().ok()));
+    }
+    Err(AppError::BadRequest {
+        code: ProblemCode::InvalidIfMatch,
+        detail: "If-Match must be * or a version: \"7\", W/\"7\" or 7".into(),
+    })
 }
 
 /// Parses an id in the path: a UUID, else 400.

@@ -38,13 +38,114 @@ use utoipa::{Modify, OpenApi};
         reports::scorecard, reports::close, reports::reopen,
         appeals::file, appeals::list, appeals::get, appeals::approve, appeals::reject,
     ),
-    components(schemas(crate::errors::FieldError, crate::errors::Problem)),
-    modifiers(&BearerAuth, &ProblemAnswers),
+    components(schemas(crate::errors::FieldError, crate::errors::Problem,
+        work_orders::action_bodies::DispatchBody, work_orders::action_bodies::ReassignBody,
+        work_orders::action_bodies::NoteBody, work_orders::action_bodies::ReasonBody,
+        work_orders::action_bodies::CloseBody, work_orders::action_bodies::SuspendBody,
+        work_orders::action_bodies::ContactBody, work_orders::action_bodies::ResolveBody,
+        work_orders::action_bodies::CallbackBody, work_orders::action_bodies::MergeBody,
+        crate::service::reports::GroupBy)),
+    modifiers(&BearerAuth, &ActionPaths, &OptionalBodies, &ProblemAnswers),
     tags((name = "work orders", description = "The work-order state machine (PRODUCT.md)"))
 )]
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// A body is required exactly when its schema has a required field: the server reads an
+/// empty body as `{}` (`JsonBody`), which every all-optional body accepts.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Required, Schema};
+
+        let Some(components) = openapi.components.as_ref() else {
+            return;
+        };
+        let has_required = |name: &str| match components.schemas.get(name) {
+            Some(RefOr::T(Schema::Object(o))) => !o.required.is_empty(),
+            _ => true,
+        };
+        let mut decided = Vec::new();
+        for (path, item) in openapi.paths.paths.iter() {
+            for (method, op) in [
+                ("post", &item.post),
+                ("patch", &item.patch),
+                ("put", &item.put),
+            ] {
+                let Some(RefOr::T(body)) = op.as_ref().and_then(|o| o.request_body.as_ref()) else {
+                    continue;
+                };
+                let name = body.content.values().find_map(|c| match c {
+                    RefOr::T(c) => match &c.schema {
+                        Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().map(str::to_owned),
+                        _ => None,
+                    },
+                    RefOr::Ref(_) => None,
+                });
+                let required = name.as_deref().is_none_or(has_required);
+                decided.push((path.clone(), method, required));
+            }
+        }
+        for (path, method, required) in decided {
+            let Some(item) = openapi.paths.paths.get_mut(&path) else {
+                continue;
+            };
+            let op = match method {
+                "post" => item.post.as_mut(),
+                "patch" => item.patch.as_mut(),
+                _ => item.put.as_mut(),
+            };
+            if let Some(RefOr::T(body)) = op.and_then(|o| o.request_body.as_mut()) {
+                body.required = Some(if required {
+                    Required::True
+                } else {
+                    Required::False
+                });
+            }
+        }
+    }
+}
+
+/// One path per work-order action, each with its own body schema, in place of the route's
+/// single `/{action}` path (which the server keeps: one handler reads every action).
+struct ActionPaths;
+
+impl Modify for ActionPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{Content, Ref, RefOr};
+
+        let generic = "/api/v1/work-orders/{id}/{action}";
+        let Some(item) = openapi.paths.paths.remove(generic) else {
+            return;
+        };
+        let Some(operation) = item.post else { return };
+        for (action, body) in work_orders::action_bodies::ACTIONS {
+            let mut op = operation.clone();
+            op.operation_id = Some(format!("act_{action}"));
+            op.summary = Some(format!("`{action}` (PRODUCT.md, the state table)"));
+            if let Some(params) = op.parameters.as_mut() {
+                params.retain(|p| !matches!(p, RefOr::T(p) if p.name == "action"));
+            }
+            op.request_body = Some(RefOr::T(
+                RequestBodyBuilder::new()
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name(*body))),
+                    )
+                    .build(),
+            ));
+            let mut path_item = utoipa::openapi::PathItem::default();
+            path_item.post = Some(op);
+            openapi
+                .paths
+                .paths
+                .insert(format!("/api/v1/work-orders/{{id}}/{action}"), path_item);
+        }
+    }
+}
 
 /// Completes every operation with the answers every handler of its shape can give, so the
 /// document says what the server does: 401 where a token is required; 400, 413, 415 and 422
@@ -55,6 +156,7 @@ struct ProblemAnswers;
 
 impl Modify for ProblemAnswers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        unique_operation_ids(openapi);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
                 &mut item.get,
@@ -65,6 +167,46 @@ impl Modify for ProblemAnswers {
             ];
             for op in operations.into_iter().flatten() {
                 complete_answers(path, op);
+            }
+        }
+    }
+}
+
+/// Handlers of different resources share names (`list`, `get`, `update`, …); an operation id
+/// must be unique in the document, so a shared one gets its resource: `update_outages`.
+fn unique_operation_ids(openapi: &mut utoipa::openapi::OpenApi) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in openapi.paths.paths.values() {
+        for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let resource = path
+            .trim_start_matches("/api/v1/")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .replace('-', "_");
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(id) = op.operation_id.as_mut() {
+                if seen.get(id.as_str()).is_some_and(|n| *n > 1) {
+                    *id = format!("{id}_{resource}");
+                }
             }
         }
     }
@@ -83,6 +225,11 @@ fn complete_answers(path: &str, op: &mut utoipa::openapi::path::Operation) {
         let RefOr::T(param) = param else { continue };
         match param.parameter_in {
             ParameterIn::Query => has_query = true,
+            ParameterIn::Header => {
+                if let Some(schema) = crate::schema::header(&param.name) {
+                    param.schema = Some(RefOr::T(schema.into()));
+                }
+            }
             ParameterIn::Path if param.name == "id" => {
                 has_id = true;
                 param.schema = Some(RefOr::T(
@@ -98,6 +245,12 @@ fn complete_answers(path: &str, op: &mut utoipa::openapi::path::Operation) {
     let mut answers: Vec<(&str, &str)> = Vec::new();
     if secured {
         answers.push(("401", "no, invalid or expired access token"));
+        if !path.starts_with("/api/v1/auth/") {
+            answers.push((
+                "403",
+                "the caller's role may not do this (or not in this scope)",
+            ));
+        }
     }
     if has_body {
         answers.extend([

@@ -8,6 +8,7 @@ use crate::db::outages::{self as repo, OutageRow};
 use crate::domain::values::limits;
 use crate::domain::Role;
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use crate::service::outages::{self as service, NewOutage};
 use crate::state::AppState;
 use actix_web::{http::header, web, HttpResponse};
@@ -74,10 +75,14 @@ fn with_count(conn: &mut crate::db::DbConnection, o: OutageRow) -> Result<Outage
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutageInput {
+    #[schema(schema_with = schema::some_codes)]
     pub area_codes: Vec<String>,
+    #[schema(schema_with = schema::reason)]
     pub cause: String,
     pub started_at: DateTime<FixedOffset>,
+    /// Not before `started_at`.
     pub estimated_restore_at: Option<DateTime<FixedOffset>>,
+    #[schema(schema_with = schema::any_name_or_null)]
     pub feeder: Option<String>,
 }
 
@@ -134,8 +139,10 @@ pub struct OutageQuery {
     /// Only active outages.
     pub active: Option<bool>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Opaque; the `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -230,6 +237,7 @@ pub async fn get(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutagePatch {
+    #[schema(schema_with = schema::reason_or_null)]
     pub cause: Option<String>,
     pub estimated_restore_at: Option<DateTime<FixedOffset>>,
 }
@@ -295,6 +303,7 @@ pub async fn restore(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelInput {
+    #[schema(schema_with = schema::reason)]
     pub reason: String,
 }
 

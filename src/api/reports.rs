@@ -8,6 +8,7 @@ use crate::domain::scoring::CrewScore;
 use crate::domain::sla::Stage;
 use crate::domain::Kind;
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use crate::service::reports::{
     self as service, BacklogRow, BreachCursor, BreachItem, BreachQuery, GroupBy, SlaQuery, SlaRow,
 };
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REPORT_DAYS: i64 = 400;
 
 /// The report filters as sent; each is checked here so a bad one is a 422 naming it.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize)]
 pub struct ReportQuery {
     /// RFC 3339; required except for the backlog.
     pub from: Option<String>,
@@ -226,7 +227,7 @@ pub struct SlaReport {
     pub rows: Vec<SlaRow>,
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports", params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports", params(("from" = String, Query, format = DateTime, description = "RFC 3339 with offset; before `to`, at most 400 days earlier"), ("to" = String, Query, format = DateTime, description = "RFC 3339 with offset"), ("group_by" = crate::service::reports::GroupBy, Query), ("kind" = Option<crate::domain::Kind>, Query), ("area_code" = Option<String>, Query, description = "An area; its descendants are included"), ("stage" = Option<crate::domain::sla::Stage>, Query)),
     responses((status = 200, body = SlaReport, description = "JSON, or CSV with Accept: text/csv"),
         (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub async fn sla(
@@ -259,7 +260,7 @@ pub struct CrewReport {
     pub rows: Vec<CrewScore>,
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/crews", tag = "reports", params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/crews", tag = "reports", params(("from" = String, Query, format = DateTime, description = "RFC 3339 with offset; before `to`, at most 400 days earlier"), ("to" = String, Query, format = DateTime, description = "RFC 3339 with offset"), ("area_code" = Option<String>, Query, description = "An area; its descendants are included")),
     responses((status = 200, body = CrewReport, description = "JSON, or CSV with Accept: text/csv"),
         (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub async fn crews(
@@ -286,7 +287,7 @@ pub struct BacklogReport {
     pub rows: Vec<BacklogRow>,
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/backlog", tag = "reports", params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/backlog", tag = "reports", params(("area_code" = Option<String>, Query, description = "An area; its descendants are included")),
     responses((status = 200, body = BacklogReport, description = "JSON, or CSV with Accept: text/csv"),
         (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub async fn backlog(
@@ -312,7 +313,7 @@ pub struct BreachPage {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/breaches", tag = "reports", params(ReportQuery, PageQuery),
+#[utoipa::path(get, path = "/api/v1/reports/breaches", tag = "reports", params(("from" = String, Query, format = DateTime, description = "RFC 3339 with offset; before `to`, at most 400 days earlier"), ("to" = String, Query, format = DateTime, description = "RFC 3339 with offset"), ("stage" = Option<crate::domain::sla::Stage>, Query), ("area_code" = Option<String>, Query, description = "An area; its descendants are included"), PageQuery),
     responses((status = 200, body = BreachPage, description = "JSON, or CSV with Accept: text/csv (one page)"),
         (status = 400), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub async fn breaches(
@@ -361,7 +362,7 @@ fn scorecard_response(req: &HttpRequest, card: &Scorecard) -> Result<HttpRespons
 }
 
 #[utoipa::path(get, path = "/api/v1/scorecards/{period}", tag = "reports",
-    params(("period" = String, Path, description = "YYYY-MM")),
+    params(("period" = String, Path, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "A month, YYYY-MM")),
     responses((status = 200, body = Scorecard, description = "JSON, or CSV of its rows with Accept: text/csv"),
         (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn scorecard(
@@ -381,7 +382,7 @@ pub async fn scorecard(
 }
 
 #[utoipa::path(post, path = "/api/v1/scorecards/{period}/close", tag = "reports",
-    params(("period" = String, Path, description = "YYYY-MM")),
+    params(("period" = String, Path, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "A month, YYYY-MM")),
     responses((status = 200, body = Scorecard), (status = 400), (status = 401), (status = 403),
         (status = 409, description = "period_not_ended, already_closed, appeals_pending")),
     security(("bearer" = [])))]
@@ -405,11 +406,12 @@ pub async fn close(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReopenBody {
+    #[schema(schema_with = schema::reason)]
     pub reason: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/scorecards/{period}/reopen", tag = "reports",
-    params(("period" = String, Path, description = "YYYY-MM")), request_body = ReopenBody,
+    params(("period" = String, Path, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "A month, YYYY-MM")), request_body = ReopenBody,
     responses((status = 200, body = Scorecard), (status = 400), (status = 401), (status = 403),
         (status = 409, description = "not_closed"), (status = 422)),
     security(("bearer" = [])))]

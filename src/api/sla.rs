@@ -11,6 +11,7 @@ use crate::domain::sla::{CalendarRef, Stage};
 use crate::domain::values::limits;
 use crate::domain::{Kind, Role};
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use crate::service::pauses::{self, NewPause};
 use crate::state::AppState;
 use actix_web::{http::header, web, HttpResponse};
@@ -143,8 +144,10 @@ pub async fn calendars(state: web::Data<AppState>, _user: AuthUser) -> HttpRespo
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DaysQuery {
     /// Local date, YYYY-MM-DD.
+    #[param(format = Date)]
     pub from: String,
     /// Local date, YYYY-MM-DD (inclusive; at most 400 days after `from`).
+    #[param(format = Date)]
     pub to: String,
 }
 
@@ -219,9 +222,12 @@ pub async fn days(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseInput {
+    #[schema(schema_with = schema::some_codes)]
     pub area_codes: Vec<String>,
     pub starts_at: DateTime<FixedOffset>,
+    /// After `starts_at`; none: open until ended.
     pub ends_at: Option<DateTime<FixedOffset>>,
+    #[schema(schema_with = schema::reason)]
     pub reason: String,
 }
 

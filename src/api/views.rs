@@ -125,7 +125,7 @@ impl From<CrewRow> for CrewView {
             id: c.id,
             code: c.code,
             name: c.name,
-            kind: c.kind,
+            kind: c.kind.as_str().to_owned(),
             capacity: c.capacity,
             on_duty: c.on_duty,
             lat: c.lat,

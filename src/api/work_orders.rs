@@ -1,6 +1,6 @@
 //! `/api/v1/work-orders`: create (idempotent), list, get, correct, events, notes, actions.
 
-use super::extract::{decode_cursor, if_match, page, path_uuid, JsonBody, Page, PageQuery};
+use super::extract::{cursor_of, if_match, page, path_uuid, JsonBody, Page, PageQuery};
 use super::views::{CandidateView, OutageNoticeView, RoutingView, TimerDetailView};
 use super::views::{EventView, WorkOrderView};
 use crate::auth::tokens::sha256_hex;
@@ -8,6 +8,7 @@ use crate::auth::AuthUser;
 use crate::db::timers::{self, TimerRow};
 use crate::db::work_orders::{OrderFilter, WorkOrderRow};
 use crate::errors::ProblemCode;
+use crate::schema;
 
 /// An order with its timers, read in the same connection.
 fn with_timers(
@@ -88,25 +89,41 @@ fn order_response_with(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallerInput {
+    #[schema(schema_with = schema::any_name_or_null)]
     pub name: Option<String>,
+    /// Required without a `customer_id`.
+    #[schema(schema_with = schema::phone_or_null)]
     pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
+    #[schema(required = true, value_type = Kind)]
     pub kind: Option<Kind>,
+    /// A category of the kind (`GET /api/v1/categories`); default: the kind's first.
     pub category: Option<String>,
     pub priority: Option<Priority>,
+    #[schema(required = true, value_type = Channel)]
     pub channel: Option<Channel>,
+    /// This or `caller` is required.
+    #[schema(schema_with = schema::uuid_or_null)]
     pub customer_id: Option<String>,
     pub caller: Option<CallerInput>,
+    #[schema(required = true, schema_with = schema::code)]
     pub area_code: Option<String>,
+    #[schema(schema_with = schema::any_address_or_null)]
     pub address: Option<String>,
+    /// Sent together with `lon`.
+    #[schema(schema_with = schema::lat_or_null)]
     pub lat: Option<f64>,
+    #[schema(schema_with = schema::lon_or_null)]
     pub lon: Option<f64>,
+    #[schema(required = true, schema_with = schema::description)]
     pub description: Option<String>,
+    #[schema(schema_with = schema::uuid_or_null)]
     pub subject_crew_id: Option<String>,
+    /// Complaints only (default general).
     pub grade: Option<Grade>,
     /// Skip the repeat-call check.
     pub force_new: Option<bool>,
@@ -269,27 +286,44 @@ pub async fn create(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct OrderQuery {
-    /// One status or several, comma-separated.
+    /// One status or several, comma-separated (no spaces).
+    #[param(
+        pattern = "^(new|dispatched|accepted|en_route|on_site|contacted|suspended|resolved|closed|reopened|merged|cancelled)(,(new|dispatched|accepted|en_route|on_site|contacted|suspended|resolved|closed|reopened|merged|cancelled))*$"
+    )]
     pub status: Option<String>,
+    #[param(
+        pattern = "^(repair|service_request|complaint|report|inquiry|opinion|suggestion|praise)(,(repair|service_request|complaint|report|inquiry|opinion|suggestion|praise))*$"
+    )]
     pub kind: Option<String>,
+    #[param(pattern = "^(urgent|high|normal|low)(,(urgent|high|normal|low))*$")]
     pub priority: Option<String>,
     pub area_code: Option<String>,
+    #[param(format = Uuid)]
     pub crew_id: Option<String>,
+    #[param(format = Uuid)]
     pub customer_id: Option<String>,
+    #[param(
+        pattern = "^[\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*(\\+86[ -]*)?(1[3-9][0-9]{9}|0[0-9]{9,11}|0[0-9]{2,3}-[0-9]{7,8})[\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$"
+    )]
     pub phone: Option<String>,
     /// running | warning | breached: orders with an open timer in that state.
+    #[param(pattern = "^(running|warning|breached)$")]
     pub sla_state: Option<String>,
+    #[param(format = DateTime)]
     pub created_from: Option<String>,
+    #[param(format = DateTime)]
     pub created_to: Option<String>,
     pub q: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
 fn list_of<T: std::str::FromStr>(p: &mut Problems, field: &str, raw: Option<&str>) -> Vec<String> {
     let Some(raw) = raw else { return Vec::new() };
     let mut out = Vec::new();
-    for part in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for part in raw.split(',') {
         if part.parse::<T>().is_err() {
             p.add(field, format!("unknown value `{part}`"));
         } else {
@@ -323,8 +357,7 @@ pub async fn list(
         cursor: None,
     };
     let limit = paging.limit()?;
-    let after: Option<(NaiveDateTime, String)> =
-        q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after: Option<(NaiveDateTime, String)> = cursor_of(q.cursor.as_deref())?;
     let mut p = Problems::default();
     let phone = match q.phone.as_deref().map(Phone::parse) {
         Some(Ok(x)) => Some(x.as_str().to_owned()),
@@ -418,7 +451,7 @@ pub async fn get(
     order_response(&state, &user, row, StatusCode::OK, None)
 }
 
-#[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "work orders", request_body = inline(Object),
+#[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "work orders", request_body = Correction,
     params(("If-Match" = Option<String>, Header)),
     responses((status = 200, body = WorkOrderView), (status = 404), (status = 403), (status = 412), (status = 409), (status = 422)),
     security(("bearer" = [])))]
@@ -432,7 +465,7 @@ pub async fn update(
     let id = path_uuid(&id)?;
     let request = CorrectRequest {
         correction: body.parse::<Correction>(),
-        if_match: if_match(&req),
+        if_match: if_match(&req)?,
     };
     let actor = user.0.clone();
     let now = state.clock.now();
@@ -470,6 +503,7 @@ pub async fn events(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
+    #[schema(schema_with = schema::note)]
     pub text: String,
 }
 
@@ -496,8 +530,131 @@ pub async fn add_note(
     Ok(HttpResponse::Created().json(EventView::from(event)))
 }
 
+/// The body of each action, as the OpenAPI document states it: `ApiDoc` gives every action its
+/// own path with one of these (the server reads them all as `service::ActionBody` and accepts
+/// only each action's own fields).
+pub mod action_bodies {
+    use crate::domain::Satisfaction;
+    use crate::schema;
+    use chrono::{DateTime, FixedOffset};
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
+    /// `dispatch`: no crew means automatic routing.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct DispatchBody {
+        /// An explicit crew (skips eligibility; the event records what it overrides).
+        #[schema(schema_with = schema::uuid_or_null)]
+        pub crew_id: Option<String>,
+        #[schema(schema_with = schema::any_note_or_null)]
+        pub note: Option<String>,
+    }
+
+    /// `reassign`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ReassignBody {
+        #[schema(schema_with = schema::uuid)]
+        pub crew_id: String,
+        #[schema(schema_with = schema::reason)]
+        pub reason: String,
+    }
+
+    /// `accept`, `depart`, `arrive`, `resume`, `urge`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct NoteBody {
+        #[schema(schema_with = schema::any_note_or_null)]
+        pub note: Option<String>,
+    }
+
+    /// `reject`, `reopen`, `cancel`, `unmerge`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ReasonBody {
+        #[schema(schema_with = schema::reason)]
+        pub reason: String,
+    }
+
+    /// `close`: the reason is required for the field and case families (it waives their
+    /// callback), optional for the reply family and praise.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct CloseBody {
+        #[schema(schema_with = schema::any_reason_or_null)]
+        pub reason: Option<String>,
+    }
+
+    /// `suspend`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct SuspendBody {
+        #[schema(schema_with = schema::reason)]
+        pub reason: String,
+        /// In the future: the order resumes by itself then.
+        pub until: Option<DateTime<FixedOffset>>,
+    }
+
+    /// `contact`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ContactBody {
+        #[schema(schema_with = schema::note)]
+        pub note: String,
+    }
+
+    /// `resolve`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ResolveBody {
+        #[schema(schema_with = schema::description)]
+        pub resolution: String,
+        #[schema(schema_with = schema::any_note_or_null)]
+        pub note: Option<String>,
+    }
+
+    /// `callback`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct CallbackBody {
+        pub satisfaction: Satisfaction,
+        #[schema(schema_with = schema::any_note_or_null)]
+        pub note: Option<String>,
+    }
+
+    /// `merge`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct MergeBody {
+        #[schema(schema_with = schema::uuid)]
+        pub master_id: String,
+    }
+
+    /// Each action and its body schema.
+    pub const ACTIONS: &[(&str, &str)] = &[
+        ("dispatch", "DispatchBody"),
+        ("reassign", "ReassignBody"),
+        ("accept", "NoteBody"),
+        ("reject", "ReasonBody"),
+        ("depart", "NoteBody"),
+        ("arrive", "NoteBody"),
+        ("contact", "ContactBody"),
+        ("resolve", "ResolveBody"),
+        ("suspend", "SuspendBody"),
+        ("resume", "NoteBody"),
+        ("callback", "CallbackBody"),
+        ("close", "CloseBody"),
+        ("reopen", "ReasonBody"),
+        ("merge", "MergeBody"),
+        ("unmerge", "ReasonBody"),
+        ("cancel", "ReasonBody"),
+        ("urge", "NoteBody"),
+    ];
+}
+
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/{action}", tag = "work orders",
-    params(("action" = String, Path, description = "dispatch, reassign, accept, reject, depart, arrive, contact, resolve, suspend, resume, callback, close, reopen, merge, unmerge, cancel, urge"),
+    params(("action" = String, Path, description = "replaced in the document by one path per action (`ApiDoc`)"),
         ("If-Match" = Option<String>, Header)),
     request_body = inline(Object),
     responses((status = 200, body = WorkOrderView), (status = 404), (status = 403), (status = 412), (status = 409), (status = 422)),
@@ -526,7 +683,7 @@ pub async fn act(
     let request = ActRequest {
         action,
         body: body.parse::<ActionBody>(),
-        if_match: if_match(&req),
+        if_match: if_match(&req)?,
     };
     let actor = user.0.clone();
     let now = state.clock.now();

@@ -12,7 +12,8 @@ pub struct CrewRow {
     pub id: String,
     pub code: String,
     pub name: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: crate::domain::CrewKind,
     pub area_codes: String,
     pub skills: String,
     pub capacity: i32,
@@ -49,7 +50,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<CrewRow>, AppErr
 
 pub fn insert(conn: &mut DbConnection, row: &CrewRow) -> Result<(), AppError> {
     diesel::insert_into(crews::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map_err(|e| {
             if is_unique_violation(&e) {

@@ -13,7 +13,8 @@ pub struct UserRow {
     pub id: String,
     pub username: String,
     pub password_hash: String,
-    pub role: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub role: Role,
     pub display_name: String,
     pub email: Option<String>,
     pub crew_id: Option<String>,
@@ -25,7 +26,7 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::Agent)
+        self.role
     }
 
     pub fn area_codes(&self) -> Vec<String> {
@@ -78,7 +79,7 @@ pub fn find_by_username(
 
 pub fn insert(conn: &mut DbConnection, row: &UserRow) -> Result<(), AppError> {
     diesel::insert_into(users::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map_err(|e| {
             if is_unique_violation(&e) {

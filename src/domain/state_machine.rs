@@ -33,6 +33,21 @@ macro_rules! string_enum {
                 }
             }
         }
+
+        // A stored column typed as this enum reads through these (`deserialize_as` and
+        // `serialize_as = String` in `db`): a value no variant names fails the read.
+        impl TryFrom<String> for $name {
+            type Error = $crate::domain::state_machine::UnknownValue;
+            fn try_from(s: String) -> Result<Self, $crate::domain::state_machine::UnknownValue> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_owned()
+            }
+        }
     };
 }
 pub(crate) use string_enum;

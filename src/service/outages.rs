@@ -184,6 +184,15 @@ pub fn update(
 ) -> Result<OutageRow, AppError> {
     write_transaction(conn, |conn| {
         let outage = load_to_change(conn, actor, id)?;
+        if outage.status != "active" {
+            return Err(ended());
+        }
+        if estimated.is_some_and(|e| e.naive_utc() < outage.started_at) {
+            return Err(AppError::invalid(
+                "estimated_restore_at",
+                "must not be before started_at",
+            ));
+        }
         let changes = OutageChanges {
             cause: cause.clone(),
             estimated_restore_at: estimated.map(|e| Some(e.naive_utc())),
@@ -235,7 +244,7 @@ pub fn restore(
             return Err(ended());
         }
         let master = order_repo::find(conn, &outage.master_id)?.ok_or_else(not_found)?;
-        let from: Status = master.status.parse().unwrap_or(Status::New);
+        let from = crate::service::work_orders::status_of(&master)?;
         if from.is_open() && from != Status::Resolved {
             let resolution = format!("停电事件已恢复送电：{}", outage.cause);
             let c = WorkOrderChanges {
@@ -316,7 +325,7 @@ pub fn cancel(
             ("outage_cancelled", &reason),
         )?;
         let master = order_repo::find(conn, &outage.master_id)?.ok_or_else(not_found)?;
-        let from: Status = master.status.parse().unwrap_or(Status::New);
+        let from = crate::service::work_orders::status_of(&master)?;
         if from.is_open() {
             let c = WorkOrderChanges {
                 status: Some(Status::Cancelled.as_str().to_owned()),

@@ -14,6 +14,7 @@ use crate::domain::calendar::Calendars;
 use crate::domain::values::{check_code, check_coordinates, limits, Phone};
 use crate::domain::{CrewKind, RegionClass, Tier};
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -55,21 +56,29 @@ fn check_calendar(p: &mut Problems, calendars: &Calendars, calendar: Option<&str
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AreaCreate {
+    #[schema(schema_with = schema::code)]
     pub code: String,
+    #[schema(schema_with = schema::name)]
     pub name: String,
     pub region_class: RegionClass,
+    #[schema(schema_with = schema::code_or_null)]
     pub parent_code: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schema::codes)]
     pub backup_area_codes: Vec<String>,
+    /// A calendar id of `GET /api/v1/calendars` (default `cn`).
     pub calendar: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AreaPatch {
+    #[schema(schema_with = schema::name_or_null)]
     pub name: Option<String>,
     pub region_class: Option<RegionClass>,
+    #[schema(schema_with = schema::code_or_null)]
     pub parent_code: Option<String>,
+    #[schema(schema_with = schema::codes_or_null)]
     pub backup_area_codes: Option<Vec<String>>,
     pub calendar: Option<String>,
 }
@@ -150,35 +159,55 @@ pub fn update_area(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrewCreate {
+    #[schema(schema_with = schema::code)]
     pub code: String,
+    #[schema(schema_with = schema::name)]
     pub name: String,
     pub kind: Option<CrewKind>,
+    /// The first is the crew's home area.
+    #[schema(schema_with = schema::some_codes)]
     pub area_codes: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = schema::codes)]
     pub skills: Vec<String>,
+    #[schema(minimum = 0, maximum = 1000)]
+    #[serde(deserialize_with = "schema::whole")]
     pub capacity: i32,
     pub on_duty: Option<bool>,
+    /// Sent together with `lon`.
+    #[schema(schema_with = schema::lat_or_null)]
     pub lat: Option<f64>,
+    #[schema(schema_with = schema::lon_or_null)]
     pub lon: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrewPatch {
+    #[schema(schema_with = schema::name_or_null)]
     pub name: Option<String>,
     pub kind: Option<CrewKind>,
+    #[schema(schema_with = schema::some_codes_or_null)]
     pub area_codes: Option<Vec<String>>,
+    #[schema(schema_with = schema::codes_or_null)]
     pub skills: Option<Vec<String>>,
+    #[schema(minimum = 0, maximum = 1000)]
+    #[serde(default, deserialize_with = "schema::whole_or_null")]
     pub capacity: Option<i32>,
     pub on_duty: Option<bool>,
+    /// Sent together with `lon`.
+    #[schema(schema_with = schema::lat_or_null)]
     pub lat: Option<f64>,
+    #[schema(schema_with = schema::lon_or_null)]
     pub lon: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationUpdate {
+    #[schema(schema_with = schema::lat)]
     pub lat: f64,
+    #[schema(schema_with = schema::lon)]
     pub lon: f64,
 }
 
@@ -241,7 +270,7 @@ pub fn create_crew(
             id: uuid::Uuid::new_v4().to_string(),
             code: c.code,
             name: c.name,
-            kind: c.kind.unwrap_or(CrewKind::Field).as_str().to_owned(),
+            kind: c.kind.unwrap_or(CrewKind::Field),
             area_codes: to_json_list(&c.area_codes),
             skills: to_json_list(&c.skills),
             capacity: c.capacity,
@@ -378,13 +407,22 @@ pub fn report_duty(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerCreate {
+    #[schema(schema_with = schema::code)]
     pub account_no: String,
+    #[schema(schema_with = schema::name)]
     pub name: String,
+    #[schema(schema_with = schema::phone)]
     pub phone: String,
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
+    #[schema(schema_with = schema::address)]
     pub address: String,
+    #[schema(schema_with = schema::code)]
     pub area_code: String,
+    /// Sent together with `lon`.
+    #[schema(schema_with = schema::lat_or_null)]
     pub lat: Option<f64>,
+    #[schema(schema_with = schema::lon_or_null)]
     pub lon: Option<f64>,
     pub tier: Option<Tier>,
 }
@@ -392,13 +430,22 @@ pub struct CustomerCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
+    #[schema(schema_with = schema::code_or_null)]
     pub account_no: Option<String>,
+    #[schema(schema_with = schema::name_or_null)]
     pub name: Option<String>,
+    #[schema(schema_with = schema::phone_or_null)]
     pub phone: Option<String>,
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
+    #[schema(schema_with = schema::address_or_null)]
     pub address: Option<String>,
+    #[schema(schema_with = schema::code_or_null)]
     pub area_code: Option<String>,
+    /// Sent together with `lon`.
+    #[schema(schema_with = schema::lat_or_null)]
     pub lat: Option<f64>,
+    #[schema(schema_with = schema::lon_or_null)]
     pub lon: Option<f64>,
     pub tier: Option<Tier>,
 }

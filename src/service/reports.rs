@@ -497,7 +497,7 @@ fn score_period_in(
     let mut tallies: HashMap<String, CrewTally> = crews
         .iter()
         .map(|c| {
-            let kind = c.kind.parse().unwrap_or(CrewKind::Field);
+            let kind = c.kind;
             let home = from_json_list(&c.area_codes).into_iter().next();
             (
                 c.id.clone(),

@@ -8,7 +8,7 @@ use crate::domain::routing::{
     self, rank, CandidateInput, CrewFacts, OrderNeeds, Ranked, RoutingWeights,
 };
 use crate::domain::sla::Stage;
-use crate::domain::{CrewKind, Kind};
+use crate::domain::CrewKind;
 use crate::errors::AppError;
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -43,7 +43,7 @@ pub fn named_candidates(
 ) -> Result<Vec<Candidate>, AppError> {
     let all = crews::all(conn)?;
     let since = (now - TimeDelta::days(weights.performance_window_days)).naive_utc();
-    let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
+    let kind = crate::service::work_orders::kind_of(order)?;
     let crew_kind = routing::crew_kind_for(kind);
     // Units go on no site: their recent performance is the on-time reply rate.
     let stage = match crew_kind {
@@ -69,7 +69,7 @@ pub fn named_candidates(
     let homes: std::collections::HashSet<&str> = all
         .iter()
         .zip(&lists)
-        .filter(|(c, (areas, _))| c.kind == crew_kind.as_str() && covers(areas))
+        .filter(|(c, (areas, _))| c.kind == crew_kind && covers(areas))
         .filter_map(|(_, (areas, _))| areas.first().map(String::as_str))
         .collect();
     let relevant: Vec<&str> = all
@@ -77,7 +77,7 @@ pub fn named_candidates(
         .zip(&lists)
         .filter(|(c, (areas, _))| {
             covers(areas)
-                || (c.kind == crew_kind.as_str()
+                || (c.kind == crew_kind
                     && areas.first().is_some_and(|h| homes.contains(h.as_str())))
         })
         .map(|(c, _)| c.id.as_str())
@@ -94,7 +94,7 @@ pub fn named_candidates(
         .map(|(c, (area_codes, skills))| CandidateInput {
             facts: CrewFacts {
                 id: &c.id,
-                kind: c.kind.parse().unwrap_or(CrewKind::Field),
+                kind: c.kind,
                 on_duty: c.on_duty,
                 area_codes,
                 skills,

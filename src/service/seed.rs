@@ -383,7 +383,7 @@ pub fn seed(
                 id: seeder.user.clone(),
                 username: format!("seed-{}", opts.seed),
                 password_hash: "!".into(),
-                role: "agent".into(),
+                role: crate::domain::Role::Agent,
                 display_name: "seed".into(),
                 email: None,
                 crew_id: None,
@@ -433,11 +433,14 @@ pub fn seed(
                 });
             }
         }
-        let crew = |code: String, kind: &str, area_codes: Vec<String>, skills: &[&str]| CrewRow {
+        let crew = |code: String,
+                    kind: crate::domain::CrewKind,
+                    area_codes: Vec<String>,
+                    skills: &[&str]| CrewRow {
             id: uuid::Uuid::new_v4().to_string(),
             code: code.clone(),
             name: format!("班组 {code}"),
-            kind: kind.into(),
+            kind,
             area_codes: to_json_list(&area_codes),
             skills: to_json_list(&skills.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
             capacity: 20,
@@ -452,7 +455,7 @@ pub fn seed(
             for n in 0..FIELD_CREWS_PER_DISTRICT {
                 let row = crew(
                     format!("F{:03}-{n}", i + 1),
-                    "field",
+                    crate::domain::CrewKind::Field,
                     vec![d.code.clone()],
                     &["repair", "metering", "charging"],
                 );
@@ -473,7 +476,7 @@ pub fn seed(
             }
             let row = crew(
                 format!("U{:02}", u + 1),
-                "unit",
+                crate::domain::CrewKind::Unit,
                 covered.clone(),
                 &["complaints", "reply"],
             );

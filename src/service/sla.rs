@@ -10,7 +10,6 @@ use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
 use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
 use crate::domain::timer::{deadline, held, Hold, HoldKind};
-use crate::domain::Kind;
 use crate::errors::AppError;
 use crate::errors::ProblemCode;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
@@ -217,7 +216,7 @@ fn order_rule(
         }
         (None, None) => "normal".into(),
     };
-    let kind: Kind = order.kind.parse().unwrap_or(Kind::Repair);
+    let kind = crate::service::work_orders::kind_of(order)?;
     let profile = OrderProfile {
         kind,
         category: &order.category,

@@ -5,19 +5,27 @@ use crate::db::users::{self as repo, UserChanges, UserRow};
 use crate::db::{areas, auth, crews, to_json_list, write_transaction, DbConnection};
 use crate::domain::Role;
 use crate::errors::{AppError, Problems};
+use crate::schema;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(schema_with = schema::username)]
     pub username: String,
+    #[schema(schema_with = schema::password)]
     pub password: String,
     pub role: Role,
+    #[schema(schema_with = schema::any_name_or_null)]
     pub display_name: Option<String>,
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
+    /// Required for the crew role, refused for the others.
+    #[schema(schema_with = schema::uuid_or_null)]
     pub crew_id: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = schema::codes)]
     pub area_codes: Vec<String>,
 }
 
@@ -25,11 +33,17 @@ pub struct NewUser {
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub role: Option<Role>,
+    #[schema(schema_with = schema::name_or_null)]
     pub display_name: Option<String>,
+    #[schema(schema_with = schema::email_or_null)]
     pub email: Option<String>,
+    /// Required for the crew role, refused for the others.
+    #[schema(schema_with = schema::uuid_or_null)]
     pub crew_id: Option<String>,
+    #[schema(schema_with = schema::codes_or_null)]
     pub area_codes: Option<Vec<String>>,
     pub active: Option<bool>,
+    #[schema(schema_with = schema::password_or_null)]
     pub password: Option<String>,
 }
 
@@ -39,11 +53,11 @@ fn check_username(p: &mut Problems, username: &str) {
         p.add("username", "must be 1 to 100 characters");
     } else if !username
         .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
     {
         p.add(
             "username",
-            "may hold letters, digits, '.', '_', '-' and '@'",
+            "may hold ASCII letters, digits, '.', '_', '-' and '@'",
         );
     }
 }
@@ -113,7 +127,7 @@ pub fn create(
             .unwrap_or_else(|| new.username.clone()),
         username: new.username,
         password_hash: hash,
-        role: new.role.as_str().to_owned(),
+        role: new.role,
         email: new.email,
         crew_id: new.crew_id,
         area_codes: to_json_list(&new.area_codes),

@@ -275,3 +275,43 @@ async fn text_round_trips_exactly() {
         .body;
     assert_eq!(all["items"].as_array().unwrap().len(), texts.len());
 }
+
+#[actix_web::test]
+async fn empty_cursors_whole_numbers_and_the_stream_status_order() {
+    let app = spawn_app().await;
+    cast(&app).await;
+    // An empty cursor is the first page; one this service did not issue is 400.
+    let first = app
+        .get("/api/v1/crews?cursor=", &app.admin)
+        .await
+        .expect(200);
+    assert!(first.body["items"]
+        .as_array()
+        .is_some_and(|i| !i.is_empty()));
+    let r = app
+        .get("/api/v1/crews?cursor=abc", &app.admin)
+        .await
+        .expect(400);
+    assert_eq!(r.body["code"], "invalid_cursor");
+    // JSON Schema's `integer` admits 5.0: so does the server; 5.5 is refused.
+    let crew = |code: &str, capacity: serde_json::Value| json!({"code": code, "name": "抢修三班", "area_codes": ["SZ-FT-01"], "skills": ["repair"], "capacity": capacity});
+    let r = app
+        .post("/api/v1/crews", &app.admin, crew("F-WHOLE", json!(5.0)))
+        .await
+        .expect(201);
+    assert_eq!(r.body["capacity"], 5);
+    let r = app
+        .post("/api/v1/crews", &app.admin, crew("F-HALF", json!(5.5)))
+        .await
+        .expect(422);
+    assert_eq!(r.body["errors"][0]["field"], "capacity");
+    // The stream checks the token before the resume position (401 before 400).
+    let r = app
+        .client
+        .get(format!("{}/api/v1/events/stream", app.base))
+        .header("Last-Event-ID", "-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

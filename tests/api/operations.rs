@@ -39,11 +39,30 @@ async fn health_readiness_metrics_and_docs() {
         .expect(200);
     for path in [
         "/api/v1/work-orders",
-        "/api/v1/work-orders/{id}/{action}",
+        "/api/v1/work-orders/{id}/dispatch",
+        "/api/v1/work-orders/{id}/callback",
         "/api/v1/auth/login",
         "/healthz",
     ] {
         assert!(doc.body["paths"][path].is_object(), "{path} documented");
+    }
+    // Each action has its own path and body; the route's `{action}` is not a path of its own.
+    assert!(doc.body["paths"]["/api/v1/work-orders/{id}/{action}"].is_null());
+    let reassign = &doc.body["paths"]["/api/v1/work-orders/{id}/reassign"]["post"];
+    assert_eq!(reassign["requestBody"]["required"], true);
+    let dispatch = &doc.body["paths"]["/api/v1/work-orders/{id}/dispatch"]["post"];
+    assert_eq!(
+        dispatch["requestBody"]["required"], false,
+        "an empty body reads as {{}}"
+    );
+    // Operation ids are unique.
+    let mut ids = std::collections::HashSet::new();
+    for item in doc.body["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                assert!(ids.insert(id.to_owned()), "operation id {id} is used twice");
+            }
+        }
     }
     let ui = app
         .client

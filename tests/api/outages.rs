@@ -265,3 +265,27 @@ async fn agents_look_up_active_outages_by_area_or_customer() {
     .await
     .expect(404);
 }
+
+#[actix_web::test]
+async fn a_patch_keeps_the_restore_estimate_after_the_start() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let outage = declare(&app, &c.dispatcher).await;
+    let path = format!("/api/v1/outages/{}", outage["id"].as_str().unwrap());
+    let before = (start_time() - TimeDelta::minutes(1)).to_rfc3339();
+    let r = app
+        .patch(
+            &path,
+            &c.dispatcher,
+            json!({"estimated_restore_at": before}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(r.body["errors"][0]["field"], "estimated_restore_at");
+    let later = (start_time() + TimeDelta::hours(3)).to_rfc3339();
+    app.patch(&path, &c.dispatcher, json!({"estimated_restore_at": later}))
+        .await
+        .expect(200);
+    // An empty body changes nothing and is not an error.
+    app.patch(&path, &c.dispatcher, json!({})).await.expect(200);
+}

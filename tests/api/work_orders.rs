@@ -505,18 +505,21 @@ async fn if_match_and_etag() {
     let id = created.id();
     let path = format!("/api/v1/work-orders/{id}/dispatch");
     let body = json!({"crew_id": c.field_crew});
-    for stale in ["\"2\"", "\"abc\"", "W/\"0\""] {
+    // A stale version is 412; a header that names no version is malformed (400).
+    let stale = ["\"2\"", "W/\"0\"", "0"].map(|v| (v, 412, "precondition_failed"));
+    let malformed = ["\"abc\"", "W/1", "\"1", "+1", "1,2"].map(|v| (v, 400, "invalid_if_match"));
+    for (value, status, code) in stale.into_iter().chain(malformed) {
         let r = app
             .call(
                 Method::POST,
                 &path,
                 Some(&c.dispatcher),
                 Some(body.clone()),
-                &[("If-Match", stale)],
+                &[("If-Match", value)],
             )
             .await
-            .expect(412);
-        assert_eq!(r.body["code"], "precondition_failed");
+            .expect(status);
+        assert_eq!(r.body["code"], code, "If-Match: {value}");
     }
     // 403 comes before 412
     app.call(

@@ -169,7 +169,7 @@ pub(super) fn crew_for(
     let load = crews::open_load(conn, &crew.id)?;
     let facts = CrewFacts {
         id: &crew.id,
-        kind: crew.kind.parse().unwrap_or(CrewKind::Field),
+        kind: crew.kind,
         on_duty: crew.on_duty,
         area_codes: &crew_areas,
         skills: &skills,

@@ -48,16 +48,24 @@ pub fn add_note(
 }
 
 /// A correction of an order's fields (PATCH).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Correction {
+    /// A category of the order's kind.
     pub category: Option<String>,
     pub priority: Option<crate::domain::Priority>,
+    #[schema(schema_with = crate::schema::code_or_null)]
     pub area_code: Option<String>,
+    #[schema(schema_with = crate::schema::any_address_or_null)]
     pub address: Option<String>,
+    /// With the order's `lon` (or a new one).
+    #[schema(schema_with = crate::schema::lat_or_null)]
     pub lat: Option<f64>,
+    #[schema(schema_with = crate::schema::lon_or_null)]
     pub lon: Option<f64>,
+    #[schema(schema_with = crate::schema::description_or_null)]
     pub description: Option<String>,
+    /// Complaints only.
     pub grade: Option<crate::domain::Grade>,
 }
 

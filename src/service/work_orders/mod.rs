@@ -15,7 +15,7 @@ use crate::domain::routing::{self, CrewFacts, OrderNeeds, Ranked};
 use crate::domain::sla as sla_rules;
 use crate::domain::state_machine::{self, callback_reopens, reason_required, OrderFacts, Refusal};
 use crate::domain::values::limits;
-use crate::domain::{Action, Actor, CrewKind, Family, Kind, Priority, Satisfaction, Status};
+use crate::domain::{Action, Actor, Family, Kind, Priority, Satisfaction, Status};
 use crate::errors::ProblemCode;
 use crate::errors::{AppError, FieldError};
 use crate::service::sla::{self, SlaContext};
@@ -83,11 +83,11 @@ fn stored<T: std::str::FromStr>(
     })
 }
 
-fn status_of(row: &WorkOrderRow) -> Result<Status, AppError> {
+pub(crate) fn status_of(row: &WorkOrderRow) -> Result<Status, AppError> {
     stored(row, "status", &row.status)
 }
 
-fn kind_of(row: &WorkOrderRow) -> Result<Kind, AppError> {
+pub(crate) fn kind_of(row: &WorkOrderRow) -> Result<Kind, AppError> {
     stored(row, "kind", &row.kind)
 }
 
