@@ -77,7 +77,7 @@ async fn run(url: String, dir: &std::path::Path, until: DateTime<Utc>) {
                     name: "C01".into(),
                     region_class: "urban".into(),
                     parent_code: None,
-                    backup_area_codes: "[]".into(),
+                    backup_area_codes: gridcall::db::StoredList::default(),
                     calendar: "cn".into(),
                     created_at: now,
                     updated_at: now,

@@ -3,7 +3,6 @@
 use super::extract::{page, path_uuid, JsonBody, Page, PageQuery};
 use super::views::{utc, Items};
 use crate::auth::AuthUser;
-use crate::db::from_json_list;
 use crate::db::outages::{self as repo, OutageRow};
 use crate::domain::values::limits;
 use crate::domain::Role;
@@ -36,7 +35,7 @@ pub struct OutageView {
 
 pub fn outage_view(o: OutageRow, linked_count: i64) -> OutageView {
     OutageView {
-        area_codes: from_json_list(&o.area_codes),
+        area_codes: o.area_codes.to_vec(),
         id: o.id,
         cause: o.cause,
         feeder: o.feeder,

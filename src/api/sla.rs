@@ -4,7 +4,6 @@
 use super::extract::{path_uuid, JsonBody, Page};
 use super::views::{utc, Items};
 use crate::auth::AuthUser;
-use crate::db::from_json_list;
 use crate::db::timers::PauseRow;
 use crate::domain::calendar::DayKind;
 use crate::domain::sla::{CalendarRef, Stage};
@@ -247,7 +246,7 @@ pub struct PauseView {
 fn pause_view(p: PauseRow, now: DateTime<Utc>) -> PauseView {
     PauseView {
         active: p.starts_at.and_utc() <= now && p.ends_at.is_none_or(|e| e.and_utc() > now),
-        area_codes: from_json_list(&p.area_codes),
+        area_codes: p.area_codes.to_vec(),
         id: p.id,
         starts_at: utc(p.starts_at),
         ends_at: p.ends_at.map(utc),
@@ -313,11 +312,7 @@ pub async fn list_pauses(
     let rows = state.db(crate::db::timers::pauses).await?;
     let items: Vec<PauseView> = rows
         .into_iter()
-        .filter(|p| {
-            from_json_list(&p.area_codes)
-                .iter()
-                .any(|a| user.sees_area(a))
-        })
+        .filter(|p| p.area_codes.to_vec().iter().any(|a| user.sees_area(a)))
         .map(|p| pause_view(p, now))
         .collect();
     // Every window is listed (they are few: declared by supervisors for storms), as one page.

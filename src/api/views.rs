@@ -4,7 +4,6 @@ use crate::db::areas::AreaRow;
 use crate::db::crews::CrewRow;
 use crate::db::customers::CustomerRow;
 use crate::db::events::EventRow;
-use crate::db::from_json_list;
 use crate::db::timers::TimerRow;
 use crate::db::users::UserRow;
 use crate::db::work_orders::WorkOrderRow;
@@ -73,7 +72,7 @@ pub struct AreaView {
 impl From<AreaRow> for AreaView {
     fn from(a: AreaRow) -> Self {
         AreaView {
-            backup_area_codes: from_json_list(&a.backup_area_codes),
+            backup_area_codes: a.backup_area_codes.to_vec(),
             code: a.code,
             name: a.name,
             region_class: a.region_class,
@@ -120,8 +119,8 @@ impl CrewView {
 impl From<CrewRow> for CrewView {
     fn from(c: CrewRow) -> Self {
         CrewView {
-            area_codes: from_json_list(&c.area_codes),
-            skills: from_json_list(&c.skills),
+            area_codes: c.area_codes.to_vec(),
+            skills: c.skills.to_vec(),
             id: c.id,
             code: c.code,
             name: c.name,

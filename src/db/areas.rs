@@ -13,7 +13,8 @@ pub struct AreaRow {
     pub name: String,
     pub region_class: String,
     pub parent_code: Option<String>,
-    pub backup_area_codes: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub backup_area_codes: super::StoredList,
     pub calendar: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -56,7 +57,7 @@ pub fn missing(conn: &mut DbConnection, codes: &[String]) -> Result<Vec<String>,
 
 pub fn insert(conn: &mut DbConnection, row: &AreaRow) -> Result<(), AppError> {
     diesel::insert_into(areas::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map_err(|e| {
             if is_unique_violation(&e) {

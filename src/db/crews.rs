@@ -14,8 +14,10 @@ pub struct CrewRow {
     pub name: String,
     #[diesel(deserialize_as = String, serialize_as = String)]
     pub kind: crate::domain::CrewKind,
-    pub area_codes: String,
-    pub skills: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub area_codes: super::StoredList,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub skills: super::StoredList,
     pub capacity: i32,
     pub on_duty: bool,
     pub lat: Option<f64>,

@@ -548,17 +548,56 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
 }
 
 /// JSON text column helpers: lists of codes are kept as JSON arrays.
-pub fn to_json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+/// A list of codes or ids stored as a JSON array of strings in a TEXT column (both backends).
+/// A stored value that is not such an array fails the read (500, logged): it is never read
+/// as an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredList(pub Vec<String>);
+
+impl TryFrom<String> for StoredList {
+    type Error = serde_json::Error;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text).map(StoredList)
+    }
 }
 
-pub fn from_json_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
+impl From<StoredList> for String {
+    fn from(list: StoredList) -> String {
+        to_json_list(&list.0)
+    }
+}
+
+impl std::ops::Deref for StoredList {
+    type Target = Vec<String>;
+    fn deref(&self) -> &Vec<String> {
+        &self.0
+    }
+}
+
+pub fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_list_reads_back_or_fails_loudly() {
+        let list = StoredList(vec!["SZ-FT-01".into(), "广州".into()]);
+        let text = String::from(list.clone());
+        assert_eq!(StoredList::try_from(text).unwrap(), list);
+        assert_eq!(
+            StoredList::try_from("[]".to_owned()).unwrap(),
+            StoredList::default()
+        );
+        for bad in ["", "SZ-FT-01", "{}", "[1]", "[\"a\""] {
+            assert!(
+                StoredList::try_from(bad.to_owned()).is_err(),
+                "{bad:?} is not a list"
+            );
+        }
+    }
 
     #[test]
     fn backend_is_chosen_by_scheme() {

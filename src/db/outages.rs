@@ -10,7 +10,8 @@ use diesel::prelude::*;
 #[diesel(table_name = outages)]
 pub struct OutageRow {
     pub id: String,
-    pub area_codes: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub area_codes: super::StoredList,
     pub cause: String,
     pub feeder: Option<String>,
     pub started_at: NaiveDateTime,
@@ -37,7 +38,7 @@ pub struct OutageChanges {
 
 pub fn insert(conn: &mut DbConnection, row: &OutageRow) -> Result<(), AppError> {
     diesel::insert_into(outages::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }

@@ -203,7 +203,8 @@ pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, App
 #[diesel(table_name = sla_pauses)]
 pub struct PauseRow {
     pub id: String,
-    pub area_codes: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub area_codes: super::StoredList,
     pub starts_at: NaiveDateTime,
     pub ends_at: Option<NaiveDateTime>,
     pub reason: String,
@@ -214,7 +215,7 @@ pub struct PauseRow {
 
 pub fn insert_pause(conn: &mut DbConnection, row: &PauseRow) -> Result<(), AppError> {
     diesel::insert_into(sla_pauses::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }

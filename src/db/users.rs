@@ -1,7 +1,7 @@
 //! Users.
 
 use super::schema::users;
-use super::{from_json_list, is_unique_violation, DbConnection};
+use super::{is_unique_violation, DbConnection};
 use crate::domain::{Actor, Role};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
@@ -18,7 +18,8 @@ pub struct UserRow {
     pub display_name: String,
     pub email: Option<String>,
     pub crew_id: Option<String>,
-    pub area_codes: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub area_codes: super::StoredList,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -30,7 +31,7 @@ impl UserRow {
     }
 
     pub fn area_codes(&self) -> Vec<String> {
-        from_json_list(&self.area_codes)
+        self.area_codes.to_vec()
     }
 
     pub fn actor(&self) -> Actor {

@@ -33,7 +33,8 @@ pub struct WorkOrderRow {
     pub master_id: Option<String>,
     pub subject_crew_id: Option<String>,
     pub outage_id: Option<String>,
-    pub returned_crew_ids: String,
+    #[diesel(deserialize_as = String)]
+    pub returned_crew_ids: super::StoredList,
     pub urge_count: i32,
     pub reopen_count: i32,
     pub satisfaction: Option<String>,

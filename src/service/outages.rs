@@ -7,7 +7,8 @@ use crate::db::credits::{self, Fact};
 use crate::db::events::{self, NewEvent};
 use crate::db::outages::{self as repo, OutageChanges, OutageRow};
 use crate::db::work_orders::{self as order_repo, WorkOrderChanges};
-use crate::db::{areas, to_json_list, write_transaction, DbConnection};
+use crate::db::StoredList;
+use crate::db::{areas, write_transaction, DbConnection};
 use crate::domain::sla as sla_rules;
 use crate::domain::{Action, Actor, Kind, Status};
 use crate::errors::ProblemCode;
@@ -53,11 +54,7 @@ fn not_found() -> AppError {
 
 fn load(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<OutageRow, AppError> {
     repo::find(conn, id)?
-        .filter(|o| {
-            crate::db::from_json_list(&o.area_codes)
-                .iter()
-                .any(|a| actor.sees_area(a))
-        })
+        .filter(|o| o.area_codes.to_vec().iter().any(|a| actor.sees_area(a)))
         .ok_or_else(not_found)
 }
 
@@ -65,7 +62,7 @@ fn load(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<OutageRow, A
 /// to one of them sees the outage, but may not restore or cancel it for the others).
 fn load_to_change(conn: &mut DbConnection, actor: &Actor, id: &str) -> Result<OutageRow, AppError> {
     let outage = load(conn, actor, id)?;
-    let codes = crate::db::from_json_list(&outage.area_codes);
+    let codes = outage.area_codes.to_vec();
     if !actor.sees_all_areas(&codes) {
         let outside: Vec<&str> = codes
             .iter()
@@ -102,9 +99,7 @@ pub(crate) fn covering_for_link(
     let tree = areas::tree(conn)?;
     let up = crate::domain::areas::with_ancestors(&tree, area_code);
     for outage in active {
-        let covers = crate::db::from_json_list(&outage.area_codes)
-            .iter()
-            .any(|a| up.contains(a));
+        let covers = outage.area_codes.to_vec().iter().any(|a| up.contains(a));
         if covers && repo::lock_active(conn, &outage.id)? {
             return Ok(Some(outage));
         }
@@ -153,7 +148,7 @@ pub fn declare(
         };
         let row = OutageRow {
             id: uuid::Uuid::new_v4().to_string(),
-            area_codes: to_json_list(&new.area_codes),
+            area_codes: StoredList(new.area_codes.clone()),
             cause: new.cause,
             feeder: new.feeder,
             started_at: new.started_at.naive_utc(),
@@ -403,11 +398,11 @@ pub fn list(
         let batch = repo::page(conn, active_only, after.clone(), limit)?;
         let exhausted = (batch.len() as i64) < limit;
         after = batch.last().map(|o| (o.started_at, o.id.clone()));
-        seen.extend(batch.into_iter().filter(|o| {
-            crate::db::from_json_list(&o.area_codes)
-                .iter()
-                .any(|a| actor.sees_area(a))
-        }));
+        seen.extend(
+            batch
+                .into_iter()
+                .filter(|o| o.area_codes.to_vec().iter().any(|a| actor.sees_area(a))),
+        );
         if exhausted || seen.len() as i64 >= limit {
             break;
         }
@@ -432,11 +427,7 @@ pub fn lookup(conn: &mut DbConnection, area_code: &str) -> Result<Vec<Counted>, 
     let up = crate::domain::areas::with_ancestors(&tree, area_code);
     let covering = active
         .into_iter()
-        .filter(|o| {
-            crate::db::from_json_list(&o.area_codes)
-                .iter()
-                .any(|a| up.contains(a))
-        })
+        .filter(|o| o.area_codes.to_vec().iter().any(|a| up.contains(a)))
         .collect();
     counted(conn, covering)
 }

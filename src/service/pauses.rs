@@ -4,7 +4,8 @@
 
 use crate::db::events::{self, NewEvent};
 use crate::db::timers::{self, PauseRow, TimerRow};
-use crate::db::{areas, to_json_list, write_transaction, DbConnection};
+use crate::db::StoredList;
+use crate::db::{areas, write_transaction, DbConnection};
 use crate::domain::areas::with_descendants;
 use crate::domain::timer::Hold;
 use crate::domain::Actor;
@@ -145,7 +146,7 @@ pub fn create(
         problems.finish()?;
         let row = PauseRow {
             id: uuid::Uuid::new_v4().to_string(),
-            area_codes: to_json_list(&p.area_codes),
+            area_codes: StoredList(p.area_codes.clone()),
             starts_at: p.starts_at.naive_utc(),
             ends_at: p.ends_at.map(|e| e.naive_utc()),
             reason: p.reason,
@@ -174,7 +175,7 @@ pub fn end(
 ) -> Result<PauseRow, AppError> {
     write_transaction(conn, |conn| {
         let pause = timers::find_pause(conn, id)?.ok_or(AppError::NotFound { what: "pause" })?;
-        let codes = crate::db::from_json_list(&pause.area_codes);
+        let codes = pause.area_codes.to_vec();
         if !actor.area_codes.is_empty() && !codes.iter().all(|c| actor.sees_area(c)) {
             return Err(AppError::NotFound { what: "pause" });
         }

@@ -9,6 +9,7 @@
 use crate::db::areas::{self, AreaChanges, AreaRow};
 use crate::db::crews::{self, CrewChanges, CrewRow};
 use crate::db::customers::{self, CustomerChanges, CustomerRow};
+use crate::db::StoredList;
 use crate::db::{to_json_list, write_transaction, DbConnection};
 use crate::domain::calendar::Calendars;
 use crate::domain::values::{check_code, check_coordinates, limits, Phone};
@@ -109,7 +110,7 @@ pub fn create_area(
             name: a.name,
             region_class: a.region_class.as_str().to_owned(),
             parent_code: a.parent_code,
-            backup_area_codes: to_json_list(&a.backup_area_codes),
+            backup_area_codes: StoredList(a.backup_area_codes.clone()),
             calendar: a.calendar.unwrap_or_else(|| "cn".to_owned()),
             created_at: now,
             updated_at: now,
@@ -271,8 +272,8 @@ pub fn create_crew(
             code: c.code,
             name: c.name,
             kind: c.kind.unwrap_or(CrewKind::Field),
-            area_codes: to_json_list(&c.area_codes),
-            skills: to_json_list(&c.skills),
+            area_codes: StoredList(c.area_codes.clone()),
+            skills: StoredList(c.skills.clone()),
             capacity: c.capacity,
             on_duty: c.on_duty.unwrap_or(true),
             lat: c.lat,

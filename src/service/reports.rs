@@ -4,7 +4,7 @@
 use crate::db::credits::{self, Fact};
 use crate::db::reports::{self as repo, InstanceFilter, InstanceRow};
 use crate::db::rollups::{self, CellFilter};
-use crate::db::{areas, crews, from_json_list, read_snapshot, DbConnection};
+use crate::db::{areas, crews, read_snapshot, DbConnection};
 use crate::domain::reports::{
     age_bucket, local_day, whole_minutes, with_descendants, Minutes, Month, SlaFigures, SlaTally,
     Standing, AGE_BUCKETS,
@@ -498,7 +498,7 @@ fn score_period_in(
         .iter()
         .map(|c| {
             let kind = c.kind;
-            let home = from_json_list(&c.area_codes).into_iter().next();
+            let home = c.area_codes.first().cloned();
             (
                 c.id.clone(),
                 CrewTally {

@@ -2,7 +2,7 @@
 //! arrivals (replies for units) by the crew credited, the order's area and needs; the ranking itself is `domain::routing::rank`.
 
 use crate::db::work_orders::WorkOrderRow;
-use crate::db::{areas, crews, from_json_list, DbConnection};
+use crate::db::{areas, crews, DbConnection};
 use crate::domain::categories::Categories;
 use crate::domain::routing::{
     self, rank, CandidateInput, CrewFacts, OrderNeeds, Ranked, RoutingWeights,
@@ -51,11 +51,11 @@ pub fn named_candidates(
         CrewKind::Unit => Stage::Reply,
     };
     let backup = areas::find(conn, &order.area_code)?
-        .map(|a| from_json_list(&a.backup_area_codes))
+        .map(|a| a.backup_area_codes.to_vec())
         .unwrap_or_default();
     let lists: Vec<(Vec<String>, Vec<String>)> = all
         .iter()
-        .map(|c| (from_json_list(&c.area_codes), from_json_list(&c.skills)))
+        .map(|c| (c.area_codes.to_vec(), c.skills.to_vec()))
         .collect();
     // Loads and arrivals are read only for the crews that could take the order (they cover
     // its area or a backup area) and their peers (same kind, same home area), whose
@@ -87,7 +87,7 @@ pub fn named_candidates(
     let skill = categories
         .find(kind, &order.category)
         .and_then(|c| c.skill.clone());
-    let returned = from_json_list(&order.returned_crew_ids);
+    let returned = order.returned_crew_ids.to_vec();
     let inputs: Vec<CandidateInput<'_>> = all
         .iter()
         .zip(&lists)

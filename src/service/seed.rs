@@ -12,6 +12,7 @@ use crate::db::rollups::{CreditCellRow, SlaCellRow};
 use crate::db::seed::{self as bulk, SeedCredit, SeedOrder, SeedTimer};
 use crate::db::timers::TimerRow;
 use crate::db::users::UserRow;
+use crate::db::StoredList;
 use crate::db::{to_json_list, write_transaction, DbConnection};
 use crate::domain::calendar::{parse_duration, Calendar};
 use crate::domain::reports::{local_day, whole_minutes};
@@ -387,7 +388,7 @@ pub fn seed(
                 display_name: "seed".into(),
                 email: None,
                 crew_id: None,
-                area_codes: "[]".into(),
+                area_codes: StoredList::default(),
                 active: false,
                 created_at: now,
                 updated_at: now,
@@ -403,7 +404,7 @@ pub fn seed(
                     name: format!("市{}", c + 1),
                     region_class: "urban".into(),
                     parent_code: None,
-                    backup_area_codes: "[]".into(),
+                    backup_area_codes: StoredList::default(),
                     calendar: "cn".into(),
                     created_at: now,
                     updated_at: now,
@@ -419,7 +420,7 @@ pub fn seed(
                         name: format!("市{}区{}", c + 1, k + 1),
                         region_class: region.into(),
                         parent_code: Some(city.clone()),
-                        backup_area_codes: "[]".into(),
+                        backup_area_codes: StoredList::default(),
                         calendar: "cn".into(),
                         created_at: now,
                         updated_at: now,
@@ -441,8 +442,8 @@ pub fn seed(
             code: code.clone(),
             name: format!("班组 {code}"),
             kind,
-            area_codes: to_json_list(&area_codes),
-            skills: to_json_list(&skills.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            area_codes: StoredList(area_codes),
+            skills: StoredList(skills.iter().map(|s| s.to_string()).collect()),
             capacity: 20,
             on_duty: true,
             lat: None,

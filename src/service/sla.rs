@@ -5,7 +5,7 @@
 use crate::db::areas::AreaRow;
 use crate::db::timers::{self, PauseRow, TimerRow};
 use crate::db::work_orders::WorkOrderRow;
-use crate::db::{areas, customers, from_json_list, DbConnection};
+use crate::db::{areas, customers, DbConnection};
 use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
 use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
@@ -145,7 +145,7 @@ pub fn pause_holds(pauses: &[PauseRow], tree: &AreaTree, area_code: &str) -> Vec
     let up = with_ancestors(tree, area_code);
     pauses
         .iter()
-        .filter(|p| from_json_list(&p.area_codes).iter().any(|a| up.contains(a)))
+        .filter(|p| p.area_codes.to_vec().iter().any(|a| up.contains(a)))
         .map(|p| Hold {
             kind: HoldKind::Excused,
             from: p.starts_at.and_utc(),

@@ -2,6 +2,7 @@
 
 use crate::auth::password::{check_new_password, hash_password, PasswordCost};
 use crate::db::users::{self as repo, UserChanges, UserRow};
+use crate::db::StoredList;
 use crate::db::{areas, auth, crews, to_json_list, write_transaction, DbConnection};
 use crate::domain::Role;
 use crate::errors::{AppError, Problems};
@@ -130,7 +131,7 @@ pub fn create(
         role: new.role,
         email: new.email,
         crew_id: new.crew_id,
-        area_codes: to_json_list(&new.area_codes),
+        area_codes: StoredList(new.area_codes.clone()),
         active: true,
         created_at: now.naive_utc(),
         updated_at: now.naive_utc(),

@@ -315,3 +315,38 @@ async fn empty_cursors_whole_numbers_and_the_stream_status_order() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[actix_web::test]
+async fn a_stored_value_this_version_cannot_read_is_an_error_not_a_default() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let path = format!("/api/v1/crews/{}", c.field_crew);
+    app.get(&path, &app.admin).await.expect(200);
+    for (column, value) in [("kind", "drone"), ("area_codes", "SZ-FT-01")] {
+        let mut conn = app.state.pool.get().unwrap();
+        diesel::sql_query(format!(
+            "UPDATE crews SET {column} = '{value}' WHERE id = '{}'",
+            c.field_crew
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        drop(conn);
+        // Never read as a field crew or an empty list: 500, with nothing internal shown.
+        let r = app.get(&path, &app.admin).await.expect(500);
+        assert_eq!(r.body["code"], "internal_error", "{column}");
+        assert!(!r.body["detail"].as_str().unwrap_or("").contains(value));
+        let mut conn = app.state.pool.get().unwrap();
+        let good = if column == "kind" {
+            "field"
+        } else {
+            "[\"SZ-FT-01\"]"
+        };
+        diesel::sql_query(format!(
+            "UPDATE crews SET {column} = '{good}' WHERE id = '{}'",
+            c.field_crew
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+    }
+}

@@ -157,15 +157,15 @@ pub(super) fn crew_for(
         crews::find(conn, crew_id)?.ok_or_else(|| AppError::invalid("crew_id", "no such crew"))?;
     let area = areas::find(conn, &order.area_code)?;
     let backup = area
-        .map(|a| from_json_list(&a.backup_area_codes))
+        .map(|a| a.backup_area_codes.to_vec())
         .unwrap_or_default();
     let kind = kind_of(order)?;
     let skill = categories
         .find(kind, &order.category)
         .and_then(|c| c.skill.clone());
-    let crew_areas = from_json_list(&crew.area_codes);
-    let skills = from_json_list(&crew.skills);
-    let returned = from_json_list(&order.returned_crew_ids);
+    let crew_areas = crew.area_codes.to_vec();
+    let skills = crew.skills.to_vec();
+    let returned = order.returned_crew_ids.to_vec();
     let load = crews::open_load(conn, &crew.id)?;
     let facts = CrewFacts {
         id: &crew.id,
@@ -447,7 +447,7 @@ fn dispatch(
 /// Reject (退单): back to `new`, this crew excluded from routing the order again.
 fn reject(step: &Step<'_>, effect: &mut Effect) -> Outcome {
     let order = step.order;
-    let mut returned = from_json_list(&order.returned_crew_ids);
+    let mut returned = order.returned_crew_ids.to_vec();
     if let Some(crew) = &order.assigned_crew_id {
         effect.data.insert("crew_id".into(), crew.clone().into());
         if !returned.contains(crew) {
