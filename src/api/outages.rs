@@ -145,7 +145,7 @@ pub struct OutageQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/outages", tag = "outages", params(OutageQuery), responses((status = 200, body = inline(Object)), (status = 400)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/outages", tag = "outages", params(OutageQuery), responses((status = 200, body = Page<OutageView>), (status = 400)), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -384,7 +384,9 @@ pub struct EventView {
     pub from_status: Option<String>,
     pub to_status: Option<String>,
     pub reason: Option<String>,
-    #[schema(value_type = Object)]
+    /// What the event carries, by `type`: e.g. `dispatch` the crew and routing, `update` the
+    /// old and new values, `sla_breach` the stage and instance (docs/api.md, "Live events").
+    #[schema(required = true, value_type = Option<std::collections::HashMap<String, Value>>)]
     pub data: serde_json::Value,
     pub at: DateTime<Utc>,
 }

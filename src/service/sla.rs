@@ -553,8 +553,13 @@ pub fn apply(
     let pauses = order_pauses(conn, order)?;
     if plan.touches_open() {
         for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {
-            let stage: Option<Stage> = slot.stage.parse().ok();
-            let in_list = |list: &[Stage]| stage.is_some_and(|s| list.contains(&s));
+            let stage: Stage = slot.stage.parse().map_err(|_| {
+                AppError::internal(format!(
+                    "a timer of order {} has stage `{}`, which this version does not know",
+                    order.id, slot.stage
+                ))
+            })?;
+            let in_list = |list: &[Stage]| list.contains(&stage);
             let (ends, stops) = (
                 in_list(&plan.end),
                 plan.stop_all || plan.stop_rest || in_list(&plan.stop),
