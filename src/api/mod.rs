@@ -454,3 +454,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .default_service(web::to(not_found));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::{RefOr, Schema};
+
+    /// The document's body of each action names exactly the fields the server accepts for it
+    /// (`service::work_orders::accepted_fields`), so the two lists cannot drift apart.
+    #[test]
+    fn each_action_body_documents_the_fields_the_server_accepts() {
+        let doc = ApiDoc::openapi();
+        let schemas = &doc.components.as_ref().unwrap().schemas;
+        for (action, body) in work_orders::action_bodies::ACTIONS {
+            let Some(RefOr::T(Schema::Object(o))) = schemas.get(*body) else {
+                panic!("{body} is not in the document");
+            };
+            let mut documented: Vec<&str> = o.properties.keys().map(String::as_str).collect();
+            documented.sort_unstable();
+            let action: crate::domain::Action = action.parse().unwrap();
+            let mut accepted = crate::service::work_orders::accepted_fields(action).to_vec();
+            accepted.sort_unstable();
+            assert_eq!(documented, accepted, "{action}");
+            assert!(doc
+                .paths
+                .paths
+                .contains_key(&format!("/api/v1/work-orders/{{id}}/{action}")));
+        }
+    }
+}

@@ -59,7 +59,7 @@ impl ActionBody {
 }
 
 /// The fields each action takes (API.md).
-pub(super) fn accepted_fields(action: Action) -> &'static [&'static str] {
+pub fn accepted_fields(action: Action) -> &'static [&'static str] {
     match action {
         Action::Dispatch => &["crew_id", "note"],
         Action::Reassign => &["crew_id", "reason"],
