@@ -8,6 +8,8 @@ use crate::db::timers::TimerRow;
 use crate::db::users::UserRow;
 use crate::db::work_orders::WorkOrderRow;
 use crate::domain::routing::{Ranked, ScoreParts};
+use crate::domain::sla::TimerState;
+use crate::domain::state_machine::{Channel, Grade, Kind, Priority, Satisfaction, Status};
 use crate::domain::timer::Segment;
 use crate::domain::{Action, Role};
 use crate::service::routing::Candidate;
@@ -182,12 +184,12 @@ pub struct CallerView {
 pub struct WorkOrderView {
     pub id: String,
     pub number: String,
-    pub kind: String,
+    pub kind: Kind,
     pub category: String,
-    pub grade: Option<String>,
-    pub priority: String,
-    pub channel: String,
-    pub status: String,
+    pub grade: Option<Grade>,
+    pub priority: Priority,
+    pub channel: Channel,
+    pub status: Status,
     pub customer_id: Option<String>,
     pub caller: CallerView,
     pub area_code: String,
@@ -202,7 +204,7 @@ pub struct WorkOrderView {
     pub outage_id: Option<String>,
     pub urge_count: i32,
     pub reopen_count: i32,
-    pub satisfaction: Option<String>,
+    pub satisfaction: Option<Satisfaction>,
     pub suspended_until: Option<DateTime<Utc>>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -333,7 +335,7 @@ impl WorkOrderView {
             id: o.id,
             kind: o.kind,
             category: o.category,
-            grade: o.grade,
+            grade: *o.grade,
             priority: o.priority,
             channel: o.channel,
             status: o.status,
@@ -350,7 +352,7 @@ impl WorkOrderView {
             outage_id: o.outage_id,
             urge_count: o.urge_count,
             reopen_count: o.reopen_count,
-            satisfaction: o.satisfaction,
+            satisfaction: *o.satisfaction,
             suspended_until: o.suspend_until.map(utc),
             version: o.version,
             created_at: utc(o.created_at),
@@ -427,8 +429,7 @@ pub struct TimerView {
     pub warned_at: Option<DateTime<Utc>>,
     pub paused_seconds: i64,
     pub excused_seconds: i64,
-    /// running | paused | met | breached | stopped | excused
-    pub state: String,
+    pub state: TimerState,
     /// When the timer ended (met, breached at its ending action, stopped or excused).
     pub stopped_at: Option<DateTime<Utc>>,
     pub breached_at: Option<DateTime<Utc>>,

@@ -2,6 +2,7 @@
 
 use super::schema::{crews, work_orders};
 use super::{is_unique_violation, DbConnection};
+use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -198,12 +199,15 @@ pub fn on_time_stats(
         .load(conn)?;
     for (crew, state, applied) in dirty {
         let Some(crew) = crew else { continue };
-        let now = counts(Verdict::of(&state));
-        let held = applied
-            .as_deref()
-            .and_then(parse_applied_sla)
-            .map(|(verdict, _)| counts(verdict))
-            .unwrap_or((0, 0));
+        let state = TimerState::try_from(state)
+            .map_err(|e| AppError::internal(format!("a timer of crew {crew} has state {e}")))?;
+        let now = counts(Verdict::of(state));
+        let held = match applied.as_deref() {
+            None => (0, 0),
+            Some(text) => parse_applied_sla(text)
+                .map(|(verdict, _)| counts(verdict))
+                .ok_or_else(|| AppError::internal(format!("unreadable roll-up mark `{text}`")))?,
+        };
         let e = out.entry(crew).or_default();
         e.0 += now.0 - held.0;
         e.1 += now.1 - held.1;

@@ -574,6 +574,25 @@ impl std::ops::Deref for StoredList {
     }
 }
 
+/// A nullable stored enum (`deserialize_as = Option<String>`): NULL reads as `None`, a value
+/// no variant of `T` names fails the read (500, logged) instead of reading as `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredOption<T>(pub Option<T>);
+
+impl<T: TryFrom<String>> TryFrom<Option<String>> for StoredOption<T> {
+    type Error = T::Error;
+    fn try_from(text: Option<String>) -> Result<Self, T::Error> {
+        text.map(T::try_from).transpose().map(StoredOption)
+    }
+}
+
+impl<T> std::ops::Deref for StoredOption<T> {
+    type Target = Option<T>;
+    fn deref(&self) -> &Option<T> {
+        &self.0
+    }
+}
+
 pub fn to_json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
@@ -596,6 +615,22 @@ mod tests {
                 StoredList::try_from(bad.to_owned()).is_err(),
                 "{bad:?} is not a list"
             );
+        }
+    }
+
+    #[test]
+    fn a_stored_option_reads_null_as_none_and_an_unknown_value_as_an_error() {
+        use crate::domain::Status;
+        assert_eq!(
+            StoredOption::<Status>::try_from(None).unwrap(),
+            StoredOption(None)
+        );
+        assert_eq!(
+            StoredOption::<Status>::try_from(Some("en_route".to_owned())).unwrap(),
+            StoredOption(Some(Status::EnRoute))
+        );
+        for bad in ["", "paused", "EN_ROUTE"] {
+            assert!(StoredOption::<Status>::try_from(Some(bad.to_owned())).is_err());
         }
     }
 

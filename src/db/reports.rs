@@ -4,6 +4,7 @@
 
 use super::schema::{sla_timers, work_orders};
 use super::DbConnection;
+use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -14,7 +15,8 @@ pub struct InstanceRow {
     pub timer_id: String,
     pub work_order_id: String,
     pub stage: String,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: TimerState,
     pub calendar: String,
     pub started_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
@@ -157,7 +159,16 @@ pub fn open_timers(
     conn: &mut DbConnection,
 ) -> Result<Vec<(String, String, Option<NaiveDateTime>)>, AppError> {
     Ok(sla_timers::table
-        .filter(sla_timers::state.eq_any(["running", "paused", "breached"]))
+        .filter(
+            sla_timers::state.eq_any(
+                [
+                    TimerState::Running,
+                    TimerState::Paused,
+                    TimerState::Breached,
+                ]
+                .map(TimerState::as_str),
+            ),
+        )
         .filter(sla_timers::ended_at.is_null())
         .select((
             sla_timers::work_order_id,
@@ -177,7 +188,8 @@ pub struct BreachRow {
     pub area_code: String,
     pub stage: String,
     pub instance: i32,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: TimerState,
     pub credited_crew_id: Option<String>,
     pub assigned_crew_id: Option<String>,
     pub started_at: NaiveDateTime,

@@ -3,6 +3,7 @@
 
 use super::schema::{credit_rollups, crew_credits, rollup_lock, sla_rollups, sla_timers};
 use super::DbConnection;
+use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -53,7 +54,8 @@ pub fn lock(conn: &mut DbConnection, now: NaiveDateTime) -> Result<(), AppError>
 pub struct DirtyTimer {
     pub id: String,
     pub version: i32,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: TimerState,
     pub calendar: String,
     pub started_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,

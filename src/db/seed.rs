@@ -45,10 +45,8 @@ pub struct SeedOrder {
 }
 
 /// A timer with what the roll-ups already hold for it.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = sla_timers)]
+#[derive(Debug, Clone)]
 pub struct SeedTimer {
-    #[diesel(embed)]
     pub row: TimerRow,
     pub rollup_applied: Option<String>,
 }
@@ -82,7 +80,35 @@ macro_rules! bulk {
 
 bulk!(orders, work_orders::table, SeedOrder, 800);
 bulk!(events, work_order_events::table, NewEvent, 1500);
-bulk!(timers, sla_timers::table, SeedTimer, 500);
+
+/// Timers in batches of 500; a `TimerRow` is inserted by value (its state is written
+/// through `serialize_as`), so each batch is built from copies.
+pub fn timers(conn: &mut DbConnection, rows: &[SeedTimer]) -> Result<(), AppError> {
+    for chunk in rows.chunks(500) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|t| {
+                (
+                    t.row.clone(),
+                    sla_timers::rollup_applied.eq(t.rollup_applied.clone()),
+                )
+            })
+            .collect();
+        match conn {
+            DbConnection::Postgresql(c) => {
+                diesel::insert_into(sla_timers::table)
+                    .values(values)
+                    .execute(c)?;
+            }
+            DbConnection::Sqlite(c) => {
+                diesel::insert_into(sla_timers::table)
+                    .values(values)
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
 bulk!(credits, crew_credits::table, SeedCredit, 1500);
 bulk!(sla_cells, sla_rollups::table, SlaCellRow, 1000);
 bulk!(credit_cells, credit_rollups::table, CreditCellRow, 1500);

@@ -2,6 +2,7 @@
 
 use super::schema::{sla_pauses, sla_policy_versions, sla_timers};
 use super::DbConnection;
+use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -24,7 +25,8 @@ pub struct TimerRow {
     pub warned_at: Option<NaiveDateTime>,
     pub paused_seconds: i64,
     pub excused_seconds: i64,
-    pub state: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub state: TimerState,
     pub ended_at: Option<NaiveDateTime>,
     pub breached_at: Option<NaiveDateTime>,
     pub escalation_level: i32,
@@ -66,7 +68,7 @@ fn mark(row: &TimerRow) -> std::borrow::Cow<'_, TimerRow> {
 
 pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {
     diesel::insert_into(sla_timers::table)
-        .values(mark(row).as_ref())
+        .values(mark(row).into_owned())
         .execute(conn)?;
     Ok(())
 }
@@ -78,7 +80,7 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[TimerRow]) -> Result<(), App
         DbConnection::Postgresql(pg) if rows.iter().all(|r| r.ended_at.is_none()) => {
             if !rows.is_empty() {
                 diesel::insert_into(sla_timers::table)
-                    .values(rows)
+                    .values(rows.to_vec())
                     .execute(pg)?;
             }
         }
@@ -102,7 +104,7 @@ pub fn update_guarded(
             .filter(sla_timers::id.eq(&row.id))
             .filter(sla_timers::version.eq(expected_version)),
     )
-    .set(mark(row).as_ref())
+    .set(mark(row).into_owned())
     .execute(conn)?;
     Ok(n == 1)
 }

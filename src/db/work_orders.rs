@@ -2,6 +2,8 @@
 
 use super::schema::work_orders;
 use super::DbConnection;
+use crate::domain::sla::TimerState;
+use crate::domain::state_machine::{Channel, Grade, Kind, Priority, Satisfaction, Status};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -12,13 +14,19 @@ pub struct WorkOrderRow {
     pub seq: i64,
     pub id: String,
     pub number: Option<String>,
-    pub kind: String,
+    #[diesel(deserialize_as = String)]
+    pub kind: Kind,
     pub category: String,
-    pub grade: Option<String>,
-    pub priority: String,
-    pub channel: String,
-    pub status: String,
-    pub suspended_from: Option<String>,
+    #[diesel(deserialize_as = Option<String>)]
+    pub grade: super::StoredOption<Grade>,
+    #[diesel(deserialize_as = String)]
+    pub priority: Priority,
+    #[diesel(deserialize_as = String)]
+    pub channel: Channel,
+    #[diesel(deserialize_as = String)]
+    pub status: Status,
+    #[diesel(deserialize_as = Option<String>)]
+    pub suspended_from: super::StoredOption<Status>,
     pub suspend_until: Option<NaiveDateTime>,
     pub customer_id: Option<String>,
     pub caller_name: Option<String>,
@@ -37,7 +45,8 @@ pub struct WorkOrderRow {
     pub returned_crew_ids: super::StoredList,
     pub urge_count: i32,
     pub reopen_count: i32,
-    pub satisfaction: Option<String>,
+    #[diesel(deserialize_as = Option<String>)]
+    pub satisfaction: super::StoredOption<Satisfaction>,
     pub version: i32,
     pub created_by: String,
     pub created_at: NaiveDateTime,
@@ -288,20 +297,20 @@ pub fn list(
         q = match state {
             "breached" => q.filter(
                 work_orders::id.eq_any(
-                    open.filter(sla_timers::state.eq("breached"))
+                    open.filter(sla_timers::state.eq(TimerState::Breached.as_str()))
                         .select(sla_timers::work_order_id),
                 ),
             ),
             "warning" => q.filter(
                 work_orders::id.eq_any(
-                    open.filter(sla_timers::state.eq("running"))
+                    open.filter(sla_timers::state.eq(TimerState::Running.as_str()))
                         .filter(sla_timers::warned_at.is_not_null())
                         .select(sla_timers::work_order_id),
                 ),
             ),
             _ => q.filter(
                 work_orders::id.eq_any(
-                    open.filter(sla_timers::state.eq("running"))
+                    open.filter(sla_timers::state.eq(TimerState::Running.as_str()))
                         .select(sla_timers::work_order_id),
                 ),
             ),

@@ -5,6 +5,7 @@
 
 pub use super::areas::with_descendants;
 use super::rollup::Histogram;
+use super::sla::TimerState;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 
@@ -44,15 +45,16 @@ pub enum Standing {
 
 impl Standing {
     /// From a timer's stored state and whether it has ended.
-    pub fn of(state: &str, ended: bool) -> Standing {
+    pub fn of(state: TimerState, ended: bool) -> Standing {
+        use TimerState as S;
         match (state, ended) {
-            ("met", _) => Standing::Met,
-            ("excused", _) => Standing::Excused,
-            ("stopped", _) => Standing::Stopped,
-            ("breached", true) => Standing::Breached,
-            ("breached", false) => Standing::OpenBreached,
-            (_, true) => Standing::Stopped,
-            (_, false) => Standing::OpenRunning,
+            (S::Met, _) => Standing::Met,
+            (S::Excused, _) => Standing::Excused,
+            (S::Stopped, _) => Standing::Stopped,
+            (S::Breached, true) => Standing::Breached,
+            (S::Breached, false) => Standing::OpenBreached,
+            (S::Running | S::Paused, true) => Standing::Stopped,
+            (S::Running | S::Paused, false) => Standing::OpenRunning,
         }
     }
 
@@ -352,10 +354,16 @@ mod tests {
 
     #[test]
     fn standing_of_states() {
-        assert_eq!(Standing::of("breached", false), Standing::OpenBreached);
-        assert_eq!(Standing::of("breached", true), Standing::Breached);
-        assert_eq!(Standing::of("paused", false), Standing::OpenRunning);
-        assert_eq!(Standing::of("excused", false), Standing::Excused);
+        assert_eq!(
+            Standing::of(TimerState::Breached, false),
+            Standing::OpenBreached
+        );
+        assert_eq!(Standing::of(TimerState::Breached, true), Standing::Breached);
+        assert_eq!(
+            Standing::of(TimerState::Paused, false),
+            Standing::OpenRunning
+        );
+        assert_eq!(Standing::of(TimerState::Excused, false), Standing::Excused);
         assert_eq!(whole_minutes(119), 1);
         assert_eq!(whole_minutes(-5), 0);
     }

@@ -4,6 +4,7 @@
 //! Pure.
 
 use super::reports::{local_day, Month, REPORT_TZ};
+use super::sla::TimerState;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -86,12 +87,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn of(state: &str) -> Verdict {
+    /// How an ended instance counts: one that ended while running or paused (cancelled,
+    /// merged, waived) is stopped.
+    pub fn of(state: TimerState) -> Verdict {
         match state {
-            "met" => Verdict::Met,
-            "breached" => Verdict::Breached,
-            "excused" => Verdict::Excused,
-            _ => Verdict::Stopped,
+            TimerState::Met => Verdict::Met,
+            TimerState::Breached => Verdict::Breached,
+            TimerState::Excused => Verdict::Excused,
+            TimerState::Stopped | TimerState::Running | TimerState::Paused => Verdict::Stopped,
         }
     }
 }
@@ -138,7 +141,14 @@ pub fn applied_sla(verdict: Verdict, minutes: i64) -> String {
 
 pub fn parse_applied_sla(text: &str) -> Option<(Verdict, i64)> {
     let (v, m) = text.split_once(':')?;
-    Some((Verdict::of(v), m.parse().ok()?))
+    let verdict = match v {
+        "met" => Verdict::Met,
+        "breached" => Verdict::Breached,
+        "stopped" => Verdict::Stopped,
+        "excused" => Verdict::Excused,
+        _ => return None,
+    };
+    Some((verdict, m.parse().ok()?))
 }
 
 /// What the job applied for a credit: whether it counted as a good callback and as a
@@ -310,6 +320,11 @@ mod tests {
             parse_applied_sla(&applied_sla(Verdict::Excused, 42)),
             Some((Verdict::Excused, 42))
         );
+        for v in [Verdict::Met, Verdict::Breached, Verdict::Stopped] {
+            assert_eq!(parse_applied_sla(&applied_sla(v, 7)), Some((v, 7)));
+        }
+        // never read as stopped
+        assert_eq!(parse_applied_sla("lapsed:7"), None);
         assert_eq!(
             parse_applied_credit(&applied_credit(true, false)),
             Some((true, false))

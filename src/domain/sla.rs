@@ -22,6 +22,18 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Where a stage instance stands (API.md, "Timer").
+    TimerState {
+        Running => "running",
+        Paused => "paused",
+        Met => "met",
+        Breached => "breached",
+        Stopped => "stopped",
+        Excused => "excused",
+    }
+);
+
 /// Which calendar a target runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CalendarRef {

@@ -7,6 +7,7 @@ use crate::db::events::{self, NewEvent};
 use crate::db::timers::{self, TimerRow};
 use crate::db::work_orders::WorkOrderRow;
 use crate::db::{write_transaction, DbConnection};
+use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use crate::notify::alerts::Notifier;
 use crate::service::sla::{self, pause_holds, SlaContext, SlaRuntime};
@@ -72,10 +73,10 @@ fn advance(
             Some(at) if at <= n => {}
             _ => break,
         }
-        match t.state.as_str() {
-            "running" => match (t.due_at, t.warned_at, t.warn_at) {
+        match t.state {
+            TimerState::Running => match (t.due_at, t.warned_at, t.warn_at) {
                 (Some(due), _, _) if due <= n => {
-                    t.state = "breached".into();
+                    t.state = TimerState::Breached;
                     t.breached_at = Some(due);
                     if t.warned_at.is_none() {
                         t.warned_at = Some(n);
@@ -88,11 +89,11 @@ fn advance(
                 }
                 _ => {}
             },
-            "breached" => {
+            TimerState::Breached => {
                 t.escalation_level += 1;
                 fired.push(Firing::Escalation);
             }
-            _ => {
+            TimerState::Paused | TimerState::Met | TimerState::Stopped | TimerState::Excused => {
                 t.next_fire_at = None;
                 break;
             }

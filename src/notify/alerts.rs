@@ -137,7 +137,7 @@ impl Notifier {
         let ctx = context! {
             number => number,
             stage_name => stage_name(&timer.stage),
-            kind_name => kind_name(&order.kind),
+            kind_name => kind_name(order.kind.as_str()),
             area_code => order.area_code,
             due_local => timer.due_at.map(|d| self.local(d.and_utc())).unwrap_or_default(),
             time_zone => "Asia/Shanghai",
@@ -166,7 +166,7 @@ impl Notifier {
         let recipients = users::emails_for(conn, Role::Dispatcher, &order.area_code)?;
         let ctx = context! {
             number => order.number.clone().unwrap_or_default(),
-            kind_name => kind_name(&order.kind),
+            kind_name => kind_name(order.kind.as_str()),
             area_code => order.area_code,
             considered => considered,
             url => format!("{}/api/v1/work-orders/{}", self.base_url.trim_end_matches('/'), order.id),
@@ -256,7 +256,7 @@ impl Notifier {
             number => order.number.clone().unwrap_or_default(),
             stage_name => stage_name(&appeal.stage),
             instance => appeal.instance,
-            kind_name => kind_name(&order.kind),
+            kind_name => kind_name(order.kind.as_str()),
             area_code => order.area_code,
             filed_by => filed_by,
             filed_local => self.local(appeal.filed_at.and_utc()),

@@ -8,7 +8,7 @@ use crate::db::appeals::{self as repo, AppealFilter, AppealRow};
 use crate::db::events::{self, NewEvent};
 use crate::db::{scorecards, timers, work_orders, write_transaction, DbConnection};
 use crate::domain::reports::Month;
-use crate::domain::sla::Stage;
+use crate::domain::sla::{Stage, TimerState};
 use crate::domain::state_machine::string_enum;
 use crate::domain::{Actor, Role};
 use crate::errors::ProblemCode;
@@ -176,7 +176,7 @@ pub fn file(
         }
         let timer = timer.ok_or(AppError::NotFound { what: "timer" })?;
         require_filer(actor)?;
-        if timer.state != "breached" {
+        if timer.state != TimerState::Breached {
             return Err(conflict(
                 ProblemCode::NotBreached,
                 format!(
@@ -313,7 +313,7 @@ pub fn decide(
             .ok_or_else(|| AppError::internal("an appeal's timer is missing"))?;
         // A breach withdrawn since (a retroactive force-majeure window moved the deadline)
         // leaves nothing to excuse; one excused since is approved as it stands.
-        if approve && !matches!(timer.state.as_str(), "breached" | "excused") {
+        if approve && !matches!(timer.state, TimerState::Breached | TimerState::Excused) {
             return Err(conflict(
                 ProblemCode::NotBreached,
                 format!(
@@ -336,10 +336,10 @@ pub fn decide(
         )? {
             return Err(not_pending());
         }
-        if status == AppealStatus::Approved && timer.state == "breached" {
+        if status == AppealStatus::Approved && timer.state == TimerState::Breached {
             let mut t = timer;
             let expected = t.version;
-            t.state = "excused".into();
+            t.state = TimerState::Excused;
             // An excused breach no longer escalates.
             t.next_fire_at = None;
             t.version += 1;

@@ -239,7 +239,7 @@ pub fn restore(
             return Err(ended());
         }
         let master = order_repo::find(conn, &outage.master_id)?.ok_or_else(not_found)?;
-        let from = crate::service::work_orders::status_of(&master)?;
+        let from = master.status;
         if from.is_open() && from != Status::Resolved {
             let resolution = format!("停电事件已恢复送电：{}", outage.cause);
             let c = WorkOrderChanges {
@@ -320,7 +320,7 @@ pub fn cancel(
             ("outage_cancelled", &reason),
         )?;
         let master = order_repo::find(conn, &outage.master_id)?.ok_or_else(not_found)?;
-        let from = crate::service::work_orders::status_of(&master)?;
+        let from = master.status;
         if from.is_open() {
             let c = WorkOrderChanges {
                 status: Some(Status::Cancelled.as_str().to_owned()),

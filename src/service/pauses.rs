@@ -7,6 +7,7 @@ use crate::db::timers::{self, PauseRow, TimerRow};
 use crate::db::StoredList;
 use crate::db::{areas, write_transaction, DbConnection};
 use crate::domain::areas::with_descendants;
+use crate::domain::sla::TimerState;
 use crate::domain::timer::Hold;
 use crate::domain::Actor;
 use crate::errors::ProblemCode;
@@ -28,7 +29,7 @@ pub struct NewPause {
 /// work is still not done when it passes; an ended one was met after all), and stands when
 /// it is not.
 fn reconsider(t: &mut TimerRow, ctx: &SlaContext, holds: &[Hold], now: DateTime<Utc>) -> bool {
-    let was_breached = t.state == "breached";
+    let was_breached = t.state == TimerState::Breached;
     sla::refresh(t, ctx, holds, now);
     if !was_breached {
         return false;
@@ -36,26 +37,32 @@ fn reconsider(t: &mut TimerRow, ctx: &SlaContext, holds: &[Hold], now: DateTime<
     let Some(due) = t.due_at.map(|d| d.and_utc()) else {
         // an open-ended window holds the clock: the deadline is not known yet
         if t.ended_at.is_none() {
-            withdraw(t, "paused", ctx, holds, now);
+            withdraw(t, TimerState::Paused, ctx, holds, now);
             return true;
         }
         return false;
     };
     match t.ended_at.map(|e| e.and_utc()) {
         None if due > now => {
-            withdraw(t, "running", ctx, holds, now);
+            withdraw(t, TimerState::Running, ctx, holds, now);
             true
         }
         Some(ended) if ended <= due => {
-            withdraw(t, "met", ctx, holds, now);
+            withdraw(t, TimerState::Met, ctx, holds, now);
             true
         }
         _ => false,
     }
 }
 
-fn withdraw(t: &mut TimerRow, state: &str, ctx: &SlaContext, holds: &[Hold], now: DateTime<Utc>) {
-    t.state = state.to_owned();
+fn withdraw(
+    t: &mut TimerRow,
+    state: TimerState,
+    ctx: &SlaContext,
+    holds: &[Hold],
+    now: DateTime<Utc>,
+) {
+    t.state = state;
     t.breached_at = None;
     t.escalation_level = 0;
     sla::refresh(t, ctx, holds, now);
@@ -76,9 +83,9 @@ fn reapply(
     let all = timers::pauses(conn)?;
     let mut withdrawn = 0;
     for mut t in timers::in_areas_since(conn, &covered, since.naive_utc())? {
-        if t.state == "excused"
-            || t.state == "stopped"
-            || (t.ended_at.is_some() && t.state == "met")
+        if t.state == TimerState::Excused
+            || t.state == TimerState::Stopped
+            || (t.ended_at.is_some() && t.state == TimerState::Met)
         {
             continue;
         }

@@ -14,6 +14,7 @@ use crate::domain::rollup::{
 };
 use crate::domain::scoring::{score_crews, CrewScore, CrewTally, ScoringConfig};
 use crate::domain::sla::Stage;
+use crate::domain::sla::TimerState;
 use crate::domain::{Actor, CrewKind, Kind, Role};
 use crate::errors::AppError;
 use crate::notify::alerts::{kind_name, stage_name};
@@ -114,7 +115,7 @@ pub struct SlaRow {
 
 fn facts(row: &InstanceRow) -> InstanceFacts<'_> {
     InstanceFacts {
-        state: &row.state,
+        state: row.state,
         calendar: &row.calendar,
         started_at: row.started_at,
         ended_at: row.ended_at,
@@ -284,7 +285,7 @@ fn visit_instances(
                 for row in repo::instances(conn, a.naive_utc(), b.naive_utc(), &filter)? {
                     let d = row_dims(&row);
                     if wanted.keeps(&d) {
-                        let standing = Standing::of(&row.state, row.ended_at.is_some());
+                        let standing = Standing::of(row.state, row.ended_at.is_some());
                         let (counts, h) =
                             one(standing, sla_seconds(&facts(&row), ctx).map(whole_minutes));
                         visit(&d, counts, h, 1)?;
@@ -315,7 +316,7 @@ fn visit_instances(
             for row in repo::instances(conn, a, b, &filter)? {
                 let d = row_dims(&row);
                 if wanted.keeps(&d) {
-                    let (counts, h) = one(Standing::of(&row.state, false), None);
+                    let (counts, h) = one(Standing::of(row.state, false), None);
                     visit(&d, counts, h, 1)?;
                 }
             }
@@ -325,7 +326,7 @@ fn visit_instances(
         if !in_rolled(&spans, row.started_at.and_utc()) {
             continue;
         }
-        let before = applied_contribution(&facts(&row), applied.as_deref());
+        let before = applied_contribution(&facts(&row), applied.as_deref())?;
         let now = sla_contribution(&facts(&row), ctx);
         for (c, sign) in [(before, -1), (now, 1)] {
             let Some(c) = c else { continue };
@@ -612,7 +613,7 @@ fn score_period_in(
             continue;
         }
         let before =
-            applied_credit_contribution(&c.crew_id, &c.fact, c.at, c.rollup_applied.as_deref());
+            applied_credit_contribution(&c.crew_id, &c.fact, c.at, c.rollup_applied.as_deref())?;
         if let Some(before) = before {
             add(&before.crew_id, credit_slots(&before), -1);
         }
@@ -695,10 +696,14 @@ fn backlog_in(
         if !wanted.contains(order.as_str()) {
             continue;
         }
-        let level = match (state.as_str(), warned) {
-            ("breached", _) => 3,
-            ("running", Some(_)) => 2,
-            _ => 1,
+        let state = TimerState::try_from(state)
+            .map_err(|e| AppError::internal(format!("a timer of order {order} has state {e}")))?;
+        let level = match (state, warned) {
+            (TimerState::Breached, _) => 3,
+            (TimerState::Running, Some(_)) => 2,
+            (TimerState::Running | TimerState::Paused, _) => 1,
+            // ended states are not read here (the query takes open timers)
+            (TimerState::Met | TimerState::Stopped | TimerState::Excused, _) => 1,
         };
         let e = worst.entry(order).or_default();
         *e = (*e).max(level);
@@ -822,7 +827,7 @@ pub fn breaches(
                 due_at: r.due_at.map(|d| d.and_utc()),
                 breached_at: r.breached_at.map(|d| d.and_utc()),
                 overdue_minutes: overdue,
-                excused: r.state == "excused",
+                excused: r.state == TimerState::Excused,
             }
         })
         .collect();

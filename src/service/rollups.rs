@@ -8,6 +8,7 @@ use crate::domain::rollup::{
     applied_credit, applied_sla, parse_applied_credit, parse_applied_sla, periods, sla_cells_of,
     CreditContribution, Histogram, SlaContribution, Verdict,
 };
+use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use crate::service::sla::SlaContext;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 
 /// The fields of an instance that decide what it contributes.
 pub struct InstanceFacts<'a> {
-    pub state: &'a str,
+    pub state: TimerState,
     pub calendar: &'a str,
     pub started_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
@@ -57,13 +58,16 @@ pub fn sla_contribution(f: &InstanceFacts<'_>, ctx: &SlaContext) -> Option<SlaCo
     })
 }
 
-/// What the roll-ups hold for an instance, from what the job recorded it applied.
+/// What the roll-ups hold for an instance, from what the job recorded it applied. A mark
+/// this version cannot read fails loudly: read as "nothing applied" it would be counted twice.
 pub fn applied_contribution(
     f: &InstanceFacts<'_>,
     applied: Option<&str>,
-) -> Option<SlaContribution> {
-    let (verdict, minutes) = parse_applied_sla(applied?)?;
-    Some(SlaContribution {
+) -> Result<Option<SlaContribution>, AppError> {
+    let Some(text) = applied else { return Ok(None) };
+    let (verdict, minutes) = parse_applied_sla(text)
+        .ok_or_else(|| AppError::internal(format!("unreadable roll-up mark `{text}`")))?;
+    Ok(Some(SlaContribution {
         day: local_day(f.started_at.and_utc()),
         area_code: f.area_code.to_owned(),
         kind: f.kind.to_owned(),
@@ -72,7 +76,7 @@ pub fn applied_contribution(
         crew_id: f.credited_crew_id.unwrap_or_default().to_owned(),
         verdict,
         minutes,
-    })
+    }))
 }
 
 /// What the roll-ups hold for a credit, from what the job recorded it applied.
@@ -81,15 +85,17 @@ pub fn applied_credit_contribution(
     fact: &str,
     at: NaiveDateTime,
     applied: Option<&str>,
-) -> Option<CreditContribution> {
-    let (good, reopened) = parse_applied_credit(applied?)?;
-    Some(CreditContribution {
+) -> Result<Option<CreditContribution>, AppError> {
+    let Some(text) = applied else { return Ok(None) };
+    let (good, reopened) = parse_applied_credit(text)
+        .ok_or_else(|| AppError::internal(format!("unreadable credit roll-up mark `{text}`")))?;
+    Ok(Some(CreditContribution {
         day: local_day(at.and_utc()),
         crew_id: crew_id.to_owned(),
         fact: fact.to_owned(),
         good,
         reopened,
-    })
+    }))
 }
 
 /// What a credited fact adds to the roll-ups.
@@ -171,7 +177,7 @@ pub fn fold(
         let mut folded = Folded::default();
         for t in repo::dirty_timers(conn, batch)? {
             let facts = InstanceFacts {
-                state: &t.state,
+                state: t.state,
                 calendar: &t.calendar,
                 started_at: t.started_at,
                 ended_at: t.ended_at,
@@ -193,7 +199,7 @@ pub fn fold(
                 continue;
             }
             folded.instances += 1;
-            let before = applied_contribution(&facts, t.rollup_applied.as_deref());
+            let before = applied_contribution(&facts, t.rollup_applied.as_deref())?;
             for (c, sign) in [(before, -1), (now_counts, 1)] {
                 let Some(c) = c else { continue };
                 for (grain, period, priority, crew) in sla_cells_of(&c) {
@@ -254,8 +260,12 @@ pub fn fold(
                 continue;
             }
             folded.credits += 1;
-            let before =
-                applied_credit_contribution(&c.crew_id, &c.fact, c.at, c.rollup_applied.as_deref());
+            let before = applied_credit_contribution(
+                &c.crew_id,
+                &c.fact,
+                c.at,
+                c.rollup_applied.as_deref(),
+            )?;
             for (contribution, sign) in [(before, -1), (Some(now_counts), 1)] {
                 let Some(contribution) = contribution else {
                     continue;

@@ -43,7 +43,7 @@ pub fn named_candidates(
 ) -> Result<Vec<Candidate>, AppError> {
     let all = crews::all(conn)?;
     let since = (now - TimeDelta::days(weights.performance_window_days)).naive_utc();
-    let kind = crate::service::work_orders::kind_of(order)?;
+    let kind = order.kind;
     let crew_kind = routing::crew_kind_for(kind);
     // Units go on no site: their recent performance is the on-time reply rate.
     let stage = match crew_kind {

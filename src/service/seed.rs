@@ -19,6 +19,7 @@ use crate::domain::reports::{local_day, whole_minutes};
 use crate::domain::rollup::{
     applied_credit, applied_sla, periods, sla_cells_of, Histogram, Verdict,
 };
+use crate::domain::sla::TimerState;
 use crate::domain::sla::{CalendarRef, OrderProfile, Stage};
 use crate::domain::Kind;
 use crate::errors::AppError;
@@ -702,7 +703,11 @@ pub fn seed(
                     .unwrap_or(st.start);
                 let (state, ended, breached_at, sla_seconds, next_fire, warned) = match st.end {
                     Some((e, true)) => {
-                        let state = if e > due { "breached" } else { "met" };
+                        let state = if e > due {
+                            TimerState::Breached
+                        } else {
+                            TimerState::Met
+                        };
                         let sla = cal.working_between(st.start, e).num_seconds();
                         (
                             state,
@@ -716,7 +721,7 @@ pub fn seed(
                     Some((e, false)) => {
                         let sla = cal.working_between(st.start, e).num_seconds();
                         (
-                            "stopped",
+                            TimerState::Stopped,
                             Some(e),
                             None,
                             Some(sla),
@@ -724,13 +729,18 @@ pub fn seed(
                             (e > warn).then_some(warn),
                         )
                     }
-                    None if due <= opts.until => {
-                        ("breached", None, Some(due), None, None, Some(warn))
-                    }
+                    None if due <= opts.until => (
+                        TimerState::Breached,
+                        None,
+                        Some(due),
+                        None,
+                        None,
+                        Some(warn),
+                    ),
                     None if warn <= opts.until => {
-                        ("running", None, None, None, Some(due), Some(warn))
+                        (TimerState::Running, None, None, None, Some(due), Some(warn))
                     }
-                    None => ("running", None, None, None, Some(warn), None),
+                    None => (TimerState::Running, None, None, None, Some(warn), None),
                 };
                 let applied = ended.map(|e| {
                     let verdict = Verdict::of(state);
@@ -803,7 +813,7 @@ pub fn seed(
                         warned_at: warned.map(at),
                         paused_seconds: 0,
                         excused_seconds: 0,
-                        state: state.into(),
+                        state,
                         ended_at: ended.map(at),
                         breached_at: breached_at.map(at),
                         escalation_level: if ended.is_none() && breached_at.is_some() {

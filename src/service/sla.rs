@@ -8,6 +8,7 @@ use crate::db::work_orders::WorkOrderRow;
 use crate::db::{areas, customers, DbConnection};
 use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
+use crate::domain::sla::TimerState;
 use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
 use crate::domain::timer::{deadline, held, Hold, HoldKind};
 use crate::errors::AppError;
@@ -216,11 +217,11 @@ fn order_rule(
         }
         (None, None) => "normal".into(),
     };
-    let kind = crate::service::work_orders::kind_of(order)?;
+    let kind = order.kind;
     let profile = OrderProfile {
         kind,
         category: &order.category,
-        priority: &order.priority,
+        priority: order.priority.as_str(),
         region_class: &region_class,
         tier: &tier,
     };
@@ -277,15 +278,14 @@ pub fn refresh(t: &mut TimerRow, ctx: &SlaContext, pauses: &[Hold], now: DateTim
     let until = t.ended_at.map(|e| e.and_utc()).unwrap_or(now).max(start);
     t.paused_seconds = held(cal, start, until, &holds, HoldKind::Paused).num_seconds();
     t.excused_seconds = held(cal, start, until, &holds, HoldKind::Excused).num_seconds();
-    if matches!(t.state.as_str(), "running" | "paused") && is_open(t) {
+    if matches!(t.state, TimerState::Running | TimerState::Paused) && is_open(t) {
         // Only an open-ended hold that has begun stops the clock now; one that begins
         // later lets it run until then.
         t.state = if due.is_none() && held_open_now(&holds, now) {
-            "paused"
+            TimerState::Paused
         } else {
-            "running"
-        }
-        .to_owned();
+            TimerState::Running
+        };
     }
     t.next_fire_at = next_fire(t, cal, &escalations_of(t), &holds, now);
     measure(t, cal);
@@ -329,8 +329,8 @@ pub fn next_fire(
     if !is_open(t) {
         return None;
     }
-    match t.state.as_str() {
-        "running" => match (t.warned_at, t.warn_at, t.due_at) {
+    match t.state {
+        TimerState::Running => match (t.warned_at, t.warn_at, t.due_at) {
             (None, Some(w), _) => Some(w),
             (_, _, Some(d)) => Some(d),
             // An open-ended hold begins before the deadline: look again when it begins.
@@ -340,7 +340,7 @@ pub fn next_fire(
                 .map(|h| h.from.naive_utc())
                 .min(),
         },
-        "breached" => {
+        TimerState::Breached => {
             let level = usize::try_from(t.escalation_level).unwrap_or(0);
             if level >= escalations.len() {
                 return None;
@@ -353,7 +353,7 @@ pub fn next_fire(
             // Escalation delays are counted on the calendar and skip held time too.
             deadline(cal, base, delay, holds).map(|x| x.naive_utc())
         }
-        _ => None,
+        TimerState::Paused | TimerState::Met | TimerState::Stopped | TimerState::Excused => None,
     }
 }
 
@@ -454,7 +454,7 @@ fn new_timer(
         warned_at: None,
         paused_seconds: 0,
         excused_seconds: 0,
-        state: "running".into(),
+        state: TimerState::Running,
         ended_at: None,
         breached_at: None,
         escalation_level: 0,
@@ -467,8 +467,8 @@ fn new_timer(
         credited_crew_id: None,
         wall_seconds: None,
         sla_seconds: None,
-        kind: order.kind.clone(),
-        priority: order.priority.clone(),
+        kind: order.kind.as_str().to_owned(),
+        priority: order.priority.as_str().to_owned(),
         rollup_dirty: false,
         holiday_data_missing: None,
     };
@@ -486,7 +486,7 @@ fn end(
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     refresh(t, ctx, pauses, now);
-    if matches!(t.state.as_str(), "running" | "paused") {
+    if matches!(t.state, TimerState::Running | TimerState::Paused) {
         let cal = ctx.calendar(&t.calendar);
         let mut holds = holds_of(t);
         holds.extend(pauses.iter().cloned());
@@ -501,10 +501,10 @@ fn end(
         );
         match reached {
             Some(r) if r < now => {
-                t.state = "breached".into();
+                t.state = TimerState::Breached;
                 t.breached_at = Some(r.naive_utc());
             }
-            _ => t.state = "met".into(),
+            _ => t.state = TimerState::Met,
         }
     }
     t.ended_at = Some(now.naive_utc());
@@ -522,8 +522,8 @@ fn stop(
     (pauses, crew): (&[Hold], Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    if matches!(t.state.as_str(), "running" | "paused") {
-        t.state = "stopped".into();
+    if matches!(t.state, TimerState::Running | TimerState::Paused) {
+        t.state = TimerState::Stopped;
     }
     t.ended_at = Some(now.naive_utc());
     t.credited_crew_id = credit_for(t, crew);
@@ -693,9 +693,10 @@ pub fn recalculate(
                 t.escalations =
                     serde_json::to_string(&ctx.policy.escalations).unwrap_or_else(|_| "[]".into());
                 // what the reports group an open instance by follows the order
-                let regrouped = t.area_code != order.area_code || t.priority != order.priority;
+                let regrouped =
+                    t.area_code != order.area_code || t.priority != order.priority.as_str();
                 t.area_code = order.area_code.clone();
-                t.priority = order.priority.clone();
+                t.priority = order.priority.as_str().to_owned();
                 refresh(&mut t, ctx, &osla.pauses, now);
                 if (
                     t.target.clone(),

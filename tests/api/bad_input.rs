@@ -350,3 +350,65 @@ async fn a_stored_value_this_version_cannot_read_is_an_error_not_a_default() {
         .unwrap();
     }
 }
+
+#[actix_web::test]
+async fn an_order_or_timer_whose_stored_enum_this_version_cannot_read_is_an_error_not_a_default() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let id = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800138000")
+        .await;
+    let path = format!("/api/v1/work-orders/{id}");
+    let before = app.get(&path, &app.admin).await.expect(200).body;
+    let run = |sql: String| {
+        let mut conn = app.state.pool.get().unwrap();
+        diesel::sql_query(sql).execute(&mut *conn).unwrap();
+    };
+    let set = |column: &str, value: &str| {
+        run(format!(
+            "UPDATE work_orders SET {column} = {value} WHERE id = '{id}'"
+        ))
+    };
+    let set_timer = |state: &str| {
+        run(format!(
+            "UPDATE sla_timers SET state = '{state}' WHERE work_order_id = '{id}' AND stage = 'arrival'"
+        ))
+    };
+    for (column, bad, good) in [
+        ("status", "'archived'", "'new'"),
+        ("kind", "'drone'", "'repair'"),
+        ("priority", "'asap'", "'normal'"),
+        ("channel", "'fax'", "'phone'"),
+        ("grade", "'minor'", "NULL"),
+        ("satisfaction", "'meh'", "NULL"),
+        ("suspended_from", "'paused'", "NULL"),
+    ] {
+        set(column, bad);
+        // Never read as new, repair or "not suspended": 500, with nothing internal shown,
+        // for the order itself and for a list that holds it.
+        let r = app.get(&path, &app.admin).await.expect(500);
+        assert_eq!(r.body["code"], "internal_error", "{column}");
+        assert!(!r.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains(bad.trim_matches('\'')));
+        app.get("/api/v1/work-orders", &app.admin).await.expect(500);
+        // an action on it is refused too
+        app.post(&format!("{path}/urge"), &c.agent, json!({}))
+            .await
+            .expect(500);
+        set(column, good);
+    }
+    // A timer's state likewise: never read as running or stopped.
+    set_timer("lapsed");
+    app.get(&path, &app.admin).await.expect(500);
+    app.get("/api/v1/work-orders", &app.admin).await.expect(500);
+    set_timer("running");
+    let after = app.get(&path, &app.admin).await.expect(200).body;
+    assert_eq!(after["status"], before["status"]);
+    assert_eq!(
+        after["urge_count"], before["urge_count"],
+        "no urge was recorded"
+    );
+}

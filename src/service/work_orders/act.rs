@@ -159,7 +159,7 @@ pub(super) fn crew_for(
     let backup = area
         .map(|a| a.backup_area_codes.to_vec())
         .unwrap_or_default();
-    let kind = kind_of(order)?;
+    let kind = order.kind;
     let skill = categories
         .find(kind, &order.category)
         .and_then(|c| c.skill.clone());
@@ -210,7 +210,7 @@ pub fn act(
     let action = request.action;
     write_transaction(conn, |conn| {
         let order = load_visible(conn, actor, id)?;
-        let f = facts(&order, now, rules)?;
+        let f = facts(&order, now, rules);
         let decision = state_machine::decide(f, action, actor.role);
         if decision == Err(Refusal::RoleForbidden) {
             return Err(AppError::forbidden(format!(
@@ -581,11 +581,7 @@ fn urge(
     }
     let every = step.rules.urges_to_raise_priority;
     if every > 0 && count % every == 0 {
-        let current: Priority = order
-            .priority
-            .parse()
-            .map_err(|e| AppError::internal(format!("order {} has priority {e}", order.id)))?;
-        if let Some(higher) = raised(current) {
+        if let Some(higher) = raised(order.priority) {
             effect.changes.priority = Some(higher.as_str().to_owned());
             effect.data.insert(
                 "priority".into(),
@@ -650,7 +646,7 @@ pub(super) fn record_credits(
         }
         Action::Callback => {
             if let Some(crew) = held {
-                let satisfaction = after.satisfaction.as_deref();
+                let satisfaction = after.satisfaction.map(Satisfaction::as_str);
                 credits::record(conn, Fact::Callback, crew, &after.id, satisfaction, at)?;
             }
             if to == Status::Reopened {
@@ -701,12 +697,7 @@ pub fn auto_resume_due(
     write_transaction(conn, |conn| {
         let mut resumed = 0;
         for order in repo::suspended_until(conn, now.naive_utc(), limit)? {
-            let back_to = order
-                .suspended_from
-                .as_deref()
-                .map(|s| stored::<Status>(&order, "suspended_from", s))
-                .transpose()?
-                .unwrap_or(Status::Accepted);
+            let back_to = order.suspended_from.unwrap_or(Status::Accepted);
             let changes = WorkOrderChanges {
                 status: Some(back_to.as_str().to_owned()),
                 suspended_from: Some(None),
@@ -738,7 +729,7 @@ pub fn auto_resume_due(
                 conn,
                 &rules.sla,
                 &changed,
-                &sla_rules::plan(kind_of(&changed)?, Action::Resume, back_to),
+                &sla_rules::plan(changed.kind, Action::Resume, back_to),
                 changed.assigned_crew_id.as_deref(),
                 resumed_at,
             )?;

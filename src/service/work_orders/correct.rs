@@ -14,7 +14,7 @@ pub fn add_note(
 ) -> Result<events::EventRow, AppError> {
     write_transaction(conn, |conn| {
         let order = load_visible(conn, actor, id)?;
-        let f = facts(&order, now, rules)?;
+        let f = facts(&order, now, rules);
         match state_machine::decide(f, Action::Note, actor.role) {
             Err(Refusal::RoleForbidden) => {
                 return Err(AppError::forbidden(format!(
@@ -91,7 +91,7 @@ pub fn correct(
     } = request;
     write_transaction(conn, |conn| {
         let order = load_visible(conn, actor, id)?;
-        let f = facts(&order, now, rules)?;
+        let f = facts(&order, now, rules);
         match state_machine::decide(f, Action::Update, actor.role) {
             Err(Refusal::RoleForbidden) => {
                 return Err(AppError::forbidden(format!(
@@ -185,7 +185,7 @@ pub fn correct(
             }
         }
         if let Some(v) = c.grade {
-            if record("grade", json!(order.grade), json!(v)) {
+            if record("grade", json!(*order.grade), json!(v)) {
                 changes.grade = Some(Some(v.as_str().to_owned()));
             }
         }

@@ -30,7 +30,7 @@ pub(super) fn check_master(
             "the master must be of the same kind",
         ));
     }
-    let status = status_of(&master)?;
+    let status = master.status;
     if !status.is_open() || matches!(status, Status::Merged | Status::Resolved) {
         return Err(AppError::invalid(
             "master_id",
@@ -74,7 +74,7 @@ pub(crate) fn release_merged(
             ),
         )?;
         let released = repo::find(conn, &child.id)?.ok_or_else(order_not_found)?;
-        let kind = kind_of(&released)?;
+        let kind = released.kind;
         sla::apply(
             conn,
             sla_context,
@@ -119,7 +119,7 @@ pub(crate) fn resolve_merged(
         )?;
         // Each linked order still gets its callback.
         let resolved = repo::find(conn, &child.id)?.ok_or_else(order_not_found)?;
-        let kind = kind_of(&resolved)?;
+        let kind = resolved.kind;
         sla::apply(
             conn,
             sla_context,

@@ -66,48 +66,16 @@ pub fn load_visible(
         .ok_or_else(order_not_found)
 }
 
-/// A stored enum value of an order. One that names no variant (written by hand, or by a
-/// newer version) is refused loudly, never read as a default that would let the wrong
-/// transitions through.
-fn stored<T: std::str::FromStr>(
-    row: &WorkOrderRow,
-    column: &str,
-    value: &str,
-) -> Result<T, AppError> {
-    value.parse().map_err(|_| {
-        AppError::internal(format!(
-            "work order {} has {column} `{value}`, which this version does not know",
-            row.id
-        ))
-    })
-}
-
-pub(crate) fn status_of(row: &WorkOrderRow) -> Result<Status, AppError> {
-    stored(row, "status", &row.status)
-}
-
-pub(crate) fn kind_of(row: &WorkOrderRow) -> Result<Kind, AppError> {
-    stored(row, "kind", &row.kind)
-}
-
 /// The facts the state machine needs of a row.
-pub fn facts(
-    row: &WorkOrderRow,
-    now: DateTime<Utc>,
-    rules: &Rules,
-) -> Result<OrderFacts, AppError> {
-    Ok(OrderFacts {
-        status: status_of(row)?,
-        kind: kind_of(row)?,
-        suspended_from: row
-            .suspended_from
-            .as_deref()
-            .map(|s| stored(row, "suspended_from", s))
-            .transpose()?,
+pub fn facts(row: &WorkOrderRow, now: DateTime<Utc>, rules: &Rules) -> OrderFacts {
+    OrderFacts {
+        status: row.status,
+        kind: row.kind,
+        suspended_from: *row.suspended_from,
         reopen_window_open: row
             .closed_at
             .is_some_and(|c| c.and_utc() + rules.reopen_window >= now),
-    })
+    }
 }
 
 /// Actions allowed now for this actor.
@@ -116,11 +84,8 @@ pub fn allowed_actions(
     actor: &Actor,
     now: DateTime<Utc>,
     rules: &Rules,
-) -> Result<Vec<Action>, AppError> {
-    Ok(state_machine::allowed_actions(
-        facts(row, now, rules)?,
-        actor.role,
-    ))
+) -> Vec<Action> {
+    state_machine::allowed_actions(facts(row, now, rules), actor.role)
 }
 
 /// A transition of status: (from, to); either side may be absent (a note changes none).
