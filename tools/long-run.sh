@@ -7,6 +7,9 @@
 #
 #   tools/long-run.sh                  # 30 minutes, VACUUM (ANALYZE) every 60 s
 #   VACUUM_EVERY=0 tools/long-run.sh   # without vacuuming, as the earlier runs were
+#   AUTOVACUUM=on VACUUM_EVERY=0 tools/long-run.sh
+#                                      # PostgreSQL's own autovacuum, switched on for the run
+#                                      # (ALTER SYSTEM + reload) and restored afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/lib.sh
@@ -14,6 +17,7 @@ source tools/lib.sh
 DURATION=${DURATION:-1800}
 CONNECTIONS=${CONNECTIONS:-16}
 VACUUM_EVERY=${VACUUM_EVERY:-60}
+AUTOVACUUM=${AUTOVACUUM:-}
 PORT=${PORT:-18080}
 
 build
@@ -21,7 +25,11 @@ work=$(mktemp -d)
 url=$(fresh_pg gridcall_long_run)
 vacuum_pid=
 rss_pid=
+autovacuum_before=
 cleanup() {
+    if [ -n "$autovacuum_before" ]; then
+        psql "$PGURL_BASE/postgres" -qc "ALTER SYSTEM SET autovacuum = $autovacuum_before" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+    fi
     [ -n "$vacuum_pid" ] && kill "$vacuum_pid" 2>/dev/null || true
     [ -n "$rss_pid" ] && kill "$rss_pid" 2>/dev/null || true
     stop_server
@@ -30,6 +38,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -n "$AUTOVACUUM" ]; then
+    autovacuum_before=$(psql "$PGURL_BASE/postgres" -Atc 'show autovacuum')
+    psql "$PGURL_BASE/postgres" -qc "ALTER SYSTEM SET autovacuum = $AUTOVACUUM" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+fi
 start_server "$url" "$PORT" "$work"
 say "server pid $SERVER_PID on $url; autovacuum is $(psql "$url" -Atc 'show autovacuum')"
 if [ "$VACUUM_EVERY" -gt 0 ]; then

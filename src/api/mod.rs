@@ -2,6 +2,7 @@
 
 pub mod appeals;
 pub mod auth;
+pub mod dashboard;
 pub mod events;
 pub mod extract;
 pub mod ops;
@@ -325,6 +326,7 @@ async fn not_found() -> HttpResponse {
 /// Every route of the service.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::web::{get, patch, post, resource, scope};
+    cfg.configure(dashboard::routes);
     cfg.service(resource("/healthz").route(get().to(ops::healthz)))
         .service(resource("/readyz").route(get().to(ops::readyz)))
         .service(resource("/metrics").route(get().to(ops::metrics)))

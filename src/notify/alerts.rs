@@ -143,7 +143,7 @@ impl Notifier {
             time_zone => "Asia/Shanghai",
             target => timer.target,
             level => timer.escalation_level,
-            url => format!("{}/api/v1/work-orders/{}", self.base_url.trim_end_matches('/'), order.id),
+            url => format!("{}/orders/{}", self.base_url.trim_end_matches('/'), order.id),
         };
         let rendered = self
             .templates
@@ -169,7 +169,7 @@ impl Notifier {
             kind_name => kind_name(order.kind.as_str()),
             area_code => order.area_code,
             considered => considered,
-            url => format!("{}/api/v1/work-orders/{}", self.base_url.trim_end_matches('/'), order.id),
+            url => format!("{}/orders/{}", self.base_url.trim_end_matches('/'), order.id),
         };
         let rendered = self
             .templates
@@ -263,7 +263,7 @@ impl Notifier {
             time_zone => "Asia/Shanghai",
             reason_name => reason_name(&appeal.reason_code),
             reason => appeal.reason,
-            url => format!("{}/api/v1/appeals/{}", self.base_url.trim_end_matches('/'), appeal.id),
+            url => format!("{}/appeals/{}", self.base_url.trim_end_matches('/'), appeal.id),
         };
         let rendered = self
             .templates

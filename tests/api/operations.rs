@@ -154,3 +154,65 @@ async fn the_openapi_document_is_the_reviewed_one() {
         .expect(200);
     insta::assert_json_snapshot!("openapi", doc.body);
 }
+
+#[actix_web::test]
+async fn the_board_is_served_from_the_binary_with_a_policy_that_allows_nothing_from_outside() {
+    let app = spawn_app().await;
+    let fetch = |path: &str| {
+        let (client, url) = (app.client.clone(), format!("{}{path}", app.base));
+        async move {
+            let res = client.get(url).send().await.unwrap();
+            let (status, headers) = (res.status(), res.headers().clone());
+            (status, headers, res.text().await.unwrap())
+        }
+    };
+    for path in [
+        "/",
+        "/crews",
+        "/trend",
+        "/scorecard",
+        "/appeals",
+        "/orders/5f0c6a43-2b1e-4c55-9a8e-0d6a4c1f0a11",
+    ] {
+        let (status, headers, html) = fetch(path).await;
+        assert_eq!(status, 200, "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("http"),
+            "{csp}"
+        );
+        assert!(html.contains("/assets/app.js"), "{path}");
+        // nothing loaded from elsewhere, no inline script
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{path}"
+        );
+        assert!(!html.contains("<script>"), "{path}");
+    }
+    for (path, kind) in [
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+        ("/assets/favicon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, text) = fetch(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
+        // no CDN, no outside fonts: every address in the board is this server's
+        assert!(
+            !text.contains("https://") && !text.contains("http://cdn"),
+            "{path}"
+        );
+        if path.ends_with(".js") {
+            // the board never puts a token in a URL: the stream is opened with a ticket
+            assert!(text.contains("/events/ticket") && !text.contains("token="));
+        }
+    }
+    // an unknown asset or page is a problem+json 404, as elsewhere
+    let r = app.get("/assets/nope.js", "").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["code"], "not_found");
+}
