@@ -250,6 +250,9 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(work_orders, sla_timers);
+// The opening read of a create (`work_orders::opening_facts`): subqueries under the area.
+diesel::allow_tables_to_appear_in_same_query!(areas, outages);
+diesel::allow_tables_to_appear_in_same_query!(areas, sla_pauses);
 
 diesel::table! {
     outages (id) {

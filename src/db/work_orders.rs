@@ -367,6 +367,140 @@ pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<WorkOrde
     Ok(out)
 }
 
+/// The statuses of an order that a repeat call no longer lands on.
+const CLOSED_STATUSES: [&str; 3] = ["resolved", "closed", "cancelled"];
+
+/// Whose newest open order a create looks for (the repeat-call check).
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatProbe<'a> {
+    pub kind: &'a str,
+    pub phone: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    pub created_since: NaiveDateTime,
+}
+
+/// What opening an order reads before it writes, in one statement: its area, and under it
+/// the newest open order of the kind from the caller's phone and from the customer (the
+/// repeat-call check), whether any outage is active, whether a customer with the caller's
+/// phone is of the important or the sensitive tier, and whether a force-majeure window is
+/// open or to come. Each is a scalar subquery served by its own index
+/// (`work_orders_phone_idx`, `work_orders_customer_idx`, `outages_status_idx`,
+/// `customers_phone_idx`, `sla_pauses_ends_idx`), so the statement costs one round trip
+/// where they were five. None when the area does not exist (then nothing else was read).
+#[derive(Debug, Clone)]
+pub struct OpeningFacts {
+    pub area: super::areas::AreaRow,
+    /// Ids of the newest open order of the kind from the phone and from the customer.
+    pub repeat_by_phone: Option<String>,
+    pub repeat_by_customer: Option<String>,
+    pub outage_active: bool,
+    pub phone_tier_important: bool,
+    pub phone_tier_sensitive: bool,
+    pub force_majeure_ahead: bool,
+}
+
+pub fn opening_facts(
+    conn: &mut DbConnection,
+    area_code: &str,
+    repeat: Option<RepeatProbe<'_>>,
+    tier_phone: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Option<OpeningFacts>, AppError> {
+    use super::schema::{areas, customers, outages, sla_pauses};
+    use diesel::dsl::exists;
+    // Without a probe the repeat subqueries compare with NULL: no row, no index walk.
+    let (kind, phone, customer, since) = match repeat {
+        Some(r) => (
+            r.kind.to_owned(),
+            r.phone.map(str::to_owned),
+            r.customer_id.map(str::to_owned),
+            r.created_since,
+        ),
+        None => (String::new(), None, None, now),
+    };
+    let by_phone = work_orders::table
+        .filter(work_orders::caller_phone.eq(phone))
+        .filter(work_orders::kind.eq(kind.clone()))
+        .filter(work_orders::created_at.ge(since))
+        .filter(work_orders::status.ne_all(CLOSED_STATUSES))
+        .order((work_orders::created_at.desc(), work_orders::id.desc()))
+        .select(work_orders::id)
+        .single_value();
+    let by_customer = work_orders::table
+        .filter(work_orders::customer_id.eq(customer))
+        .filter(work_orders::kind.eq(kind))
+        .filter(work_orders::created_at.ge(since))
+        .filter(work_orders::status.ne_all(CLOSED_STATUSES))
+        .order((work_orders::created_at.desc(), work_orders::id.desc()))
+        .select(work_orders::id)
+        .single_value();
+    let tier = |tier: &'static str| {
+        exists(
+            customers::table
+                .filter(
+                    customers::phone
+                        .nullable()
+                        .eq(tier_phone.map(str::to_owned)),
+                )
+                .filter(customers::tier.eq(tier)),
+        )
+    };
+    let row = areas::table
+        .find(area_code)
+        .select((
+            super::areas::AreaRow::as_select(),
+            by_phone,
+            by_customer,
+            exists(outages::table.filter(outages::status.eq("active"))),
+            tier("important"),
+            tier("sensitive"),
+            exists(
+                sla_pauses::table.filter(
+                    sla_pauses::ends_at
+                        .is_null()
+                        .or(sla_pauses::ends_at.gt(now)),
+                ),
+            ),
+        ))
+        .first::<(
+            super::areas::AreaRow,
+            Option<String>,
+            Option<String>,
+            bool,
+            bool,
+            bool,
+            bool,
+        )>(conn)
+        .optional()?;
+    Ok(row.map(
+        |(area, repeat_by_phone, repeat_by_customer, outage, important, sensitive, fm)| {
+            OpeningFacts {
+                area,
+                repeat_by_phone,
+                repeat_by_customer,
+                outage_active: outage,
+                phone_tier_important: important,
+                phone_tier_sensitive: sensitive,
+                force_majeure_ahead: fm,
+            }
+        },
+    ))
+}
+
+/// The newest (by creation, then id) of the orders named: the repeat call's order when
+/// [`opening_facts`] found one by phone and one by customer.
+pub fn newest_of(conn: &mut DbConnection, ids: &[&str]) -> Result<Option<WorkOrderRow>, AppError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(work_orders::table
+        .filter(work_orders::id.eq_any(ids))
+        .order((work_orders::created_at.desc(), work_orders::id.desc()))
+        .select(WorkOrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The newest order of `kind` from this phone or this customer still being worked (not
 /// resolved, closed or cancelled) and created since `created_since`: a repeat call. One
 /// query per caller key, each answered by its `(key, kind, created_at)` index from that
@@ -381,7 +515,7 @@ pub fn find_repeated(
         work_orders::table
             .filter(work_orders::kind.eq(kind.to_owned()))
             .filter(work_orders::created_at.ge(created_since))
-            .filter(work_orders::status.ne_all(["resolved", "closed", "cancelled"]))
+            .filter(work_orders::status.ne_all(CLOSED_STATUSES))
             .select(WorkOrderRow::as_select())
             .order((work_orders::created_at.desc(), work_orders::id.desc()))
             .into_boxed()

@@ -329,9 +329,29 @@ pub fn plan(kind: Kind, action: Action, to: Status) -> TimerPlan {
     p
 }
 
+/// The tier an order from a caller's phone is served at: the most demanding of the customers
+/// who have that phone.
+pub fn phone_tier(important: bool, sensitive: bool) -> &'static str {
+    if important {
+        "important"
+    } else if sensitive {
+        "sensitive"
+    } else {
+        "normal"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_is_served_at_the_most_demanding_tier_among_its_customers() {
+        assert_eq!(phone_tier(true, true), "important");
+        assert_eq!(phone_tier(true, false), "important");
+        assert_eq!(phone_tier(false, true), "sensitive");
+        assert_eq!(phone_tier(false, false), "normal");
+    }
 
     fn shipped() -> Policy {
         Policy::from_toml(include_str!("../../config/sla.toml")).unwrap()

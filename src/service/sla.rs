@@ -9,7 +9,7 @@ use crate::db::{areas, customers, DbConnection};
 use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
 use crate::domain::sla::TimerState;
-use crate::domain::sla::{CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
+use crate::domain::sla::{phone_tier, CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
 use crate::domain::timer::{deadline, held, Hold, HoldKind};
 use crate::errors::AppError;
 use crate::errors::ProblemCode;
@@ -206,26 +206,27 @@ fn order_rule(
         (Some(id), _) => customers::find(conn, id)?
             .map(|c| c.tier)
             .unwrap_or_else(|| "normal".into()),
-        // by the caller's phone: the most demanding tier of the customers who have it
         (None, Some(phone)) => {
             let tiers = customers::tiers_by_phone(conn, phone)?;
-            ["important", "sensitive"]
-                .into_iter()
-                .find(|t| tiers.iter().any(|x| x == t))
-                .unwrap_or("normal")
-                .to_owned()
+            let has = |t: &str| tiers.iter().any(|x| x == t);
+            phone_tier(has("important"), has("sensitive")).to_owned()
         }
         (None, None) => "normal".into(),
     };
+    Ok((rule_for(ctx, order, &region_class, &tier), area_calendar))
+}
+
+/// The policy rule for the order in an area of `region_class`, for a customer of `tier`.
+fn rule_for(ctx: &SlaContext, order: &WorkOrderRow, region_class: &str, tier: &str) -> Rule {
     let kind = order.kind;
     let profile = OrderProfile {
         kind,
         category: &order.category,
         priority: order.priority.as_str(),
-        region_class: &region_class,
-        tier: &tier,
+        region_class,
+        tier,
     };
-    Ok((ctx.policy.rule_for(&profile).clone(), area_calendar))
+    ctx.policy.rule_for(&profile).clone()
 }
 
 /// The force-majeure windows over the order's area (and its ancestors) since it was opened.
@@ -370,6 +371,16 @@ fn save(conn: &mut DbConnection, t: &mut TimerRow) -> Result<(), AppError> {
     Ok(())
 }
 
+/// What a create has read already for its opening timers (`work_orders::opening_facts`).
+#[derive(Debug, Clone)]
+pub struct Opening {
+    /// The customer's tier, or the caller's phone's (`domain::sla::phone_tier`).
+    pub tier: String,
+    /// Whether a force-majeure window anywhere is open or to come: only then are the windows
+    /// over the order's area read.
+    pub force_majeure_ahead: bool,
+}
+
 /// The opening timers of an order created in this transaction: instance 1 of each stage
 /// (it has no timers yet), written in one statement where the backend allows. Returns them
 /// as stored, for the answer.
@@ -377,14 +388,23 @@ pub fn open_new_order(
     conn: &mut DbConnection,
     ctx: &SlaContext,
     order: &WorkOrderRow,
-    area: Option<AreaRow>,
+    area: &AreaRow,
+    known: Opening,
     stages: &[Stage],
     now: DateTime<Utc>,
 ) -> Result<Vec<TimerRow>, AppError> {
     if stages.is_empty() {
         return Ok(Vec::new());
     }
-    let osla = order_sla_in(conn, ctx, order, area)?;
+    let osla = OrderSla {
+        rule: rule_for(ctx, order, &area.region_class, &known.tier),
+        area_calendar: area.calendar.clone(),
+        pauses: if known.force_majeure_ahead {
+            order_pauses(conn, order)?
+        } else {
+            Vec::new()
+        },
+    };
     let mut opened = Vec::new();
     for &stage in stages {
         let started_at = stage_start(order, stage, true, now);

@@ -191,3 +191,91 @@ async fn urging_a_merged_order_notifies_the_masters_crew() {
     let urge = events["items"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(urge["data"]["notify_crew_id"], c.field_crew.as_str());
 }
+
+#[actix_web::test]
+async fn a_call_matching_one_order_by_phone_and_another_by_account_urges_the_newer() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            &c.agent,
+            json!({"account_no": "0100077777", "name": "王五", "phone": "13600000001",
+            "address": "福华路 9 号", "area_code": "SZ-FT-01"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    // the account holder, calling from another phone
+    let by_account = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            json!({"kind": "repair", "channel": "phone", "customer_id": customer,
+            "caller": {"phone": "13600000009"}, "area_code": "SZ-FT-01", "description": "停电"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    app.clock.advance(chrono::TimeDelta::minutes(1));
+    // later, someone calling from the account's phone without naming the account
+    let by_phone = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            call("13600000001", "repair"),
+        )
+        .await
+        .expect(201)
+        .id();
+    assert_ne!(by_account, by_phone);
+    app.clock.advance(chrono::TimeDelta::minutes(1));
+    // the account holder from the account's phone matches both: the newer is urged
+    let again = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            json!({"kind": "repair", "channel": "phone", "customer_id": customer,
+            "area_code": "SZ-FT-01", "description": "还是停电"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(again.body["duplicate_of"], by_phone.as_str());
+    // a new order by the account makes it the newer one
+    app.clock.advance(chrono::TimeDelta::minutes(1));
+    app.act(&c.agent, &by_phone, "cancel", json!({"reason": "误报"}))
+        .await
+        .expect(200);
+    let again = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            json!({"kind": "repair", "channel": "phone", "customer_id": customer,
+            "area_code": "SZ-FT-01", "description": "还是停电"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        again.body["duplicate_of"],
+        by_account.as_str(),
+        "the cancelled one is no longer worked"
+    );
+    // a repeat call with an area that does not exist is still a repeat call
+    let mut elsewhere = call("13600000009", "repair");
+    elsewhere["area_code"] = json!("NO-SUCH-AREA");
+    let again = app
+        .post("/api/v1/work-orders", &c.agent, elsewhere)
+        .await
+        .expect(200);
+    assert_eq!(again.body["duplicate_of"], by_account.as_str());
+    // and a new call there is refused, naming the area
+    let mut new_caller = call("13600000555", "repair");
+    new_caller["area_code"] = json!("NO-SUCH-AREA");
+    let refused = app
+        .post("/api/v1/work-orders", &c.agent, new_caller)
+        .await
+        .expect(422);
+    assert_eq!(refused.body["errors"][0]["field"], "area_code");
+    let all = app.get("/api/v1/work-orders", &c.agent).await.body;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+}

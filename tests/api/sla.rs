@@ -505,6 +505,70 @@ async fn an_open_pause_holds_timers_until_it_ends() {
 }
 
 #[actix_web::test]
+async fn an_order_opened_in_a_force_majeure_window_starts_with_it_and_one_elsewhere_does_not() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    app.area("SZ-NS-01", "urban").await;
+    let t0 = start_time();
+    // a window over SZ-FT-01 from now for 30 minutes, and one still to come
+    app.post(
+        "/api/v1/sla/pauses",
+        &c.supervisor,
+        json!({"area_codes": ["SZ-FT-01"], "starts_at": t0.to_rfc3339(),
+            "ends_at": (t0 + TimeDelta::minutes(30)).to_rfc3339(), "reason": "暴雨"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/api/v1/sla/pauses",
+        &c.supervisor,
+        json!({"area_codes": ["SZ-FT-01"], "starts_at": (t0 + TimeDelta::hours(1)).to_rfc3339(),
+            "ends_at": (t0 + TimeDelta::hours(2)).to_rfc3339(), "reason": "台风预警"}),
+    )
+    .await
+    .expect(201);
+    let inside = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000001"}, "area_code": "SZ-FT-01", "description": "停电"}),
+        )
+        .await
+        .expect(201)
+        .body;
+    // 45 minutes of arrival time, counted after the first window: due at 1h15, which the
+    // second window (1h–2h) moves out by another hour
+    assert_eq!(
+        time(&timer(&inside, "arrival", 1)["due_at"]),
+        t0 + TimeDelta::minutes(30 + 45 + 60)
+    );
+    let elsewhere = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            json!({"kind": "repair", "channel": "phone", "caller": {"phone": "13800000002"}, "area_code": "SZ-NS-01", "description": "停电"}),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(
+        time(&timer(&elsewhere, "arrival", 1)["due_at"]),
+        t0 + TimeDelta::minutes(45)
+    );
+    // the answers are what a later read gives
+    for o in [&inside, &elsewhere] {
+        let read = app
+            .get(
+                &format!("/api/v1/work-orders/{}", o["id"].as_str().unwrap()),
+                &c.agent,
+            )
+            .await
+            .body;
+        assert_eq!(read["sla"], o["sla"]);
+    }
+}
+
+#[actix_web::test]
 async fn calendars_policies_and_readiness_warnings() {
     let app = spawn_app().await;
     let c = cast(&app).await;

@@ -217,67 +217,79 @@ pub fn create(
     rules: &Rules,
 ) -> Result<Created, AppError> {
     write_transaction(conn, |conn| {
-        if !order.force_new && order.kind != Kind::Praise {
-            let phone = match (&order.caller_phone, &order.customer_id) {
-                (Some(p), _) => Some(p.clone()),
-                (None, Some(c)) => customers::find(conn, c)?.map(|c| c.phone),
-                _ => None,
-            };
-            let duplicate = repo::find_repeated(
-                conn,
-                order.kind.as_str(),
-                (phone.as_deref(), order.customer_id.as_deref()),
-                (now - rules.repeat_window).naive_utc(),
-            )?
-            .filter(|d| actor.sees_order(&d.area_code, d.assigned_crew_id.as_deref()));
-            if let Some(existing) = duplicate {
-                let urge = ActRequest {
-                    action: Action::Urge,
-                    body: Ok(ActionBody {
-                        note: Some(format!("重复来电（{}）", order.channel)),
-                        ..Default::default()
-                    }),
-                    if_match: None,
-                };
-                let urged = match act(conn, actor, &existing.id, urge, now, rules)? {
-                    Acted::Done(row, ..) => *row,
-                    Acted::NoEligibleCrew { .. } => existing,
-                };
-                if let Some(key) = &key {
-                    idempotency::complete(
-                        conn,
-                        key.user_id,
-                        key.key,
-                        REPEAT_CALL_STATUS,
-                        &urged.id,
-                    )?;
-                }
-                return Ok(Created::Duplicate(Box::new(urged)));
-            }
-        }
-        let mut problems = Vec::new();
-        let area = areas::find(conn, &order.area_code)?;
-        if area.is_none() {
-            problems.push(FieldError::new("area_code", "no such area"));
-        }
+        let probe_repeats = !order.force_new && order.kind != Kind::Praise;
+        // Read once: the customer's phone serves the repeat-call check, its tier the timers.
         let customer = match &order.customer_id {
-            Some(id) => {
-                let c = customers::find(conn, id)?;
-                if c.is_none() {
-                    problems.push(FieldError::new("customer_id", "no such customer"));
-                }
-                c
-            }
+            Some(id) => customers::find(conn, id)?,
             None => None,
         };
+        let phone = order
+            .caller_phone
+            .clone()
+            .or_else(|| customer.as_ref().map(|c| c.phone.clone()));
+        let probe = probe_repeats.then(|| repo::RepeatProbe {
+            kind: order.kind.as_str(),
+            phone: phone.as_deref(),
+            customer_id: order.customer_id.as_deref(),
+            created_since: (now - rules.repeat_window).naive_utc(),
+        });
+        // Without a customer the order is served at the tier of the caller's phone.
+        let tier_phone = match &order.customer_id {
+            Some(_) => None,
+            None => order.caller_phone.as_deref(),
+        };
+        let facts =
+            repo::opening_facts(conn, &order.area_code, probe, tier_phone, now.naive_utc())?;
+        let repeated = match (&facts, probe) {
+            (Some(f), Some(_)) => {
+                let ids: Vec<&str> = [&f.repeat_by_phone, &f.repeat_by_customer]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                repo::newest_of(conn, &ids)?
+            }
+            // No such area: nothing else was read; a repeat call is still one.
+            (None, Some(p)) => {
+                repo::find_repeated(conn, p.kind, (p.phone, p.customer_id), p.created_since)?
+            }
+            (_, None) => None,
+        };
+        let duplicate =
+            repeated.filter(|d| actor.sees_order(&d.area_code, d.assigned_crew_id.as_deref()));
+        if let Some(existing) = duplicate {
+            let urge = ActRequest {
+                action: Action::Urge,
+                body: Ok(ActionBody {
+                    note: Some(format!("重复来电（{}）", order.channel)),
+                    ..Default::default()
+                }),
+                if_match: None,
+            };
+            let urged = match act(conn, actor, &existing.id, urge, now, rules)? {
+                Acted::Done(row, ..) => *row,
+                Acted::NoEligibleCrew { .. } => existing,
+            };
+            if let Some(key) = &key {
+                idempotency::complete(conn, key.user_id, key.key, REPEAT_CALL_STATUS, &urged.id)?;
+            }
+            return Ok(Created::Duplicate(Box::new(urged)));
+        }
+        let mut problems = Vec::new();
+        if facts.is_none() {
+            problems.push(FieldError::new("area_code", "no such area"));
+        }
+        if order.customer_id.is_some() && customer.is_none() {
+            problems.push(FieldError::new("customer_id", "no such customer"));
+        }
         if let Some(crew) = &order.subject_crew_id {
             if crews::find(conn, crew)?.is_none() {
                 problems.push(FieldError::new("subject_crew_id", "no such crew"));
             }
         }
-        if !problems.is_empty() {
+        let Some(facts) = facts.filter(|_| problems.is_empty()) else {
             return Err(AppError::Validation(problems));
-        }
+        };
         let (address, lat, lon) = match (&customer, order.address.is_some() || order.lat.is_some())
         {
             (Some(c), false) => (Some(c.address.clone()), c.lat, c.lon),
@@ -290,7 +302,7 @@ pub fn create(
             ),
             _ => (order.caller_name.clone(), order.caller_phone.clone()),
         };
-        let outage = if order.kind == Kind::Repair && order.link_outage {
+        let outage = if order.kind == Kind::Repair && order.link_outage && facts.outage_active {
             crate::service::outages::covering_for_link(conn, &order.area_code)?
         } else {
             None
@@ -369,11 +381,21 @@ pub fn create(
             )?;
             return Ok(Created::Linked(Box::new(created), Box::new(outage)));
         }
+        let tier = match &customer {
+            Some(c) => c.tier.clone(),
+            None => sla_rules::phone_tier(facts.phone_tier_important, facts.phone_tier_sensitive)
+                .to_owned(),
+        };
+        let opening = sla::Opening {
+            tier,
+            force_majeure_ahead: facts.force_majeure_ahead,
+        };
         let timers = sla::open_new_order(
             conn,
             &rules.sla,
             &created,
-            area,
+            &facts.area,
+            opening,
             sla_rules::opening_stages(order.kind),
             now,
         )?;
