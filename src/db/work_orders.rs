@@ -487,6 +487,56 @@ pub fn opening_facts(
     ))
 }
 
+/// What picks the policy rule of an order's new timers, in one statement: its area, and under
+/// it the tier of its customer (by id) and whether a customer with its caller's phone is of
+/// the important or the sensitive tier. None when the area does not exist.
+#[derive(Debug, Clone)]
+pub struct RuleFacts {
+    pub area: super::areas::AreaRow,
+    pub customer_tier: Option<String>,
+    pub phone_tier_important: bool,
+    pub phone_tier_sensitive: bool,
+}
+
+pub fn rule_facts(
+    conn: &mut DbConnection,
+    area_code: &str,
+    customer_id: Option<&str>,
+    phone: Option<&str>,
+) -> Result<Option<RuleFacts>, AppError> {
+    use super::schema::{areas, customers};
+    use diesel::dsl::exists;
+    let customer_tier = customers::table
+        .filter(customers::id.nullable().eq(customer_id.map(str::to_owned)))
+        .select(customers::tier)
+        .single_value();
+    let tier = |tier: &'static str| {
+        exists(
+            customers::table
+                .filter(customers::phone.nullable().eq(phone.map(str::to_owned)))
+                .filter(customers::tier.eq(tier)),
+        )
+    };
+    let row = areas::table
+        .find(area_code)
+        .select((
+            super::areas::AreaRow::as_select(),
+            customer_tier,
+            tier("important"),
+            tier("sensitive"),
+        ))
+        .first::<(super::areas::AreaRow, Option<String>, bool, bool)>(conn)
+        .optional()?;
+    Ok(
+        row.map(|(area, customer_tier, important, sensitive)| RuleFacts {
+            area,
+            customer_tier,
+            phone_tier_important: important,
+            phone_tier_sensitive: sensitive,
+        }),
+    )
+}
+
 /// The newest (by creation, then id) of the orders named: the repeat call's order when
 /// [`opening_facts`] found one by phone and one by customer.
 pub fn newest_of(conn: &mut DbConnection, ids: &[&str]) -> Result<Option<WorkOrderRow>, AppError> {

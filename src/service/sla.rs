@@ -192,6 +192,30 @@ fn order_sla_in(
     })
 }
 
+/// [`order_rule`] with its area and tier read in one statement.
+fn order_rule_now(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+) -> Result<(Rule, String), AppError> {
+    let facts = crate::db::work_orders::rule_facts(
+        conn,
+        &order.area_code,
+        order.customer_id.as_deref(),
+        order.caller_phone.as_deref(),
+    )?;
+    let Some(f) = facts else {
+        // no such area (any more): the defaults, as `order_rule` gives them
+        return order_rule(conn, ctx, order, None);
+    };
+    let tier = match &order.customer_id {
+        Some(_) => f.customer_tier.unwrap_or_else(|| "normal".into()),
+        None => phone_tier(f.phone_tier_important, f.phone_tier_sensitive).to_owned(),
+    };
+    let rule = rule_for(ctx, order, &f.area.region_class, &tier);
+    Ok((rule, f.area.calendar))
+}
+
 /// The policy rule the order's timers start under, and its area's calendar.
 fn order_rule(
     conn: &mut DbConnection,
@@ -636,8 +660,7 @@ pub fn apply(
         }
     }
     if !plan.start.is_empty() {
-        let area = areas::find(conn, &order.area_code)?;
-        let (rule, area_calendar) = order_rule(conn, ctx, order, area)?;
+        let (rule, area_calendar) = order_rule_now(conn, ctx, order)?;
         let osla = OrderSla {
             rule,
             area_calendar,

@@ -742,6 +742,70 @@ async fn an_important_customer_is_known_by_phone_and_restore_follows_the_region(
         "6h",
         "restore follows the remote region"
     );
+    // every stage started later (accept at dispatch, restore on arrival) is under the
+    // important customer's rule too, found by the caller's phone
+    let rules = |detail: &Value| -> Vec<(String, String)> {
+        detail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["stage"].as_str().unwrap().to_owned(),
+                    t["rule"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let detail = app
+        .get(&format!("/api/v1/work-orders/{id}/sla"), &c.dispatcher)
+        .await
+        .expect(200)
+        .body;
+    let started = rules(&detail);
+    assert!(started.iter().any(|(s, _)| s == "restore"));
+    for (stage, rule) in &started {
+        assert_eq!(rule, "repair, important customer, remote", "{stage}");
+    }
+    // and by the customer's id, when the order names the account
+    let customer = app
+        .get("/api/v1/customers?account_no=9000000001", &c.agent)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_account = app
+        .post(
+            "/api/v1/work-orders",
+            &c.agent,
+            json!({"kind": "repair", "channel": "phone", "customer_id": customer,
+            "caller": {"phone": "13900000000"}, "area_code": "RM-01", "description": "又停电了"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    app.act(
+        &c.dispatcher,
+        &by_account,
+        "dispatch",
+        json!({"crew_id": crew}),
+    )
+    .await
+    .expect(200);
+    let detail = app
+        .get(
+            &format!("/api/v1/work-orders/{by_account}/sla"),
+            &c.dispatcher,
+        )
+        .await
+        .expect(200)
+        .body;
+    let started = rules(&detail);
+    assert!(started.iter().any(|(s, _)| s == "accept"));
+    for (stage, rule) in &started {
+        assert_eq!(rule, "repair, important customer, remote", "{stage}");
+    }
     // an ordinary caller in a remote area: the remote rule, not a rule meant elsewhere
     let o = app
         .post(

@@ -432,14 +432,22 @@ fn dispatch(
             "the order is already assigned to this crew",
         ));
     }
-    let (crew, overridden) = crew_for(conn, order, crew_id, &step.rules.categories)?;
-    data.insert("crew_id".into(), crew.id.clone().into());
-    data.insert("crew_code".into(), crew.code.clone().into());
+    // Routing ranked the crew it chose by the same rules, on the same reads: it is eligible,
+    // so there is nothing to check again or to override.
+    let (crew_id, crew_code, overridden) = match &routed {
+        Some(best) => (best.crew_id.clone(), best.code.clone(), Vec::new()),
+        None => {
+            let (crew, overridden) = crew_for(conn, order, crew_id, &step.rules.categories)?;
+            (crew.id, crew.code, overridden)
+        }
+    };
+    data.insert("crew_id".into(), crew_id.clone().into());
+    data.insert("crew_code".into(), crew_code.into());
     data.insert("overridden".into(), json!(overridden));
     if let Some(previous) = &order.assigned_crew_id {
         data.insert("previous_crew_id".into(), previous.clone().into());
     }
-    effect.changes.assigned_crew_id = Some(Some(crew.id));
+    effect.changes.assigned_crew_id = Some(Some(crew_id));
     effect.routing = routed;
     Ok(Outcome::default())
 }
