@@ -67,7 +67,7 @@ pub fn record(
     };
     diesel::insert_into(crew_credits::table)
         .values(&CreditRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_row_key(),
             crew_id: crew_id.to_owned(),
             fact: fact.as_str().to_owned(),
             work_order_id: work_order_id.to_owned(),

@@ -125,7 +125,7 @@ pub fn audit(
 ) -> Result<(), AppError> {
     diesel::insert_into(scorecard_audit::table)
         .values((
-            scorecard_audit::id.eq(uuid::Uuid::new_v4().to_string()),
+            scorecard_audit::id.eq(crate::db::new_row_key()),
             scorecard_audit::period.eq(period),
             scorecard_audit::action.eq(action),
             scorecard_audit::actor_id.eq(actor_id),

@@ -87,7 +87,7 @@ impl Notifier {
             (None, now)
         };
         OutboxRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_row_key(),
             message_id: new_message_id(),
             kind: kind.to_owned(),
             recipient: recipient.to_owned(),

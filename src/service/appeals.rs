@@ -203,7 +203,7 @@ pub fn file(
         }
         let input = body?;
         let row = AppealRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_row_key(),
             work_order_id: order.id.clone(),
             timer_id: timer.id.clone(),
             stage: timer.stage.clone(),

@@ -147,7 +147,7 @@ pub fn declare(
             Created::New(row, _) | Created::Duplicate(row) | Created::Linked(row, _) => *row,
         };
         let row = OutageRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_row_key(),
             area_codes: StoredList(new.area_codes.clone()),
             cause: new.cause,
             feeder: new.feeder,

@@ -439,7 +439,7 @@ pub fn seed(
                     kind: crate::domain::CrewKind,
                     area_codes: Vec<String>,
                     skills: &[&str]| CrewRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_row_key(),
             code: code.clone(),
             name: format!("班组 {code}"),
             kind,
@@ -554,7 +554,7 @@ pub fn seed(
                 .clone();
             let (life, satisfaction) = seeder.simulate(kind, t0, &targets, d);
             seeder.counter += 1;
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::db::new_row_key();
             let subject = match kind {
                 Kind::Praise => Some(d.field[seeder.rng.gen_range(0..d.field.len())].clone()),
                 Kind::Complaint if seeder.rng.gen_range(0..100) < 30 => {
@@ -588,7 +588,7 @@ pub fn seed(
                           sat: Option<&str>| {
                 credits.push(SeedCredit {
                     row: CreditRow {
-                        id: uuid::Uuid::new_v4().to_string(),
+                        id: crate::db::new_row_key(),
                         crew_id: crew.to_owned(),
                         fact: fact.to_owned(),
                         work_order_id: id.clone(),
@@ -798,7 +798,7 @@ pub fn seed(
                 });
                 timers.push(SeedTimer {
                     row: TimerRow {
-                        id: uuid::Uuid::new_v4().to_string(),
+                        id: crate::db::new_row_key(),
                         work_order_id: id.clone(),
                         stage: st.stage.as_str().to_owned(),
                         instance: st.instance,

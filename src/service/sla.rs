@@ -483,7 +483,7 @@ fn new_timer(
     let seconds =
         parse_duration(&target.target, cal.seconds_per_day()).map_err(AppError::internal)?;
     let mut t = TimerRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::db::new_row_key(),
         work_order_id: order.id.clone(),
         stage: stage.as_str().to_owned(),
         instance,

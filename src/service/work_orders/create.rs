@@ -312,7 +312,7 @@ pub fn create(
         } else {
             Status::New
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::db::new_row_key();
         let row = NewWorkOrder {
             id: id.clone(),
             kind: order.kind.as_str().to_owned(),
