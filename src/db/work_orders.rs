@@ -1,11 +1,12 @@
 //! Work orders: rows, guarded updates and the list query.
 
-use super::schema::work_orders;
+use super::schema::{customers, work_orders};
 use super::DbConnection;
 use crate::domain::sla::TimerState;
 use crate::domain::state_machine::{Channel, Grade, Kind, Priority, Satisfaction, Status};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
+use diesel::dsl::exists;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -379,6 +380,55 @@ pub struct RepeatProbe<'a> {
     pub created_since: NaiveDateTime,
 }
 
+/// The ids a repeat-call check found: the newest open order of the kind from the caller's
+/// phone and from the customer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepeatIds {
+    pub by_phone: Option<String>,
+    pub by_customer: Option<String>,
+}
+
+/// Orders of `kind` still being worked (not resolved, closed or cancelled) and created since
+/// `since`, newest first (by creation, then id): the shape of both repeat-call lookups.
+#[diesel::dsl::auto_type]
+fn open_of_kind_since(kind: String, since: NaiveDateTime) -> _ {
+    let closed: [&'static str; 3] = CLOSED_STATUSES;
+    work_orders::table
+        .filter(work_orders::kind.eq(kind))
+        .filter(work_orders::created_at.ge(since))
+        .filter(work_orders::status.ne_all(closed))
+        .order((work_orders::created_at.desc(), work_orders::id.desc()))
+}
+
+/// The newest open order of the kind from this phone, as a scalar subquery answered by
+/// `work_orders_phone_idx` (phone, kind, created_at). A NULL phone matches nothing.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn newest_open_by_phone(kind: String, since: NaiveDateTime, phone: Option<String>) -> _ {
+    let open: open_of_kind_since = open_of_kind_since(kind, since);
+    open.filter(work_orders::caller_phone.eq(phone))
+        .select(work_orders::id)
+        .single_value()
+}
+
+/// As [`newest_open_by_phone`], for the customer (`work_orders_customer_idx`).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn newest_open_by_customer(kind: String, since: NaiveDateTime, customer: Option<String>) -> _ {
+    let open: open_of_kind_since = open_of_kind_since(kind, since);
+    open.filter(work_orders::customer_id.eq(customer))
+        .select(work_orders::id)
+        .single_value()
+}
+
+/// Whether a customer with this phone is of `tier`: an `EXISTS` on `customers_phone_idx`.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn phone_has_tier(phone: Option<String>, tier: &'static str) -> _ {
+    exists(
+        customers::table
+            .filter(customers::phone.nullable().eq(phone))
+            .filter(customers::tier.eq(tier)),
+    )
+}
+
 /// What opening an order reads before it writes, in one statement: its area, and under it
 /// the newest open order of the kind from the caller's phone and from the customer (the
 /// repeat-call check), whether any outage is active, whether a customer with the caller's
@@ -390,9 +440,7 @@ pub struct RepeatProbe<'a> {
 #[derive(Debug, Clone)]
 pub struct OpeningFacts {
     pub area: super::areas::AreaRow,
-    /// Ids of the newest open order of the kind from the phone and from the customer.
-    pub repeat_by_phone: Option<String>,
-    pub repeat_by_customer: Option<String>,
+    pub repeat: RepeatIds,
     pub outage_active: bool,
     pub phone_tier_important: bool,
     pub phone_tier_sensitive: bool,
@@ -406,8 +454,7 @@ pub fn opening_facts(
     tier_phone: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<Option<OpeningFacts>, AppError> {
-    use super::schema::{areas, customers, outages, sla_pauses};
-    use diesel::dsl::exists;
+    use super::schema::{areas, outages, sla_pauses};
     // Without a probe the repeat subqueries compare with NULL: no row, no index walk.
     let (kind, phone, customer, since) = match repeat {
         Some(r) => (
@@ -418,42 +465,16 @@ pub fn opening_facts(
         ),
         None => (String::new(), None, None, now),
     };
-    let by_phone = work_orders::table
-        .filter(work_orders::caller_phone.eq(phone))
-        .filter(work_orders::kind.eq(kind.clone()))
-        .filter(work_orders::created_at.ge(since))
-        .filter(work_orders::status.ne_all(CLOSED_STATUSES))
-        .order((work_orders::created_at.desc(), work_orders::id.desc()))
-        .select(work_orders::id)
-        .single_value();
-    let by_customer = work_orders::table
-        .filter(work_orders::customer_id.eq(customer))
-        .filter(work_orders::kind.eq(kind))
-        .filter(work_orders::created_at.ge(since))
-        .filter(work_orders::status.ne_all(CLOSED_STATUSES))
-        .order((work_orders::created_at.desc(), work_orders::id.desc()))
-        .select(work_orders::id)
-        .single_value();
-    let tier = |tier: &'static str| {
-        exists(
-            customers::table
-                .filter(
-                    customers::phone
-                        .nullable()
-                        .eq(tier_phone.map(str::to_owned)),
-                )
-                .filter(customers::tier.eq(tier)),
-        )
-    };
+    let tier_phone = tier_phone.map(str::to_owned);
     let row = areas::table
         .find(area_code)
         .select((
             super::areas::AreaRow::as_select(),
-            by_phone,
-            by_customer,
+            newest_open_by_phone(kind.clone(), since, phone),
+            newest_open_by_customer(kind, since, customer),
             exists(outages::table.filter(outages::status.eq("active"))),
-            tier("important"),
-            tier("sensitive"),
+            phone_has_tier(tier_phone.clone(), "important"),
+            phone_has_tier(tier_phone, "sensitive"),
             exists(
                 sla_pauses::table.filter(
                     sla_pauses::ends_at
@@ -473,18 +494,41 @@ pub fn opening_facts(
         )>(conn)
         .optional()?;
     Ok(row.map(
-        |(area, repeat_by_phone, repeat_by_customer, outage, important, sensitive, fm)| {
-            OpeningFacts {
-                area,
-                repeat_by_phone,
-                repeat_by_customer,
-                outage_active: outage,
-                phone_tier_important: important,
-                phone_tier_sensitive: sensitive,
-                force_majeure_ahead: fm,
-            }
+        |(area, by_phone, by_customer, outage, important, sensitive, fm)| OpeningFacts {
+            area,
+            repeat: RepeatIds {
+                by_phone,
+                by_customer,
+            },
+            outage_active: outage,
+            phone_tier_important: important,
+            phone_tier_sensitive: sensitive,
+            force_majeure_ahead: fm,
         },
     ))
+}
+
+/// The repeat-call check alone, for a create whose area does not exist (so that
+/// [`opening_facts`] read nothing): the same two subqueries in one statement.
+pub fn repeat_ids(conn: &mut DbConnection, probe: RepeatProbe<'_>) -> Result<RepeatIds, AppError> {
+    let kind = probe.kind.to_owned();
+    let (by_phone, by_customer) = diesel::select((
+        newest_open_by_phone(
+            kind.clone(),
+            probe.created_since,
+            probe.phone.map(str::to_owned),
+        ),
+        newest_open_by_customer(
+            kind,
+            probe.created_since,
+            probe.customer_id.map(str::to_owned),
+        ),
+    ))
+    .get_result::<(Option<String>, Option<String>)>(conn)?;
+    Ok(RepeatIds {
+        by_phone,
+        by_customer,
+    })
 }
 
 /// What picks the policy rule of an order's new timers, in one statement: its area, and under
@@ -504,26 +548,19 @@ pub fn rule_facts(
     customer_id: Option<&str>,
     phone: Option<&str>,
 ) -> Result<Option<RuleFacts>, AppError> {
-    use super::schema::{areas, customers};
-    use diesel::dsl::exists;
+    use super::schema::areas;
     let customer_tier = customers::table
         .filter(customers::id.nullable().eq(customer_id.map(str::to_owned)))
         .select(customers::tier)
         .single_value();
-    let tier = |tier: &'static str| {
-        exists(
-            customers::table
-                .filter(customers::phone.nullable().eq(phone.map(str::to_owned)))
-                .filter(customers::tier.eq(tier)),
-        )
-    };
+    let phone = phone.map(str::to_owned);
     let row = areas::table
         .find(area_code)
         .select((
             super::areas::AreaRow::as_select(),
             customer_tier,
-            tier("important"),
-            tier("sensitive"),
+            phone_has_tier(phone.clone(), "important"),
+            phone_has_tier(phone, "sensitive"),
         ))
         .first::<(super::areas::AreaRow, Option<String>, bool, bool)>(conn)
         .optional()?;
@@ -537,9 +574,17 @@ pub fn rule_facts(
     )
 }
 
-/// The newest (by creation, then id) of the orders named: the repeat call's order when
-/// [`opening_facts`] found one by phone and one by customer.
-pub fn newest_of(conn: &mut DbConnection, ids: &[&str]) -> Result<Option<WorkOrderRow>, AppError> {
+/// The newest (by creation, then id) of the orders a repeat-call check found, read whole;
+/// None when it found none.
+pub fn newest_of(
+    conn: &mut DbConnection,
+    found: &RepeatIds,
+) -> Result<Option<WorkOrderRow>, AppError> {
+    let ids: Vec<&str> = [&found.by_phone, &found.by_customer]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     if ids.is_empty() {
         return Ok(None);
     }
@@ -549,47 +594,4 @@ pub fn newest_of(conn: &mut DbConnection, ids: &[&str]) -> Result<Option<WorkOrd
         .select(WorkOrderRow::as_select())
         .first(conn)
         .optional()?)
-}
-
-/// The newest order of `kind` from this phone or this customer still being worked (not
-/// resolved, closed or cancelled) and created since `created_since`: a repeat call. One
-/// query per caller key, each answered by its `(key, kind, created_at)` index from that
-/// caller's own orders (an `OR` of the two could send a planner walking the kind).
-pub fn find_repeated(
-    conn: &mut DbConnection,
-    kind: &str,
-    (phone, customer_id): (Option<&str>, Option<&str>),
-    created_since: NaiveDateTime,
-) -> Result<Option<WorkOrderRow>, AppError> {
-    let newest_open = || {
-        work_orders::table
-            .filter(work_orders::kind.eq(kind.to_owned()))
-            .filter(work_orders::created_at.ge(created_since))
-            .filter(work_orders::status.ne_all(CLOSED_STATUSES))
-            .select(WorkOrderRow::as_select())
-            .order((work_orders::created_at.desc(), work_orders::id.desc()))
-            .into_boxed()
-    };
-    let by_phone = match phone {
-        Some(p) => newest_open()
-            .filter(work_orders::caller_phone.eq(p.to_owned()))
-            .first(conn)
-            .optional()?,
-        None => None,
-    };
-    let by_customer = match customer_id {
-        Some(c) => newest_open()
-            .filter(work_orders::customer_id.eq(c.to_owned()))
-            .first(conn)
-            .optional()?,
-        None => None,
-    };
-    Ok(match (by_phone, by_customer) {
-        (Some(a), Some(b)) => Some(if (b.created_at, &b.id) > (a.created_at, &a.id) {
-            b
-        } else {
-            a
-        }),
-        (a, b) => a.or(b),
-    })
 }

@@ -241,17 +241,11 @@ pub fn create(
         let facts =
             repo::opening_facts(conn, &order.area_code, probe, tier_phone, now.naive_utc())?;
         let repeated = match (&facts, probe) {
-            (Some(f), Some(_)) => {
-                let ids: Vec<&str> = [&f.repeat_by_phone, &f.repeat_by_customer]
-                    .into_iter()
-                    .flatten()
-                    .map(String::as_str)
-                    .collect();
-                repo::newest_of(conn, &ids)?
-            }
+            (Some(f), Some(_)) => repo::newest_of(conn, &f.repeat)?,
             // No such area: nothing else was read; a repeat call is still one.
             (None, Some(p)) => {
-                repo::find_repeated(conn, p.kind, (p.phone, p.customer_id), p.created_since)?
+                let found = repo::repeat_ids(conn, p)?;
+                repo::newest_of(conn, &found)?
             }
             (_, None) => None,
         };
