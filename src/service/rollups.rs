@@ -164,7 +164,8 @@ pub struct Folded {
 }
 
 /// Folds up to `batch` dirty instances and credits into their cells, in one transaction
-/// that holds the roll-up lock (one job at a time across instances).
+/// that holds the roll-up lock (one job at a time across instances). An instance or credit
+/// written since it was read is left dirty for the next pass.
 pub fn fold(
     conn: &mut DbConnection,
     ctx: &SlaContext,
@@ -173,9 +174,11 @@ pub fn fold(
 ) -> Result<Folded, AppError> {
     write_transaction(conn, |conn| {
         repo::lock(conn, now.naive_utc())?;
-        let mut sla: BTreeMap<CellKey, SlaDelta> = BTreeMap::new();
         let mut folded = Folded::default();
-        for t in repo::dirty_timers(conn, batch)? {
+        let timers = repo::dirty_timers(conn, batch)?;
+        let mut contributions = Vec::with_capacity(timers.len());
+        let mut marks = Vec::with_capacity(timers.len());
+        for t in &timers {
             let facts = InstanceFacts {
                 state: t.state,
                 calendar: &t.calendar,
@@ -191,15 +194,23 @@ pub fn fold(
                 stage: &t.stage,
             };
             let now_counts = sla_contribution(&facts, ctx);
-            let applied_text = now_counts
-                .as_ref()
-                .map(|c| applied_sla(c.verdict, c.minutes));
-            // written since it was read: the next pass takes it with its new state
-            if !repo::clear_timer(conn, &t.id, t.version, applied_text.as_deref())? {
+            let before = applied_contribution(&facts, t.rollup_applied.as_deref())?;
+            marks.push(repo::TimerMark {
+                id: t.id.clone(),
+                version: t.version,
+                applied: now_counts
+                    .as_ref()
+                    .map(|c| applied_sla(c.verdict, c.minutes)),
+            });
+            contributions.push((before, now_counts));
+        }
+        let cleared = repo::clear_timers(conn, &marks)?;
+        let mut sla: BTreeMap<CellKey, SlaDelta> = BTreeMap::new();
+        for (t, (before, now_counts)) in timers.iter().zip(contributions) {
+            if !cleared.contains(&t.id) {
                 continue;
             }
             folded.instances += 1;
-            let before = applied_contribution(&facts, t.rollup_applied.as_deref())?;
             for (c, sign) in [(before, -1), (now_counts, 1)] {
                 let Some(c) = c else { continue };
                 for (grain, period, priority, crew) in sla_cells_of(&c) {
@@ -219,35 +230,11 @@ pub fn fold(
                 }
             }
         }
-        for ((grain, period, area_code, kind, priority, stage, crew_id), d) in sla {
-            let key = SlaCellRow {
-                grain,
-                period,
-                area_code,
-                kind,
-                priority,
-                stage,
-                crew_id,
-                met: 0,
-                breached: 0,
-                stopped: 0,
-                excused: 0,
-                minutes: String::new(),
-            };
-            let stored = repo::find_sla_cell(conn, &key)?;
-            let exists = stored.is_some();
-            let mut cell = stored.unwrap_or(key);
-            let mut hist = Histogram::parse(&cell.minutes).map_err(AppError::internal)?;
-            hist.merge(&d.minutes);
-            cell.met += d.counts[0];
-            cell.breached += d.counts[1];
-            cell.stopped += d.counts[2];
-            cell.excused += d.counts[3];
-            cell.minutes = hist.encode();
-            repo::save_sla_cell(conn, &cell, exists)?;
-        }
-        let mut credits: BTreeMap<(String, String, String), [i64; 8]> = BTreeMap::new();
-        for c in repo::dirty_credits(conn, batch)? {
+        save_sla_deltas(conn, sla)?;
+        let credits = repo::dirty_credits(conn, batch)?;
+        let mut contributions = Vec::with_capacity(credits.len());
+        let mut marks = Vec::with_capacity(credits.len());
+        for c in &credits {
             let now_counts = credit_contribution(
                 &c.crew_id,
                 &c.fact,
@@ -255,24 +242,29 @@ pub fn fold(
                 c.satisfaction.as_deref(),
                 c.reopened_at.is_some(),
             );
-            let applied = applied_credit(now_counts.good, now_counts.reopened);
-            if !repo::clear_credit(conn, &c, &applied)? {
-                continue;
-            }
-            folded.credits += 1;
             let before = applied_credit_contribution(
                 &c.crew_id,
                 &c.fact,
                 c.at,
                 c.rollup_applied.as_deref(),
             )?;
+            marks.push((c, applied_credit(now_counts.good, now_counts.reopened)));
+            contributions.push((before, now_counts));
+        }
+        let cleared = repo::clear_credits(conn, &marks)?;
+        let mut deltas: BTreeMap<(String, String, String), [i64; 8]> = BTreeMap::new();
+        for (c, (before, now_counts)) in credits.iter().zip(contributions) {
+            if !cleared.contains(&c.id) {
+                continue;
+            }
+            folded.credits += 1;
             for (contribution, sign) in [(before, -1), (Some(now_counts), 1)] {
                 let Some(contribution) = contribution else {
                     continue;
                 };
                 let slots = credit_slots(&contribution);
                 for (grain, period) in periods(contribution.day) {
-                    let e = credits
+                    let e = deltas
                         .entry((grain.to_owned(), period, contribution.crew_id.clone()))
                         .or_default();
                     for (a, b) in e.iter_mut().zip(slots) {
@@ -281,23 +273,98 @@ pub fn fold(
                 }
             }
         }
-        for ((grain, period, crew_id), d) in credits {
-            let key = CreditCellRow {
-                grain,
-                period,
-                crew_id,
-                dispatches: 0,
-                returns: 0,
-                callbacks: 0,
-                callbacks_good: 0,
-                complaints: 0,
-                praise: 0,
-                resolves: 0,
-                resolves_reopened: 0,
-            };
-            let stored = repo::find_credit_cell(conn, &key)?;
-            let exists = stored.is_some();
-            let mut cell = stored.unwrap_or(key);
+        save_credit_deltas(conn, deltas)?;
+        Ok(folded)
+    })
+}
+
+/// Adds the deltas to their SLA cells: the stored cells read in one go, written in one go.
+fn save_sla_deltas(
+    conn: &mut DbConnection,
+    deltas: BTreeMap<CellKey, SlaDelta>,
+) -> Result<(), AppError> {
+    let keys: Vec<SlaCellRow> = deltas
+        .keys()
+        .map(
+            |(grain, period, area_code, kind, priority, stage, crew_id)| SlaCellRow {
+                grain: grain.clone(),
+                period: period.clone(),
+                area_code: area_code.clone(),
+                kind: kind.clone(),
+                priority: priority.clone(),
+                stage: stage.clone(),
+                crew_id: crew_id.clone(),
+                met: 0,
+                breached: 0,
+                stopped: 0,
+                excused: 0,
+                minutes: String::new(),
+            },
+        )
+        .collect();
+    let mut stored: BTreeMap<CellKey, SlaCellRow> = repo::sla_cells_at(conn, &keys)?
+        .into_iter()
+        .map(|c| (sla_cell_key(&c), c))
+        .collect();
+    let mut cells = Vec::with_capacity(keys.len());
+    for (key, d) in keys.into_iter().zip(deltas.into_values()) {
+        let mut cell = stored.remove(&sla_cell_key(&key)).unwrap_or(key);
+        let mut hist = Histogram::parse(&cell.minutes).map_err(AppError::internal)?;
+        hist.merge(&d.minutes);
+        cell.met += d.counts[0];
+        cell.breached += d.counts[1];
+        cell.stopped += d.counts[2];
+        cell.excused += d.counts[3];
+        cell.minutes = hist.encode();
+        cells.push(cell);
+    }
+    repo::save_sla_cells(conn, &cells)
+}
+
+fn sla_cell_key(c: &SlaCellRow) -> CellKey {
+    (
+        c.grain.clone(),
+        c.period.clone(),
+        c.area_code.clone(),
+        c.kind.clone(),
+        c.priority.clone(),
+        c.stage.clone(),
+        c.crew_id.clone(),
+    )
+}
+
+/// Adds the deltas to their credit cells, as [`save_sla_deltas`].
+fn save_credit_deltas(
+    conn: &mut DbConnection,
+    deltas: BTreeMap<(String, String, String), [i64; 8]>,
+) -> Result<(), AppError> {
+    let keys: Vec<CreditCellRow> = deltas
+        .keys()
+        .map(|(grain, period, crew_id)| CreditCellRow {
+            grain: grain.clone(),
+            period: period.clone(),
+            crew_id: crew_id.clone(),
+            dispatches: 0,
+            returns: 0,
+            callbacks: 0,
+            callbacks_good: 0,
+            complaints: 0,
+            praise: 0,
+            resolves: 0,
+            resolves_reopened: 0,
+        })
+        .collect();
+    let key_of = |c: &CreditCellRow| (c.grain.clone(), c.period.clone(), c.crew_id.clone());
+    let mut stored: BTreeMap<(String, String, String), CreditCellRow> =
+        repo::credit_cells_at(conn, &keys)?
+            .into_iter()
+            .map(|c| (key_of(&c), c))
+            .collect();
+    let cells: Vec<CreditCellRow> = keys
+        .into_iter()
+        .zip(deltas.into_values())
+        .map(|(key, d)| {
+            let mut cell = stored.remove(&key_of(&key)).unwrap_or(key);
             cell.dispatches += d[0];
             cell.returns += d[1];
             cell.callbacks += d[2];
@@ -306,8 +373,8 @@ pub fn fold(
             cell.praise += d[5];
             cell.resolves += d[6];
             cell.resolves_reopened += d[7];
-            repo::save_credit_cell(conn, &cell, exists)?;
-        }
-        Ok(folded)
-    })
+            cell
+        })
+        .collect();
+    repo::save_credit_cells(conn, &cells)
 }

@@ -821,3 +821,58 @@ async fn the_seed_writes_the_roll_ups_the_job_would() {
         assert_eq!(&app.get(q, &app.admin).await.expect(200).body, b, "{q}");
     }
 }
+
+/// The job records what it applied only on rows unchanged since it read them: an instance
+/// or a credit written in between stays dirty, for the next pass to fold as it is then.
+#[actix_web::test]
+async fn rows_written_after_the_job_read_them_wait_for_the_next_pass() {
+    use diesel::prelude::*;
+    use gridcall::db::rollups as repo;
+    use gridcall::db::schema::{crew_credits, sla_timers};
+    use gridcall::domain::rollup::applied_credit;
+    let app = spawn_app().await;
+    history(&app).await;
+    let mut conn = app.state.pool.get().unwrap();
+    let timers = repo::dirty_timers(&mut conn, 1000).unwrap();
+    let credits = repo::dirty_credits(&mut conn, 1000).unwrap();
+    assert!(timers.len() >= 2 && credits.len() >= 2);
+    // a writer moves the first instance on, and reopens the first credit's fact
+    diesel::update(sla_timers::table.filter(sla_timers::id.eq(&timers[0].id)))
+        .set(sla_timers::version.eq(timers[0].version + 1))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::update(crew_credits::table.filter(crew_credits::id.eq(&credits[0].id)))
+        .set(crew_credits::reopened_at.eq(Some(at(300).naive_utc())))
+        .execute(&mut conn)
+        .unwrap();
+    let marks: Vec<repo::TimerMark> = timers
+        .iter()
+        .map(|t| repo::TimerMark {
+            id: t.id.clone(),
+            version: t.version,
+            applied: None,
+        })
+        .collect();
+    let cleared = repo::clear_timers(&mut conn, &marks).unwrap();
+    assert_eq!(cleared.len(), timers.len() - 1);
+    assert!(!cleared.contains(&timers[0].id));
+    let marks: Vec<_> = credits
+        .iter()
+        .map(|c| (c, applied_credit(false, c.reopened_at.is_some())))
+        .collect();
+    let cleared = repo::clear_credits(&mut conn, &marks).unwrap();
+    assert_eq!(cleared.len(), credits.len() - 1);
+    assert!(!cleared.contains(&credits[0].id));
+    let left: Vec<String> = repo::dirty_timers(&mut conn, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, vec![timers[0].id.clone()]);
+    let left: Vec<String> = repo::dirty_credits(&mut conn, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(left, vec![credits[0].id.clone()]);
+}
