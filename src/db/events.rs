@@ -22,8 +22,10 @@ pub struct EventRow {
     pub at: NaiveDateTime,
 }
 
+/// None is written as NULL (none of these columns has a default), so the statement's text is
+/// the same for every event and the connection prepares it once.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = work_order_events)]
+#[diesel(table_name = work_order_events, treat_none_as_default_value = false)]
 pub struct NewEvent {
     pub work_order_id: String,
     pub event_type: String,

@@ -482,6 +482,35 @@ pub fn autovacuum_off(conn: &mut DbConnection) -> Result<bool, crate::errors::Ap
     }
 }
 
+/// How PostgreSQL plans the statements of a write transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// Each execution planned with its own values and the tables as they are (the pooled
+    /// connection's `plan_cache_mode = force_custom_plan`, "Plans that do not age" in
+    /// docs/benchmarks.md): no plan kept from when the tables were small.
+    PerExecution,
+    /// One plan per statement and connection, built from indexes only and kept
+    /// (`force_generic_plan` and `enable_seqscan = off` for the transaction), so a plan does
+    /// not depend on the tables' size when it was built. For transactions whose every
+    /// statement has an index shaped for it and costs more to plan than to run: a create's
+    /// opening read took 0.59 ms to plan and 0.09 ms to run (docs/benchmarks.md).
+    IndexedOnce,
+}
+
+impl Plans {
+    /// What opens the transaction on PostgreSQL: the settings travel with the `BEGIN`, in
+    /// the same round trip, and end with the transaction.
+    fn begin_sql(self) -> &'static str {
+        match self {
+            Plans::PerExecution => "BEGIN",
+            Plans::IndexedOnce => {
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+                 SET LOCAL enable_seqscan = off"
+            }
+        }
+    }
+}
+
 /// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
 /// lock is taken up front and a read-then-write cannot fail with "database is locked"; writers
 /// of this process wait for it in a fair queue (`writer_queue`), other processes through the
@@ -493,11 +522,27 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    write_transaction_planned(conn, Plans::PerExecution, f)
+}
+
+/// [`write_transaction`], with its statements planned as `plans` says on PostgreSQL (SQLite
+/// plans each statement when it is prepared, from the schema and its statistics). A nested
+/// transaction is a savepoint and keeps its outer transaction's settings.
+pub fn write_transaction_planned<T, E>(
+    conn: &mut DbConnection,
+    plans: Plans,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
     let nested = match conn {
         DbConnection::Sqlite(lite) => AnsiTransactionManager::transaction_manager_status_mut(lite)
             .transaction_depth()?
             .is_some(),
-        DbConnection::Postgresql(_) => false,
+        DbConnection::Postgresql(pg) => AnsiTransactionManager::transaction_manager_status_mut(pg)
+            .transaction_depth()?
+            .is_some(),
     };
     let turn = match conn {
         // The outermost write transaction waits its turn in this process's queue for the
@@ -507,6 +552,10 @@ where
             let turn = writer_queue::wait_turn(&file).map_err(|()| database_locked())?;
             AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
             turn
+        }
+        DbConnection::Postgresql(pg) if !nested && plans != Plans::PerExecution => {
+            AnsiTransactionManager::begin_transaction_sql(pg, plans.begin_sql())?;
+            None
         }
         _ => {
             <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?;

@@ -8,7 +8,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = sla_timers, treat_none_as_null = true)]
+#[diesel(
+    table_name = sla_timers,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct TimerRow {
     pub id: String,
     pub work_order_id: String,
@@ -77,12 +81,24 @@ pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {
 /// SQLite, where a statement costs no round trip (as `events::insert_many`).
 pub fn insert_many(conn: &mut DbConnection, rows: &[TimerRow]) -> Result<(), AppError> {
     match conn {
+        // Up to three rows (an order's opening timers) go as an array of that length: a
+        // statement of fixed text, which the connection prepares once; diesel prepares a
+        // statement built from a list of any length every time.
         DbConnection::Postgresql(pg) if rows.iter().all(|r| r.ended_at.is_none()) => {
-            if !rows.is_empty() {
-                diesel::insert_into(sla_timers::table)
-                    .values(rows.to_vec())
-                    .execute(pg)?;
-            }
+            let into = || diesel::insert_into(sla_timers::table);
+            let rows = match <[TimerRow; 2]>::try_from(rows.to_vec()) {
+                Ok(two) => return Ok(into().values(two).execute(pg).map(drop)?),
+                Err(rows) => rows,
+            };
+            let rows = match <[TimerRow; 3]>::try_from(rows) {
+                Ok(three) => return Ok(into().values(three).execute(pg).map(drop)?),
+                Err(rows) => rows,
+            };
+            match <[TimerRow; 1]>::try_from(rows) {
+                Ok([one]) => into().values(one).execute(pg)?,
+                Err(rows) if !rows.is_empty() => into().values(rows).execute(pg)?,
+                Err(_) => 0,
+            };
         }
         _ => {
             for row in rows {

@@ -56,8 +56,10 @@ pub struct WorkOrderRow {
     pub closed_at: Option<NaiveDateTime>,
 }
 
+/// None is written as NULL (none of these columns has a default), so the statement's text is
+/// the same for every order and the connection prepares it once.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = work_orders)]
+#[diesel(table_name = work_orders, treat_none_as_default_value = false)]
 pub struct NewWorkOrder {
     pub id: String,
     pub kind: String,
@@ -131,13 +133,12 @@ pub fn insert(
         // The sequence value first, then one INSERT with the number: two round trips, and the
         // row as stored (defaults included) comes back without a re-read.
         DbConnection::Postgresql(pg) => {
-            let next: NextSeq =
-                diesel::sql_query("SELECT nextval('work_orders_seq_seq') AS seq").get_result(pg)?;
+            let next: i64 = diesel::select(nextval("work_orders_seq_seq")).get_result(pg)?;
             Ok(diesel::insert_into(work_orders::table)
                 .values((
                     row,
-                    work_orders::seq.eq(next.seq),
-                    work_orders::number.eq(number(next.seq)),
+                    work_orders::seq.eq(next),
+                    work_orders::number.eq(number(next)),
                 ))
                 .returning(WorkOrderRow::as_returning())
                 .get_result(pg)?)
@@ -158,10 +159,9 @@ pub fn insert(
     }
 }
 
-#[derive(QueryableByName)]
-struct NextSeq {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    seq: i64,
+diesel::define_sql_function! {
+    /// PostgreSQL's next value of a sequence.
+    fn nextval(sequence: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
 }
 
 /// Applies `changes` only if the order still has `expected_version`; false if it moved on.

@@ -216,3 +216,55 @@ async fn the_board_is_served_from_the_binary_with_a_policy_that_allows_nothing_f
     assert_eq!(r.status, 404);
     assert_eq!(r.body["code"], "not_found");
 }
+
+/// A create's transaction plans its statements once, from indexes (PostgreSQL's
+/// `force_generic_plan` with `enable_seqscan = off`); the settings end with it, so the pooled
+/// connection plans every other statement per execution again. SQLite has no such settings:
+/// there the transaction is an ordinary one.
+#[actix_web::test]
+async fn plan_settings_of_a_transaction_end_with_it() {
+    use diesel::prelude::*;
+    use gridcall::db::{write_transaction, write_transaction_planned, DbConnection, Plans};
+    use gridcall::errors::AppError;
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    fn settings(conn: &mut DbConnection) -> Option<(String, String)> {
+        let DbConnection::Postgresql(pg) = conn else {
+            return None;
+        };
+        let read = |pg: &mut diesel::PgConnection, name: &str| {
+            diesel::sql_query("SELECT current_setting($1) AS value")
+                .bind::<diesel::sql_types::Text, _>(name)
+                .get_result::<Setting>(pg)
+                .unwrap()
+                .value
+        };
+        Some((read(pg, "plan_cache_mode"), read(pg, "enable_seqscan")))
+    }
+    let app = spawn_app().await;
+    let mut conn = app.state.pool.get().unwrap();
+    let postgres = matches!(&*conn, DbConnection::Postgresql(_));
+    let expect =
+        |mode: &str, seqscan: &str| postgres.then(|| (mode.to_owned(), seqscan.to_owned()));
+    let inside = write_transaction_planned(&mut conn, Plans::IndexedOnce, |c| {
+        Ok::<_, AppError>(settings(c))
+    })
+    .unwrap();
+    assert_eq!(inside, expect("force_generic_plan", "off"));
+    assert_eq!(settings(&mut conn), expect("force_custom_plan", "on"));
+    // a failed transaction ends them too, and a nested one keeps its outer one's
+    let failed: Result<(), AppError> =
+        write_transaction_planned(&mut conn, Plans::IndexedOnce, |_| {
+            Err(AppError::internal("rolled back"))
+        });
+    assert!(failed.is_err());
+    assert_eq!(settings(&mut conn), expect("force_custom_plan", "on"));
+    let nested = write_transaction(&mut conn, |c| {
+        write_transaction_planned(c, Plans::IndexedOnce, |c| Ok::<_, AppError>(settings(c)))
+    })
+    .unwrap();
+    assert_eq!(nested, expect("force_custom_plan", "on"));
+}

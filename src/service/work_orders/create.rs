@@ -216,7 +216,9 @@ pub fn create(
     key: Option<IdempotencyKey<'_>>,
     rules: &Rules,
 ) -> Result<Created, AppError> {
-    write_transaction(conn, |conn| {
+    // Every statement of a create has its index (the opening read's subqueries, inserts, key
+    // lookups): one kept plan each, instead of planning each execution.
+    write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
         let probe_repeats = !order.force_new && order.kind != Kind::Praise;
         // Read once: the customer's phone serves the repeat-call check, its tier the timers.
         let customer = match &order.customer_id {

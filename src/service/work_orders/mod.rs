@@ -7,7 +7,8 @@
 use crate::db::events::{self, NewEvent};
 use crate::db::work_orders::{self as repo, NewWorkOrder, WorkOrderChanges, WorkOrderRow};
 use crate::db::{
-    areas, credits, crews, customers, idempotency, to_json_list, write_transaction, DbConnection,
+    areas, credits, crews, customers, idempotency, to_json_list, write_transaction,
+    write_transaction_planned, DbConnection, Plans,
 };
 use crate::domain::categories::Categories;
 use crate::domain::routing::{self, CrewFacts, OrderNeeds, Ranked};
