@@ -208,7 +208,9 @@ pub fn act(
     rules: &Rules,
 ) -> Result<Acted, AppError> {
     let action = request.action;
-    write_transaction(conn, |conn| {
+    // Every statement of an action has its index (the order and its timers by key, the
+    // crews and their loads, routing's cells): one kept plan each, as for a create.
+    write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
         let order = load_visible(conn, actor, id)?;
         let f = facts(&order, now, rules);
         let decision = state_machine::decide(f, action, actor.role);
