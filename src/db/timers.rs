@@ -7,6 +7,8 @@ use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+/// None is written as NULL by an insert and by an update (no nullable column of `sla_timers`
+/// has a default), so an insert's text is fixed and the connection prepares it once.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(
     table_name = sla_timers,

@@ -217,8 +217,8 @@ async fn the_board_is_served_from_the_binary_with_a_policy_that_allows_nothing_f
     assert_eq!(r.body["code"], "not_found");
 }
 
-/// A create's transaction plans its statements once, from indexes (PostgreSQL's
-/// `force_generic_plan` with `enable_seqscan = off`); the settings end with it, so the pooled
+/// A create's transaction plans its statements once, from plain index scans (PostgreSQL's
+/// `force_generic_plan`, sequential and bitmap scans off); the settings end with it, so the pooled
 /// connection plans every other statement per execution again. SQLite has no such settings:
 /// there the transaction is an ordinary one.
 #[actix_web::test]
@@ -231,7 +231,7 @@ async fn plan_settings_of_a_transaction_end_with_it() {
         #[diesel(sql_type = diesel::sql_types::Text)]
         value: String,
     }
-    fn settings(conn: &mut DbConnection) -> Option<(String, String)> {
+    fn settings(conn: &mut DbConnection) -> Option<(String, String, String)> {
         let DbConnection::Postgresql(pg) = conn else {
             return None;
         };
@@ -242,13 +242,18 @@ async fn plan_settings_of_a_transaction_end_with_it() {
                 .unwrap()
                 .value
         };
-        Some((read(pg, "plan_cache_mode"), read(pg, "enable_seqscan")))
+        Some((
+            read(pg, "plan_cache_mode"),
+            read(pg, "enable_seqscan"),
+            read(pg, "enable_bitmapscan"),
+        ))
     }
     let app = spawn_app().await;
     let mut conn = app.state.pool.get().unwrap();
     let postgres = matches!(&*conn, DbConnection::Postgresql(_));
-    let expect =
-        |mode: &str, seqscan: &str| postgres.then(|| (mode.to_owned(), seqscan.to_owned()));
+    let expect = |mode: &str, scans: &str| {
+        postgres.then(|| (mode.to_owned(), scans.to_owned(), scans.to_owned()))
+    };
     let inside = write_transaction_planned(&mut conn, Plans::IndexedOnce, |c| {
         Ok::<_, AppError>(settings(c))
     })
