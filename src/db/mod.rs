@@ -501,9 +501,12 @@ pub enum Plans {
     /// (`force_generic_plan`, `enable_seqscan = off` and `enable_bitmapscan = off` for the
     /// transaction), so a plan does not depend on the tables' size when it was built, and
     /// never adds a second index that would read every open order's entry (a bitmap `AND`
-    /// with the status index, chosen on a table without statistics). For transactions whose
-    /// every statement has an index shaped for it and costs more to plan than to run: a
-    /// create's opening read took 0.59 ms to plan and 0.09 ms to run (docs/benchmarks.md).
+    /// with the status index, chosen on a table without statistics). JIT compilation is off:
+    /// a scan that has no index (a table of ten areas) carries the cost that disables it,
+    /// which is above the threshold for JIT, and compiling took 70–100 ms an execution. For
+    /// transactions whose every statement has an index shaped for it (or reads a table of a
+    /// few rows) and costs more to plan than to run: a create's opening read took 0.59 ms to
+    /// plan and 0.09 ms to run (docs/benchmarks.md).
     IndexedOnce,
 }
 
@@ -515,7 +518,8 @@ impl Plans {
             Plans::PerExecution => "BEGIN",
             Plans::IndexedOnce => {
                 "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
-                 SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off"
+                 SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+                 SET LOCAL jit = off"
             }
         }
     }

@@ -218,7 +218,7 @@ async fn the_board_is_served_from_the_binary_with_a_policy_that_allows_nothing_f
 }
 
 /// A create's transaction plans its statements once, from plain index scans (PostgreSQL's
-/// `force_generic_plan`, sequential and bitmap scans off); the settings end with it, so the pooled
+/// `force_generic_plan`, sequential and bitmap scans and JIT off); the settings end with it, so the pooled
 /// connection plans every other statement per execution again. SQLite has no such settings:
 /// there the transaction is an ordinary one.
 #[actix_web::test]
@@ -231,7 +231,7 @@ async fn plan_settings_of_a_transaction_end_with_it() {
         #[diesel(sql_type = diesel::sql_types::Text)]
         value: String,
     }
-    fn settings(conn: &mut DbConnection) -> Option<(String, String, String)> {
+    fn settings(conn: &mut DbConnection) -> Option<(String, String, String, String)> {
         let DbConnection::Postgresql(pg) = conn else {
             return None;
         };
@@ -246,13 +246,15 @@ async fn plan_settings_of_a_transaction_end_with_it() {
             read(pg, "plan_cache_mode"),
             read(pg, "enable_seqscan"),
             read(pg, "enable_bitmapscan"),
+            read(pg, "jit"),
         ))
     }
     let app = spawn_app().await;
     let mut conn = app.state.pool.get().unwrap();
     let postgres = matches!(&*conn, DbConnection::Postgresql(_));
     let expect = |mode: &str, scans: &str| {
-        postgres.then(|| (mode.to_owned(), scans.to_owned(), scans.to_owned()))
+        let s = scans.to_owned();
+        postgres.then(|| (mode.to_owned(), s.clone(), s.clone(), s))
     };
     let inside = write_transaction_planned(&mut conn, Plans::IndexedOnce, |c| {
         Ok::<_, AppError>(settings(c))
