@@ -42,6 +42,93 @@ pub struct CreditCellRow {
     pub resolves_reopened: i64,
 }
 
+/// A roll-up cell's key: grain, period, area, kind, priority, stage, crew.
+pub type SlaCellKey = (String, String, String, String, String, String, String);
+
+/// A credit cell's key: grain, period, crew.
+pub type CreditCellKey = (String, String, String);
+
+impl SlaCellRow {
+    /// The cell of `key` before anything is counted in it.
+    pub fn empty(key: SlaCellKey) -> Self {
+        let (grain, period, area_code, kind, priority, stage, crew_id) = key;
+        SlaCellRow {
+            grain,
+            period,
+            area_code,
+            kind,
+            priority,
+            stage,
+            crew_id,
+            met: 0,
+            breached: 0,
+            stopped: 0,
+            excused: 0,
+            minutes: String::new(),
+        }
+    }
+
+    pub fn key(&self) -> SlaCellKey {
+        (
+            self.grain.clone(),
+            self.period.clone(),
+            self.area_code.clone(),
+            self.kind.clone(),
+            self.priority.clone(),
+            self.stage.clone(),
+            self.crew_id.clone(),
+        )
+    }
+
+    /// Adds met, breached, stopped and excused counts, in that order.
+    pub fn add_counts(&mut self, counts: [i64; 4]) {
+        self.met += counts[0];
+        self.breached += counts[1];
+        self.stopped += counts[2];
+        self.excused += counts[3];
+    }
+}
+
+impl CreditCellRow {
+    /// The cell of `key` before anything is counted in it.
+    pub fn empty(key: CreditCellKey) -> Self {
+        let (grain, period, crew_id) = key;
+        CreditCellRow {
+            grain,
+            period,
+            crew_id,
+            dispatches: 0,
+            returns: 0,
+            callbacks: 0,
+            callbacks_good: 0,
+            complaints: 0,
+            praise: 0,
+            resolves: 0,
+            resolves_reopened: 0,
+        }
+    }
+
+    pub fn key(&self) -> CreditCellKey {
+        (
+            self.grain.clone(),
+            self.period.clone(),
+            self.crew_id.clone(),
+        )
+    }
+
+    /// Adds counts in the order of `service::rollups::credit_slots`.
+    pub fn add(&mut self, slots: [i64; 8]) {
+        self.dispatches += slots[0];
+        self.returns += slots[1];
+        self.callbacks += slots[2];
+        self.callbacks_good += slots[3];
+        self.complaints += slots[4];
+        self.praise += slots[5];
+        self.resolves += slots[6];
+        self.resolves_reopened += slots[7];
+    }
+}
+
 /// Serialises roll-up jobs across instances for the rest of the transaction.
 pub fn lock(conn: &mut DbConnection, now: NaiveDateTime) -> Result<(), AppError> {
     diesel::update(rollup_lock::table.find(1))

@@ -1,7 +1,9 @@
 //! Keeping the report roll-ups: what an ended stage instance or a credited fact contributes,
 //! and folding dirty rows into their day and month cells (docs/reports.md, "Speed").
 
-use crate::db::rollups::{self as repo, CreditCellRow, SlaCellRow};
+use crate::db::rollups::{
+    self as repo, CreditCellKey, CreditCellRow, SlaCellKey as CellKey, SlaCellRow,
+};
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::reports::{local_day, whole_minutes};
 use crate::domain::rollup::{
@@ -114,9 +116,6 @@ pub fn credit_contribution(
         reopened,
     }
 }
-
-/// grain, period, area, kind, priority, stage, crew.
-type CellKey = (String, String, String, String, String, String, String);
 
 /// Counts of a cell, as deltas.
 #[derive(Debug, Clone, Default)]
@@ -252,7 +251,7 @@ pub fn fold(
             contributions.push((before, now_counts));
         }
         let cleared = repo::clear_credits(conn, &marks)?;
-        let mut deltas: BTreeMap<(String, String, String), [i64; 8]> = BTreeMap::new();
+        let mut deltas: BTreeMap<CreditCellKey, [i64; 8]> = BTreeMap::new();
         for (c, (before, now_counts)) in credits.iter().zip(contributions) {
             if !cleared.contains(&c.id) {
                 continue;
@@ -283,96 +282,39 @@ fn save_sla_deltas(
     conn: &mut DbConnection,
     deltas: BTreeMap<CellKey, SlaDelta>,
 ) -> Result<(), AppError> {
-    let keys: Vec<SlaCellRow> = deltas
-        .keys()
-        .map(
-            |(grain, period, area_code, kind, priority, stage, crew_id)| SlaCellRow {
-                grain: grain.clone(),
-                period: period.clone(),
-                area_code: area_code.clone(),
-                kind: kind.clone(),
-                priority: priority.clone(),
-                stage: stage.clone(),
-                crew_id: crew_id.clone(),
-                met: 0,
-                breached: 0,
-                stopped: 0,
-                excused: 0,
-                minutes: String::new(),
-            },
-        )
-        .collect();
+    let keys: Vec<SlaCellRow> = deltas.keys().cloned().map(SlaCellRow::empty).collect();
     let mut stored: BTreeMap<CellKey, SlaCellRow> = repo::sla_cells_at(conn, &keys)?
         .into_iter()
-        .map(|c| (sla_cell_key(&c), c))
+        .map(|c| (c.key(), c))
         .collect();
     let mut cells = Vec::with_capacity(keys.len());
     for (key, d) in keys.into_iter().zip(deltas.into_values()) {
-        let mut cell = stored.remove(&sla_cell_key(&key)).unwrap_or(key);
+        let mut cell = stored.remove(&key.key()).unwrap_or(key);
         let mut hist = Histogram::parse(&cell.minutes).map_err(AppError::internal)?;
         hist.merge(&d.minutes);
-        cell.met += d.counts[0];
-        cell.breached += d.counts[1];
-        cell.stopped += d.counts[2];
-        cell.excused += d.counts[3];
+        cell.add_counts(d.counts);
         cell.minutes = hist.encode();
         cells.push(cell);
     }
     repo::save_sla_cells(conn, &cells)
 }
 
-fn sla_cell_key(c: &SlaCellRow) -> CellKey {
-    (
-        c.grain.clone(),
-        c.period.clone(),
-        c.area_code.clone(),
-        c.kind.clone(),
-        c.priority.clone(),
-        c.stage.clone(),
-        c.crew_id.clone(),
-    )
-}
-
 /// Adds the deltas to their credit cells, as [`save_sla_deltas`].
 fn save_credit_deltas(
     conn: &mut DbConnection,
-    deltas: BTreeMap<(String, String, String), [i64; 8]>,
+    deltas: BTreeMap<CreditCellKey, [i64; 8]>,
 ) -> Result<(), AppError> {
-    let keys: Vec<CreditCellRow> = deltas
-        .keys()
-        .map(|(grain, period, crew_id)| CreditCellRow {
-            grain: grain.clone(),
-            period: period.clone(),
-            crew_id: crew_id.clone(),
-            dispatches: 0,
-            returns: 0,
-            callbacks: 0,
-            callbacks_good: 0,
-            complaints: 0,
-            praise: 0,
-            resolves: 0,
-            resolves_reopened: 0,
-        })
+    let keys: Vec<CreditCellRow> = deltas.keys().cloned().map(CreditCellRow::empty).collect();
+    let mut stored: BTreeMap<CreditCellKey, CreditCellRow> = repo::credit_cells_at(conn, &keys)?
+        .into_iter()
+        .map(|c| (c.key(), c))
         .collect();
-    let key_of = |c: &CreditCellRow| (c.grain.clone(), c.period.clone(), c.crew_id.clone());
-    let mut stored: BTreeMap<(String, String, String), CreditCellRow> =
-        repo::credit_cells_at(conn, &keys)?
-            .into_iter()
-            .map(|c| (key_of(&c), c))
-            .collect();
     let cells: Vec<CreditCellRow> = keys
         .into_iter()
         .zip(deltas.into_values())
         .map(|(key, d)| {
-            let mut cell = stored.remove(&key_of(&key)).unwrap_or(key);
-            cell.dispatches += d[0];
-            cell.returns += d[1];
-            cell.callbacks += d[2];
-            cell.callbacks_good += d[3];
-            cell.complaints += d[4];
-            cell.praise += d[5];
-            cell.resolves += d[6];
-            cell.resolves_reopened += d[7];
+            let mut cell = stored.remove(&key.key()).unwrap_or(key);
+            cell.add(d);
             cell
         })
         .collect();

@@ -8,7 +8,7 @@ use crate::db::areas::{self, AreaRow};
 use crate::db::credits::CreditRow;
 use crate::db::crews::{self, CrewRow};
 use crate::db::events::NewEvent;
-use crate::db::rollups::{CreditCellRow, SlaCellRow};
+use crate::db::rollups::{CreditCellKey, CreditCellRow, SlaCellKey, SlaCellRow};
 use crate::db::seed::{self as bulk, SeedCredit, SeedOrder, SeedTimer};
 use crate::db::timers::TimerRow;
 use crate::db::users::UserRow;
@@ -142,16 +142,13 @@ type Targets = HashMap<Stage, (i64, String)>;
 /// kind, category, priority, region class.
 type Profile = (Kind, &'static str, &'static str, &'static str);
 
-/// grain, period, area, kind, priority, stage, crew.
-type CellKey = (String, String, String, String, String, String, String);
-
 struct Seeder<'a> {
     rng: StdRng,
     ctx: &'a SlaContext,
     until: DateTime<Utc>,
     user: String,
-    sla_cells: BTreeMap<CellKey, (SlaCellRow, Histogram)>,
-    credit_cells: BTreeMap<(String, String, String), CreditCellRow>,
+    sla_cells: BTreeMap<SlaCellKey, (SlaCellRow, Histogram)>,
+    credit_cells: BTreeMap<CreditCellKey, CreditCellRow>,
     counter: u64,
 }
 
@@ -766,24 +763,8 @@ pub fn seed(
                             st.stage.as_str().to_owned(),
                             cell_crew.to_owned(),
                         );
-                        let (cell, h) = seeder.sla_cells.entry(key).or_insert_with(|| {
-                            (
-                                SlaCellRow {
-                                    grain: grain.to_owned(),
-                                    period,
-                                    area_code: d.code.clone(),
-                                    kind: kind.as_str().to_owned(),
-                                    priority: cell_priority.to_owned(),
-                                    stage: st.stage.as_str().to_owned(),
-                                    crew_id: cell_crew.to_owned(),
-                                    met: 0,
-                                    breached: 0,
-                                    stopped: 0,
-                                    excused: 0,
-                                    minutes: String::new(),
-                                },
-                                Histogram::default(),
-                            )
+                        let (cell, h) = seeder.sla_cells.entry(key).or_insert_with_key(|key| {
+                            (SlaCellRow::empty(key.clone()), Histogram::default())
                         });
                         match verdict {
                             Verdict::Met => cell.met += 1,
@@ -887,27 +868,8 @@ pub fn seed(
                 let cell = seeder
                     .credit_cells
                     .entry((grain.to_owned(), period.clone(), c.row.crew_id.clone()))
-                    .or_insert_with(|| CreditCellRow {
-                        grain: grain.to_owned(),
-                        period,
-                        crew_id: c.row.crew_id.clone(),
-                        dispatches: 0,
-                        returns: 0,
-                        callbacks: 0,
-                        callbacks_good: 0,
-                        complaints: 0,
-                        praise: 0,
-                        resolves: 0,
-                        resolves_reopened: 0,
-                    });
-                cell.dispatches += slots[0];
-                cell.returns += slots[1];
-                cell.callbacks += slots[2];
-                cell.callbacks_good += slots[3];
-                cell.complaints += slots[4];
-                cell.praise += slots[5];
-                cell.resolves += slots[6];
-                cell.resolves_reopened += slots[7];
+                    .or_insert_with_key(|key| CreditCellRow::empty(key.clone()));
+                cell.add(slots);
             }
             c.rollup_applied = Some(applied_credit(good, reopened));
         }
