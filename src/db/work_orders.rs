@@ -123,17 +123,22 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<WorkOrderRow>, A
 
 /// Inserts an order and gives it its number: the kind letter, the local date and the row's
 /// sequence value. The sequence is the database's own (no counter row to contend on).
+/// `drawn` is a value [`opening_facts`] took from the sequence already.
 pub fn insert(
     conn: &mut DbConnection,
     row: &NewWorkOrder,
     number_prefix: &str,
+    drawn: Option<i64>,
 ) -> Result<WorkOrderRow, AppError> {
     let number = |seq: i64| format!("{number_prefix}{seq:06}");
     match conn {
-        // The sequence value first, then one INSERT with the number: two round trips, and the
-        // row as stored (defaults included) comes back without a re-read.
+        // The sequence value (drawn by the opening read, or here), then one INSERT with the
+        // number; the row as stored (defaults included) comes back without a re-read.
         DbConnection::Postgresql(pg) => {
-            let next: i64 = diesel::select(nextval("work_orders_seq_seq")).get_result(pg)?;
+            let next: i64 = match drawn {
+                Some(next) => next,
+                None => diesel::select(nextval(SEQUENCE)).get_result(pg)?,
+            };
             Ok(diesel::insert_into(work_orders::table)
                 .values((
                     row,
@@ -158,6 +163,9 @@ pub fn insert(
         }
     }
 }
+
+/// The PostgreSQL sequence that numbers orders (`work_orders.seq`).
+const SEQUENCE: &str = "work_orders_seq_seq";
 
 diesel::define_sql_function! {
     /// PostgreSQL's next value of a sequence.
@@ -445,6 +453,8 @@ pub struct OpeningFacts {
     pub phone_tier_important: bool,
     pub phone_tier_sensitive: bool,
     pub force_majeure_ahead: bool,
+    /// The new order's sequence value where the read drew it (PostgreSQL); see [`insert`].
+    pub next_seq: Option<i64>,
 }
 
 pub fn opening_facts(
@@ -455,6 +465,7 @@ pub fn opening_facts(
     now: NaiveDateTime,
 ) -> Result<Option<OpeningFacts>, AppError> {
     use super::schema::{areas, outages, sla_pauses};
+    use diesel::sql_types::{BigInt, Nullable};
     // Without a probe the repeat subqueries compare with NULL: no row, no index walk.
     let (kind, phone, customer, since) = match repeat {
         Some(r) => (
@@ -466,35 +477,49 @@ pub fn opening_facts(
         None => (String::new(), None, None, now),
     };
     let tier_phone = tier_phone.map(str::to_owned);
-    let row = areas::table
-        .find(area_code)
-        .select((
-            super::areas::AreaRow::as_select(),
-            newest_open_by_phone(kind.clone(), since, phone),
-            newest_open_by_customer(kind, since, customer),
-            exists(outages::table.filter(outages::status.eq("active"))),
-            phone_has_tier(tier_phone.clone(), "important"),
-            phone_has_tier(tier_phone, "sensitive"),
-            exists(
-                sla_pauses::table.filter(
-                    sla_pauses::ends_at
-                        .is_null()
-                        .or(sla_pauses::ends_at.gt(now)),
-                ),
-            ),
-        ))
-        .first::<(
-            super::areas::AreaRow,
-            Option<String>,
-            Option<String>,
-            bool,
-            bool,
-            bool,
-            bool,
-        )>(conn)
-        .optional()?;
+    // The same statement on both backends but for its last column, the order's sequence value.
+    macro_rules! read {
+        ($conn:expr, $next_seq:expr) => {
+            areas::table
+                .find(area_code)
+                .select((
+                    super::areas::AreaRow::as_select(),
+                    newest_open_by_phone(kind.clone(), since, phone),
+                    newest_open_by_customer(kind, since, customer),
+                    exists(outages::table.filter(outages::status.eq("active"))),
+                    phone_has_tier(tier_phone.clone(), "important"),
+                    phone_has_tier(tier_phone, "sensitive"),
+                    exists(
+                        sla_pauses::table.filter(
+                            sla_pauses::ends_at
+                                .is_null()
+                                .or(sla_pauses::ends_at.gt(now)),
+                        ),
+                    ),
+                    $next_seq,
+                ))
+                .first::<(
+                    super::areas::AreaRow,
+                    Option<String>,
+                    Option<String>,
+                    bool,
+                    bool,
+                    bool,
+                    bool,
+                    Option<i64>,
+                )>($conn)
+                .optional()?
+        };
+    }
+    let row = match conn {
+        // PostgreSQL draws the value here, saving the round trip of a `SELECT nextval` of its own;
+        // a repeat call leaves a gap in the numbers, which the API allows.
+        DbConnection::Postgresql(pg) => read!(pg, nextval(SEQUENCE).nullable()),
+        // SQLite's rowid gives the value in the INSERT.
+        DbConnection::Sqlite(lite) => read!(lite, None::<i64>.into_sql::<Nullable<BigInt>>()),
+    };
     Ok(row.map(
-        |(area, by_phone, by_customer, outage, important, sensitive, fm)| OpeningFacts {
+        |(area, by_phone, by_customer, outage, important, sensitive, fm, next_seq)| OpeningFacts {
             area,
             repeat: RepeatIds {
                 by_phone,
@@ -504,6 +529,7 @@ pub fn opening_facts(
             phone_tier_important: important,
             phone_tier_sensitive: sensitive,
             force_majeure_ahead: fm,
+            next_seq,
         },
     ))
 }

@@ -335,7 +335,8 @@ pub fn create(
         let local_date = now
             .with_timezone(&chrono_tz::Asia::Shanghai)
             .format("%Y%m%d");
-        let created = repo::insert(conn, &row, &format!("{}{local_date}", order.kind.letter()))?;
+        let prefix = format!("{}{local_date}", order.kind.letter());
+        let created = repo::insert(conn, &row, &prefix, facts.next_seq)?;
         let number = created.number.clone();
         events::insert(
             conn,
