@@ -1,7 +1,7 @@
 //! Service areas.
 
 use super::schema::areas;
-use super::{is_unique_violation, DbConnection};
+use super::{is_unique_violation, on_backend, DbConnection};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -32,11 +32,11 @@ pub struct AreaChanges {
 }
 
 pub fn find(conn: &mut DbConnection, code: &str) -> Result<Option<AreaRow>, AppError> {
-    Ok(areas::table
+    Ok(on_backend!(conn, |c| areas::table
         .find(code)
         .select(AreaRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// The codes among `codes` that name no area.

@@ -1,7 +1,7 @@
 //! The append-only work-order events. Ids come from the database's sequence and only grow.
 
 use super::schema::work_order_events;
-use super::DbConnection;
+use super::{on_backend, DbConnection};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -40,9 +40,9 @@ pub struct NewEvent {
 }
 
 pub fn insert(conn: &mut DbConnection, event: &NewEvent) -> Result<(), AppError> {
-    diesel::insert_into(work_order_events::table)
+    on_backend!(conn, |c| diesel::insert_into(work_order_events::table)
         .values(event)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

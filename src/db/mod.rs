@@ -36,6 +36,22 @@ pub enum DbConnection {
 
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
+/// Runs `$body` on the backend's own connection, bound to `$c`: for the statements of every
+/// create and action. Through `DbConnection` diesel builds a query's SQL text again at each
+/// execution (the derived `MultiConnection` serialises it for the backend, for the
+/// statement-cache key and for the bind pass); on the backend's own connection a statement of
+/// fixed shape is found in the cache by its type. That rebuilding was about 8 % of the
+/// server's CPU in the lifecycle mix (perf, docs/benchmarks.md, ninth session).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgresql($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// The connection pool, with how long a request may wait for a connection.
 ///
 /// r2d2 retries a failed connect with a back-off capped at half its own timeout, so that

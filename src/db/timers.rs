@@ -1,7 +1,7 @@
 //! SLA timers, force-majeure pauses and policy versions.
 
 use super::schema::{sla_pauses, sla_policy_versions, sla_timers};
-use super::DbConnection;
+use super::{on_backend, DbConnection};
 use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
@@ -73,9 +73,10 @@ fn mark(row: &TimerRow) -> std::borrow::Cow<'_, TimerRow> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &TimerRow) -> Result<(), AppError> {
-    diesel::insert_into(sla_timers::table)
-        .values(mark(row).into_owned())
-        .execute(conn)?;
+    let row = mark(row).into_owned();
+    on_backend!(conn, |c| diesel::insert_into(sla_timers::table)
+        .values(row)
+        .execute(c))?;
     Ok(())
 }
 
@@ -117,13 +118,11 @@ pub fn update_guarded(
     row: &TimerRow,
     expected_version: i32,
 ) -> Result<bool, AppError> {
-    let n = diesel::update(
-        sla_timers::table
-            .filter(sla_timers::id.eq(&row.id))
-            .filter(sla_timers::version.eq(expected_version)),
-    )
-    .set(mark(row).into_owned())
-    .execute(conn)?;
+    let target = sla_timers::table
+        .filter(sla_timers::id.eq(&row.id))
+        .filter(sla_timers::version.eq(expected_version));
+    let row = mark(row).into_owned();
+    let n = on_backend!(conn, |c| diesel::update(target).set(row).execute(c))?;
     Ok(n == 1)
 }
 
@@ -132,29 +131,27 @@ pub fn open_for_order(
     conn: &mut DbConnection,
     work_order_id: &str,
 ) -> Result<Vec<TimerRow>, AppError> {
-    Ok(sla_timers::table
+    Ok(on_backend!(conn, |c| sla_timers::table
         .filter(sla_timers::work_order_id.eq(work_order_id))
         .filter(sla_timers::ended_at.is_null())
         .select(TimerRow::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Every timer of these orders, by order, stage and instance.
 pub fn for_orders(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<TimerRow>, AppError> {
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
-        out.extend(
-            sla_timers::table
-                .filter(sla_timers::work_order_id.eq_any(chunk))
-                .select(TimerRow::as_select())
-                .order((
-                    sla_timers::work_order_id,
-                    sla_timers::started_at,
-                    sla_timers::stage,
-                    sla_timers::instance,
-                ))
-                .load(conn)?,
-        );
+        out.extend(on_backend!(&mut *conn, |c| sla_timers::table
+            .filter(sla_timers::work_order_id.eq_any(chunk))
+            .select(TimerRow::as_select())
+            .order((
+                sla_timers::work_order_id,
+                sla_timers::started_at,
+                sla_timers::stage,
+                sla_timers::instance,
+            ))
+            .load(c))?);
     }
     Ok(out)
 }

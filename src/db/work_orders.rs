@@ -1,7 +1,7 @@
 //! Work orders: rows, guarded updates and the list query.
 
 use super::schema::{customers, work_orders};
-use super::DbConnection;
+use super::{on_backend, DbConnection};
 use crate::domain::sla::TimerState;
 use crate::domain::state_machine::{Channel, Grade, Kind, Priority, Satisfaction, Status};
 use crate::errors::AppError;
@@ -114,11 +114,11 @@ pub struct WorkOrderChanges {
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<WorkOrderRow>, AppError> {
-    Ok(work_orders::table
+    Ok(on_backend!(conn, |c| work_orders::table
         .filter(work_orders::id.eq(id))
         .select(WorkOrderRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Inserts an order and gives it its number: the kind letter, the local date and the row's
