@@ -11,11 +11,6 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-// glibc's malloc and free took about a tenth of the server's CPU in a create-heavy load
-// (perf, docs/benchmarks.md, ninth session); mimalloc's thread-local heaps cost less.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "gridcall",
