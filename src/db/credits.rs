@@ -2,7 +2,7 @@
 //! a resolve, a callback, a return, a dispatch to it, a complaint or praise naming it.
 
 use super::schema::crew_credits;
-use super::DbConnection;
+use super::{on_backend, DbConnection};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -31,8 +31,10 @@ impl Fact {
     }
 }
 
+/// None is written as NULL (these columns have no other default), so the insert's text is the
+/// same for every credit and the connection prepares it once.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = crew_credits)]
+#[diesel(table_name = crew_credits, treat_none_as_default_value = false)]
 pub struct CreditRow {
     pub id: String,
     pub crew_id: String,
@@ -56,28 +58,29 @@ pub fn record(
     at: NaiveDateTime,
 ) -> Result<(), AppError> {
     let repeat_of_at = if fact == Fact::Resolve {
-        crew_credits::table
+        on_backend!(conn, |c| crew_credits::table
             .filter(crew_credits::work_order_id.eq(work_order_id))
             .filter(crew_credits::fact.eq(Fact::Resolve.as_str()))
             .filter(crew_credits::crew_id.eq(crew_id))
             .select(diesel::dsl::max(crew_credits::at))
-            .first::<Option<NaiveDateTime>>(conn)?
+            .first::<Option<NaiveDateTime>>(c))?
     } else {
         None
     };
-    diesel::insert_into(crew_credits::table)
-        .values(&CreditRow {
-            id: crate::db::new_row_key(),
-            crew_id: crew_id.to_owned(),
-            fact: fact.as_str().to_owned(),
-            work_order_id: work_order_id.to_owned(),
-            at,
-            satisfaction: satisfaction.map(str::to_owned),
-            reopened_at: None,
-            repeat_of_at,
-            rollup_dirty: true,
-        })
-        .execute(conn)?;
+    let row = CreditRow {
+        id: crate::db::new_row_key(),
+        crew_id: crew_id.to_owned(),
+        fact: fact.as_str().to_owned(),
+        work_order_id: work_order_id.to_owned(),
+        at,
+        satisfaction: satisfaction.map(str::to_owned),
+        reopened_at: None,
+        repeat_of_at,
+        rollup_dirty: true,
+    };
+    on_backend!(conn, |c| diesel::insert_into(crew_credits::table)
+        .values(&row)
+        .execute(c))?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! SLA timers, force-majeure pauses and policy versions.
 
 use super::schema::{sla_pauses, sla_policy_versions, sla_timers};
-use super::{on_backend, DbConnection};
+use super::{on_backend, DbConnection, KeptPrepared};
 use crate::domain::sla::TimerState;
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
@@ -122,8 +122,14 @@ pub fn update_guarded(
         .filter(sla_timers::id.eq(&row.id))
         .filter(sla_timers::version.eq(expected_version));
     let row = mark(row).into_owned();
-    let n = on_backend!(conn, |c| diesel::update(target).set(row).execute(c))?;
-    Ok(n == 1)
+    let written = on_backend!(conn, |c| KeptPrepared(
+        diesel::update(target)
+            .set(row)
+            .returning(sla_timers::version)
+    )
+    .get_result::<i32>(c)
+    .optional())?;
+    Ok(written.is_some())
 }
 
 /// Timers of an order that have not ended.

@@ -1,7 +1,9 @@
 //! Work orders: rows, guarded updates and the list query.
 
+use super::events::NewEvent;
 use super::schema::{customers, work_orders};
-use super::{on_backend, DbConnection};
+use super::timers::TimerRow;
+use super::{on_backend, DbConnection, KeptPrepared};
 use crate::domain::sla::TimerState;
 use crate::domain::state_machine::{Channel, Grade, Kind, Priority, Satisfaction, Status};
 use crate::errors::AppError;
@@ -164,6 +166,87 @@ pub fn insert(
     }
 }
 
+/// Inserts a new order with its first events (`events`, given the order's number) and its
+/// opening timers. On PostgreSQL, with the sequence value drawn already, the three are one
+/// statement ([`super::cte`]); elsewhere, and for shapes that statement does not cover, one
+/// after the other in the caller's transaction.
+pub fn insert_opening(
+    conn: &mut DbConnection,
+    row: &NewWorkOrder,
+    number_prefix: &str,
+    drawn: Option<i64>,
+    events: impl FnOnce(&str) -> Vec<NewEvent>,
+    timers: &[TimerRow],
+) -> Result<WorkOrderRow, AppError> {
+    let (created, list) = match (&mut *conn, drawn) {
+        (DbConnection::Postgresql(pg), Some(seq)) => {
+            let number = format!("{number_prefix}{seq:06}");
+            let list = events(&number);
+            if let Some(created) = insert_as_one(pg, row, (seq, &number), &list, timers)? {
+                return Ok(created);
+            }
+            (insert(conn, row, number_prefix, drawn)?, list)
+        }
+        _ => {
+            let created = insert(conn, row, number_prefix, drawn)?;
+            let list = events(created.number.as_deref().unwrap_or_default());
+            (created, list)
+        }
+    };
+    super::events::insert_many(conn, &list)?;
+    super::timers::insert_many(conn, timers)?;
+    Ok(created)
+}
+
+/// The order, one or two events and up to three running timers as one statement, or none
+/// for another shape. Each shape is a statement of fixed text, prepared once per connection.
+fn insert_as_one(
+    pg: &mut diesel::PgConnection,
+    row: &NewWorkOrder,
+    (seq, number): (i64, &str),
+    events: &[NewEvent],
+    timers: &[TimerRow],
+) -> Result<Option<WorkOrderRow>, AppError> {
+    use super::cte::with_writes;
+    use super::schema::{sla_timers, work_order_events};
+    if timers.iter().any(|t| t.ended_at.is_some()) {
+        return Ok(None);
+    }
+    let order = diesel::insert_into(work_orders::table)
+        .values((
+            row,
+            work_orders::seq.eq(seq),
+            work_orders::number.eq(number),
+        ))
+        .returning(WorkOrderRow::as_returning());
+    let event = || diesel::insert_into(work_order_events::table);
+    let timer = || diesel::insert_into(sla_timers::table);
+    let stored = match (events, timers) {
+        ([e], []) => with_writes((event().values(e),), order).get_result(pg)?,
+        ([e1, e2], []) => {
+            with_writes((event().values([e1.clone(), e2.clone()]),), order).get_result(pg)?
+        }
+        ([e], [t]) => {
+            with_writes((event().values(e), timer().values(t.clone())), order).get_result(pg)?
+        }
+        ([e], [t1, t2]) => with_writes(
+            (event().values(e), timer().values([t1.clone(), t2.clone()])),
+            order,
+        )
+        .get_result(pg)?,
+        ([e], [t1, t2, t3]) => with_writes(
+            (
+                event().values(e),
+                timer().values([t1.clone(), t2.clone(), t3.clone()]),
+            ),
+            order,
+        )
+        .get_result(pg)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(stored))
+}
+
 /// The PostgreSQL sequence that numbers orders (`work_orders.seq`).
 const SEQUENCE: &str = "work_orders_seq_seq";
 
@@ -179,14 +262,17 @@ pub fn guarded_update(
     expected_version: i32,
     changes: &WorkOrderChanges,
 ) -> Result<bool, AppError> {
-    let n = diesel::update(
-        work_orders::table
-            .filter(work_orders::id.eq(id))
-            .filter(work_orders::version.eq(expected_version)),
+    let target = work_orders::table
+        .filter(work_orders::id.eq(id))
+        .filter(work_orders::version.eq(expected_version));
+    let written = on_backend!(conn, |c| KeptPrepared(
+        diesel::update(target)
+            .set(changes)
+            .returning(work_orders::version)
     )
-    .set(changes)
-    .execute(conn)?;
-    Ok(n == 1)
+    .get_result::<i32>(c)
+    .optional())?;
+    Ok(written.is_some())
 }
 
 /// [`guarded_update`] that returns the row as stored (one statement): `None` if it moved on.
@@ -201,16 +287,20 @@ pub fn guarded_update_returning(
         .filter(work_orders::version.eq(expected_version));
     // `returning` is typed per backend: one statement for each.
     Ok(match conn {
-        DbConnection::Postgresql(pg) => diesel::update(target)
-            .set(changes)
-            .returning(WorkOrderRow::as_returning())
-            .get_result(pg)
-            .optional()?,
-        DbConnection::Sqlite(lite) => diesel::update(target)
-            .set(changes)
-            .returning(WorkOrderRow::as_returning())
-            .get_result(lite)
-            .optional()?,
+        DbConnection::Postgresql(pg) => KeptPrepared(
+            diesel::update(target)
+                .set(changes)
+                .returning(WorkOrderRow::as_returning()),
+        )
+        .get_result(pg)
+        .optional()?,
+        DbConnection::Sqlite(lite) => KeptPrepared(
+            diesel::update(target)
+                .set(changes)
+                .returning(WorkOrderRow::as_returning()),
+        )
+        .get_result(lite)
+        .optional()?,
     })
 }
 

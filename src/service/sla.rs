@@ -10,6 +10,7 @@ use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
 use crate::domain::sla::TimerState;
 use crate::domain::sla::{phone_tier, CalendarRef, OrderProfile, Policy, Rule, Stage, TimerPlan};
+use crate::domain::state_machine::Kind;
 use crate::domain::timer::{deadline, held, Hold, HoldKind};
 use crate::errors::AppError;
 use crate::errors::ProblemCode;
@@ -184,7 +185,7 @@ fn order_sla_in(
     area: Option<AreaRow>,
 ) -> Result<OrderSla, AppError> {
     let (rule, area_calendar) = order_rule(conn, ctx, order, area)?;
-    let pauses = order_pauses(conn, order)?;
+    let pauses = order_pauses(conn, &OrderTerms::from(order))?;
     Ok(OrderSla {
         rule,
         area_calendar,
@@ -212,7 +213,7 @@ fn order_rule_now(
         Some(_) => f.customer_tier.unwrap_or_else(|| "normal".into()),
         None => phone_tier(f.phone_tier_important, f.phone_tier_sensitive).to_owned(),
     };
-    let rule = rule_for(ctx, order, &f.area.region_class, &tier);
+    let rule = rule_for(ctx, &OrderTerms::from(order), &f.area.region_class, &tier);
     Ok((rule, f.area.calendar))
 }
 
@@ -237,16 +238,18 @@ fn order_rule(
         }
         (None, None) => "normal".into(),
     };
-    Ok((rule_for(ctx, order, &region_class, &tier), area_calendar))
+    Ok((
+        rule_for(ctx, &OrderTerms::from(order), &region_class, &tier),
+        area_calendar,
+    ))
 }
 
 /// The policy rule for the order in an area of `region_class`, for a customer of `tier`.
-fn rule_for(ctx: &SlaContext, order: &WorkOrderRow, region_class: &str, tier: &str) -> Rule {
-    let kind = order.kind;
+fn rule_for(ctx: &SlaContext, order: &OrderTerms<'_>, region_class: &str, tier: &str) -> Rule {
     let profile = OrderProfile {
-        kind,
-        category: &order.category,
-        priority: order.priority.as_str(),
+        kind: order.kind,
+        category: order.category,
+        priority: order.priority,
         region_class,
         tier,
     };
@@ -254,11 +257,11 @@ fn rule_for(ctx: &SlaContext, order: &WorkOrderRow, region_class: &str, tier: &s
 }
 
 /// The force-majeure windows over the order's area (and its ancestors) since it was opened.
-fn order_pauses(conn: &mut DbConnection, order: &WorkOrderRow) -> Result<Vec<Hold>, AppError> {
+fn order_pauses(conn: &mut DbConnection, order: &OrderTerms<'_>) -> Result<Vec<Hold>, AppError> {
     // Every timer of the order starts at or after its creation.
     let windows = timers::pauses_since(conn, order.created_at)?;
     let tree = areas_for(conn, &windows)?;
-    Ok(pause_holds(&windows, &tree, &order.area_code))
+    Ok(pause_holds(&windows, &tree, order.area_code))
 }
 
 /// The escalation delays a timer carries.
@@ -405,13 +408,39 @@ pub struct Opening {
     pub force_majeure_ahead: bool,
 }
 
-/// The opening timers of an order created in this transaction: instance 1 of each stage
-/// (it has no timers yet), written in one statement where the backend allows. Returns them
-/// as stored, for the answer.
-pub fn open_new_order(
+/// What an order's SLA rule and its new timers depend on: a stored order, or one about to be
+/// written (a create computes its opening timers before the statement that writes them all).
+#[derive(Debug, Clone, Copy)]
+pub struct OrderTerms<'a> {
+    pub id: &'a str,
+    pub kind: Kind,
+    pub category: &'a str,
+    pub priority: &'a str,
+    pub area_code: &'a str,
+    pub created_at: NaiveDateTime,
+    pub reopen_count: i32,
+}
+
+impl<'a> From<&'a WorkOrderRow> for OrderTerms<'a> {
+    fn from(order: &'a WorkOrderRow) -> OrderTerms<'a> {
+        OrderTerms {
+            id: &order.id,
+            kind: order.kind,
+            category: &order.category,
+            priority: order.priority.as_str(),
+            area_code: &order.area_code,
+            created_at: order.created_at,
+            reopen_count: order.reopen_count,
+        }
+    }
+}
+
+/// The opening timers of a new order: instance 1 of each stage (it has no timers yet), in
+/// the order `timers::for_orders` reads them. The caller writes them with the order.
+pub fn plan_new_order(
     conn: &mut DbConnection,
     ctx: &SlaContext,
-    order: &WorkOrderRow,
+    order: &OrderTerms<'_>,
     area: &AreaRow,
     known: Opening,
     stages: &[Stage],
@@ -436,7 +465,6 @@ pub fn open_new_order(
             opened.push(t);
         }
     }
-    timers::insert_many(conn, &opened)?;
     in_read_order(&mut opened);
     Ok(opened)
 }
@@ -445,7 +473,7 @@ pub fn open_new_order(
 /// (PRODUCT.md) when the plan says so, unless a reopen began a new flow since; the others
 /// from now.
 fn stage_start(
-    order: &WorkOrderRow,
+    order: &OrderTerms<'_>,
     stage: Stage,
     arrival_from_call: bool,
     now: DateTime<Utc>,
@@ -467,7 +495,7 @@ fn in_read_order(timers: &mut [TimerRow]) {
 /// A new running timer for `stage`, or none when the order's rule has no target for it.
 fn new_timer(
     ctx: &SlaContext,
-    order: &WorkOrderRow,
+    order: &OrderTerms<'_>,
     osla: &OrderSla,
     (stage, instance): (Stage, i32),
     (started_at, now): (DateTime<Utc>, DateTime<Utc>),
@@ -484,7 +512,7 @@ fn new_timer(
         parse_duration(&target.target, cal.seconds_per_day()).map_err(AppError::internal)?;
     let mut t = TimerRow {
         id: crate::db::new_row_key(),
-        work_order_id: order.id.clone(),
+        work_order_id: order.id.to_owned(),
         stage: stage.as_str().to_owned(),
         instance,
         policy_version: ctx.policy.version.clone(),
@@ -504,7 +532,7 @@ fn new_timer(
         escalation_level: 0,
         next_fire_at: None,
         holds: "[]".into(),
-        area_code: order.area_code.clone(),
+        area_code: order.area_code.to_owned(),
         version: 1,
         warn_fraction: ctx.policy.warn_at,
         escalations: serde_json::to_string(&ctx.policy.escalations).unwrap_or_else(|_| "[]".into()),
@@ -512,7 +540,7 @@ fn new_timer(
         wall_seconds: None,
         sla_seconds: None,
         kind: order.kind.as_str().to_owned(),
-        priority: order.priority.as_str().to_owned(),
+        priority: order.priority.to_owned(),
         rollup_dirty: false,
         holiday_data_missing: None,
     };
@@ -594,7 +622,7 @@ pub fn apply(
     // All of the order's timers in one read: the open ones to change, the instance numbers
     // of the stages to start, and the answer's list.
     let mut all = timers::for_orders(conn, std::slice::from_ref(&order.id))?;
-    let pauses = order_pauses(conn, order)?;
+    let pauses = order_pauses(conn, &OrderTerms::from(order))?;
     if plan.touches_open() {
         for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {
             let stage: Stage = slot.stage.parse().map_err(|_| {
@@ -670,7 +698,8 @@ pub fn apply(
             if osla.rule.target(stage).is_none() {
                 continue;
             }
-            let started_at = stage_start(order, stage, plan.arrival_from_call, now);
+            let terms = OrderTerms::from(order);
+            let started_at = stage_start(&terms, stage, plan.arrival_from_call, now);
             let instance = all
                 .iter()
                 .filter(|t| t.stage == stage.as_str())
@@ -678,7 +707,7 @@ pub fn apply(
                 .max()
                 .unwrap_or(0)
                 + 1;
-            if let Some(t) = new_timer(ctx, order, &osla, (stage, instance), (started_at, now))? {
+            if let Some(t) = new_timer(ctx, &terms, &osla, (stage, instance), (started_at, now))? {
                 timers::insert(conn, &t)?;
                 all.push(t);
             }

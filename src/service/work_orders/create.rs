@@ -332,15 +332,50 @@ pub fn create(
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
         };
+        // The opening timers are worked out first, so that the order, its events and its
+        // timers are written together (one statement on PostgreSQL).
+        let timers = match &outage {
+            // Linked to the outage's master: no crew, no timers, no escalation of its own.
+            Some(_) => Vec::new(),
+            None => {
+                let tier = match &customer {
+                    Some(c) => c.tier.clone(),
+                    None => sla_rules::phone_tier(
+                        facts.phone_tier_important,
+                        facts.phone_tier_sensitive,
+                    )
+                    .to_owned(),
+                };
+                let opening = sla::Opening {
+                    tier,
+                    force_majeure_ahead: facts.force_majeure_ahead,
+                };
+                let terms = sla::OrderTerms {
+                    id: &id,
+                    kind: order.kind,
+                    category: &row.category,
+                    priority: &row.priority,
+                    area_code: &row.area_code,
+                    created_at: row.created_at,
+                    reopen_count: 0,
+                };
+                sla::plan_new_order(
+                    conn,
+                    &rules.sla,
+                    &terms,
+                    &facts.area,
+                    opening,
+                    sla_rules::opening_stages(order.kind),
+                    now,
+                )?
+            }
+        };
         let local_date = now
             .with_timezone(&chrono_tz::Asia::Shanghai)
             .format("%Y%m%d");
         let prefix = format!("{}{local_date}", order.kind.letter());
-        let created = repo::insert(conn, &row, &prefix, facts.next_seq)?;
-        let number = created.number.clone();
-        events::insert(
-            conn,
-            &event(
+        let opening_events = |number: &str| {
+            let mut list = vec![event(
                 &id,
                 "created",
                 Some(actor),
@@ -349,8 +384,22 @@ pub fn create(
                 json!({"number": number, "kind": order.kind, "category": order.category, "priority": order.priority,
                        "channel": order.channel, "area_code": order.area_code}),
                 now,
-            ),
-        )?;
+            )];
+            if let Some(outage) = &outage {
+                list.push(event(
+                    &id,
+                    "linked_to_outage",
+                    None,
+                    (Some(Status::New), Some(Status::Merged)),
+                    None,
+                    json!({"outage_id": outage.id, "master_id": outage.master_id, "cause": outage.cause}),
+                    now,
+                ));
+            }
+            list
+        };
+        let created =
+            repo::insert_opening(conn, &row, &prefix, facts.next_seq, opening_events, &timers)?;
         if let Some(key) = &key {
             idempotency::complete(conn, key.user_id, key.key, NEW_ORDER_STATUS, &id)?;
         }
@@ -363,39 +412,8 @@ pub fn create(
             credits::record(conn, fact, crew, &id, None, now.naive_utc())?;
         }
         if let Some(outage) = outage {
-            // Linked to the outage's master: no crew, no timers, no escalation of its own.
-            events::insert(
-                conn,
-                &event(
-                    &id,
-                    "linked_to_outage",
-                    None,
-                    (Some(Status::New), Some(Status::Merged)),
-                    None,
-                    json!({"outage_id": outage.id, "master_id": outage.master_id, "cause": outage.cause}),
-                    now,
-                ),
-            )?;
             return Ok(Created::Linked(Box::new(created), Box::new(outage)));
         }
-        let tier = match &customer {
-            Some(c) => c.tier.clone(),
-            None => sla_rules::phone_tier(facts.phone_tier_important, facts.phone_tier_sensitive)
-                .to_owned(),
-        };
-        let opening = sla::Opening {
-            tier,
-            force_majeure_ahead: facts.force_majeure_ahead,
-        };
-        let timers = sla::open_new_order(
-            conn,
-            &rules.sla,
-            &created,
-            &facts.area,
-            opening,
-            sla_rules::opening_stages(order.kind),
-            now,
-        )?;
         if order.kind == Kind::Complaint {
             if let Some(email) = customer.as_ref().and_then(|c| c.email.clone()) {
                 rules.notifier.complaint_ack(conn, &created, &email, now)?;
