@@ -253,6 +253,9 @@ diesel::allow_tables_to_appear_in_same_query!(work_orders, sla_timers);
 // The opening read of a create (`work_orders::opening_facts`): subqueries under the area.
 diesel::allow_tables_to_appear_in_same_query!(areas, outages);
 diesel::allow_tables_to_appear_in_same_query!(areas, sla_pauses);
+// An action's read of its order's timers (`timers::of_order_noting_pauses`): whether any
+// force-majeure window could apply, as a subquery.
+diesel::allow_tables_to_appear_in_same_query!(sla_timers, sla_pauses);
 
 diesel::table! {
     outages (id) {

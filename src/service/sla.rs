@@ -621,8 +621,11 @@ pub fn apply(
     }
     // All of the order's timers in one read: the open ones to change, the instance numbers
     // of the stages to start, and the answer's list.
-    let mut all = timers::for_orders(conn, std::slice::from_ref(&order.id))?;
-    let pauses = order_pauses(conn, &OrderTerms::from(order))?;
+    let (mut all, any_window) = timers::of_order_noting_pauses(conn, &order.id, order.created_at)?;
+    let pauses = match any_window {
+        Some(false) => Vec::new(),
+        Some(true) | None => order_pauses(conn, &OrderTerms::from(order))?,
+    };
     if plan.touches_open() {
         for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {
             let stage: Stage = slot.stage.parse().map_err(|_| {
