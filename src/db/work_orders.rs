@@ -157,9 +157,12 @@ pub fn insert(
                 .returning(WorkOrderRow::as_returning())
                 .get_result(lite)?;
             let n = number(stored.seq);
-            diesel::update(work_orders::table.filter(work_orders::seq.eq(stored.seq)))
-                .set(work_orders::number.eq(&n))
-                .execute(lite)?;
+            KeptPrepared(
+                diesel::update(work_orders::table.filter(work_orders::seq.eq(stored.seq)))
+                    .set(work_orders::number.eq(&n))
+                    .returning(work_orders::seq),
+            )
+            .get_result::<i64>(lite)?;
             stored.number = Some(n);
             Ok(stored)
         }
