@@ -12,13 +12,7 @@ rounds=${ROUNDS:-3}
 secs=${SECS:-20}
 scenarios=${SCENARIOS:-"create mix"}
 port=18195
-cargo bench --bench load --no-run --quiet
-LOAD=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="load" and m.get("executable"):
-        print(m["executable"])')
+build_load
 work=$(mktemp -d /tmp/gridcall-ab.XXXXXX)
 cleanup() {
     stop_server

@@ -15,8 +15,13 @@ say() { echo "== $*" >&2; }
 build() {
     say "building (release)"
     cargo build --release --quiet
-    cargo bench --bench load --no-run --quiet 2>/dev/null || cargo bench --bench load --no-run
     GRIDCALL=target/release/gridcall
+    build_load
+}
+
+# Builds the load tool (benches/load.rs) alone; sets LOAD.
+build_load() {
+    cargo bench --bench load --no-run --quiet 2>/dev/null || cargo bench --bench load --no-run
     LOAD=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
