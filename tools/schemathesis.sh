@@ -33,7 +33,9 @@ fi
 [ -x "$GRIDCALL" ] || cargo build --release --quiet
 
 work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
+# A port the kernel says is free (a random one could be an ephemeral port in use: the server
+# then failed to bind and the login below read an empty answer).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server=
 cleanup() {
     if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
@@ -56,10 +58,16 @@ echo "$password" | "$GRIDCALL" user create --username admin --role admin --passw
 "$GRIDCALL" serve >"$work/server.log" 2>&1 &
 server=$!
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-    curl -sf "$base/readyz" >/dev/null 2>&1 && break
+ready=
+for _ in $(seq 1 300); do
+    curl -sf "$base/readyz" >/dev/null 2>&1 && { ready=1; break; }
     sleep 0.1
 done
+if [ -z "$ready" ]; then
+    say "the server did not become ready on $base; its log:"
+    cat "$work/server.log" >&2
+    exit 1
+fi
 
 api() {
     curl -sf -X "$1" "$base/api/v1$2" -H "authorization: Bearer $token" \
