@@ -5,12 +5,14 @@
 # only pairs made this way say anything about a change.
 #
 #     tools/ab.sh OLD_BINARY NEW_BINARY          # ROUNDS=3 SECS=20 SCENARIOS="create mix"
+#     DB=sqlite tools/ab.sh OLD NEW              # each run on a new SQLite file instead
 cd "$(dirname "$0")/.."
 . tools/lib.sh
 [ $# -eq 2 ] || { echo "usage: tools/ab.sh BINARY_A BINARY_B" >&2; exit 2; }
 rounds=${ROUNDS:-3}
 secs=${SECS:-20}
 scenarios=${SCENARIOS:-"create mix"}
+backend=${DB:-postgres}
 port=18195
 build_load
 work=$(mktemp -d /tmp/gridcall-ab.XXXXXX)
@@ -26,7 +28,14 @@ busy() { awk '/^cpu /{print $2+$3+$4+$6+$7+$8}' /proc/stat; }
 for round in $(seq 1 "$rounds"); do
     for which in a b; do
         if [ "$which" = a ]; then GRIDCALL=$1; else GRIDCALL=$2; fi
-        start_server "$(fresh_pg "gc_ab_$which")" "$port" "$work/$which"
+        if [ "$backend" = sqlite ]; then
+            rm -rf "$work/$which"
+            mkdir -p "$work/$which"
+            url=$work/$which/gridcall.db
+        else
+            url=$(fresh_pg "gc_ab_$which")
+        fi
+        start_server "$url" "$port" "$work/$which"
         for scenario in $scenarios; do
             load "$scenario" --url "http://127.0.0.1:$port" --connections 16 --duration "$secs" >"$work/$which.$scenario" 2>&1 &
             pid=$!

@@ -255,8 +255,12 @@ impl DbTarget {
                 let mut conn = diesel::SqliteConnection::establish(&self.location)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 let synchronous = self.sqlite_synchronous.pragma_value();
+                // Temporary storage (statement journals, sorts) in memory: as files, every
+                // write statement inside a transaction opened, wrote and closed one (open and
+                // close were 3 % of a create's CPU on SQLite).
                 let pragmas = format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; \
+                     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
                     self.busy_timeout_ms
                 );
                 conn.batch_execute(&pragmas)
@@ -271,10 +275,7 @@ impl DbTarget {
                         .map_err(diesel::r2d2::Error::QueryError)?;
                 }
                 let file = sqlite_main_file(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
-                writer_queue::register(
-                    file,
-                    Duration::from_millis(u64::from(self.busy_timeout_ms)),
-                );
+                writer_queue::register(file, self);
                 Ok(DbConnection::Sqlite(conn))
             }
         }
@@ -295,29 +296,45 @@ fn sqlite_main_file(conn: &mut diesel::SqliteConnection) -> Result<String, diese
     Ok(row.file)
 }
 
-/// Writers of one SQLite database file queue here, in arrival order, before `BEGIN
-/// IMMEDIATE`. SQLite admits one writer at a time, and its busy handler, left to itself, has
+/// Writers of one SQLite database file queue here, in arrival order, and write through one
+/// connection. SQLite admits one writer at a time, and its busy handler, left to itself, has
 /// each waiter sleep in growing steps (up to 100 ms) and retry: not a queue, so an unlucky
 /// request slept through many others' commits (creates at 16 connections: p50 9 ms, p99
 /// 1.3 s). Inside one process a fair lock hands the write lock on in order; the busy handler
 /// still arbitrates between processes (the CLI beside a running server).
+///
+/// The lock guards the writer connection itself. Each SQLite connection has its own page
+/// cache, and a commit by any other connection empties it: when every pooled connection
+/// wrote in turn, each write transaction found its cache stale and read every page it
+/// touched again from the file, one `pread` a page (kernel time was 43 % of a create's CPU,
+/// docs/benchmarks.md). The one writer's cache is only ever changed by its own commits, so
+/// it stays warm.
 mod writer_queue {
+    use super::{DbConnection, DbTarget};
+    use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+    use diesel::r2d2::R2D2Connection;
     use parking_lot::{ArcMutexGuard, FairMutex, RawFairMutex};
     use std::collections::HashMap;
     use std::sync::{Arc, LazyLock, Mutex};
     use std::time::Duration;
 
-    /// One queue per database file, kept for the life of the process (a few bytes each).
+    /// The writer's page cache, in KiB: the pages a year of writes keeps touching (the right
+    /// edges of the growing indexes, the small tables) with room to spare, well inside the
+    /// server's memory budget.
+    const WRITER_CACHE_KIB: u32 = 16 * 1024;
+
+    /// One queue per database file, kept for the life of the process.
     struct Queue {
-        turn: Arc<FairMutex<()>>,
+        turn: Arc<FairMutex<Option<DbConnection>>>,
         wait: Duration,
+        target: DbTarget,
     }
 
     static QUEUES: LazyLock<Mutex<HashMap<String, Queue>>> =
         LazyLock::new(|| Mutex::new(HashMap::new()));
 
-    /// Makes the queue of `file` (idempotent; the first connection's wait is kept).
-    pub(super) fn register(file: String, wait: Duration) {
+    /// Makes the queue of `file` (idempotent; the first connection's settings are kept).
+    pub(super) fn register(file: String, target: &DbTarget) {
         if file.is_empty() {
             return;
         }
@@ -325,27 +342,65 @@ mod writer_queue {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         queues.entry(file).or_insert_with(|| Queue {
-            turn: Arc::new(FairMutex::new(())),
-            wait,
+            turn: Arc::new(FairMutex::new(None)),
+            wait: Duration::from_millis(u64::from(target.busy_timeout_ms)),
+            target: target.clone(),
         });
     }
 
-    /// A writer's turn, held until its transaction ends.
-    pub(super) type Turn = ArcMutexGuard<RawFairMutex, ()>;
+    /// A writer's turn, holding the writer connection until its transaction ends.
+    pub(super) struct Turn {
+        guard: ArcMutexGuard<RawFairMutex, Option<DbConnection>>,
+        target: DbTarget,
+    }
+
+    impl Turn {
+        /// The writer connection, opened on first use and opened again when the last one
+        /// broke or was left inside a transaction (a writer that panicked).
+        pub(super) fn writer(&mut self) -> Result<&mut DbConnection, diesel::result::Error> {
+            let usable = match self.guard.as_mut() {
+                Some(DbConnection::Sqlite(lite)) => {
+                    !lite.is_broken()
+                        && AnsiTransactionManager::transaction_manager_status_mut(lite)
+                            .transaction_depth()
+                            .is_ok_and(|depth| depth.is_none())
+                }
+                _ => false,
+            };
+            if !usable {
+                *self.guard = None;
+                let mut conn = self.target.connect().map_err(|e| match e {
+                    diesel::r2d2::Error::QueryError(e) => e,
+                    diesel::r2d2::Error::ConnectionError(e) => {
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ClosedConnection,
+                            Box::new(e.to_string()),
+                        )
+                    }
+                })?;
+                conn.batch_execute(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}"))?;
+                *self.guard = Some(conn);
+            }
+            self.guard
+                .as_mut()
+                .ok_or(diesel::result::Error::BrokenTransactionManager)
+        }
+    }
 
     /// Waits for `file`'s turn, as long as the busy timeout would have waited. `Ok(None)` for a
     /// file without a queue (in memory); `Err` when the wait ran out (the database is locked).
     pub(super) fn wait_turn(file: &str) -> Result<Option<Turn>, ()> {
-        let (turn, wait) = {
+        let (turn, wait, target) = {
             let queues = QUEUES
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             match queues.get(file) {
-                Some(q) => (Arc::clone(&q.turn), q.wait),
+                Some(q) => (Arc::clone(&q.turn), q.wait, q.target.clone()),
                 None => return Ok(None),
             }
         };
-        turn.try_lock_arc_for(wait).map(Some).ok_or(())
+        let guard = turn.try_lock_arc_for(wait).ok_or(())?;
+        Ok(Some(Turn { guard, target }))
     }
 }
 
@@ -582,8 +637,9 @@ impl Plans {
 
 /// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
 /// lock is taken up front and a read-then-write cannot fail with "database is locked"; writers
-/// of this process wait for it in a fair queue (`writer_queue`), other processes through the
-/// busy timeout. On PostgreSQL it is an ordinary transaction.
+/// of this process wait for it in a fair queue and write through its one connection
+/// (`writer_queue`: `f` is handed that connection, not `conn`), other processes wait through
+/// the busy timeout. On PostgreSQL it is an ordinary transaction.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -613,25 +669,56 @@ where
             .transaction_depth()?
             .is_some(),
     };
-    let turn = match conn {
+    match conn {
         // The outermost write transaction waits its turn in this process's queue for the
-        // file, then takes SQLite's write lock at once; a nested one is a savepoint inside it.
+        // file, then takes SQLite's write lock at once on the writer connection; a nested one
+        // is a savepoint inside it.
         DbConnection::Sqlite(lite) if !nested => {
             let file = sqlite_main_file(lite)?;
-            let turn = writer_queue::wait_turn(&file).map_err(|()| database_locked())?;
+            match writer_queue::wait_turn(&file).map_err(|()| database_locked())? {
+                Some(mut turn) => {
+                    let writer = turn.writer()?;
+                    let outcome = run_transaction(writer, Begin::SqliteImmediate, f);
+                    // The next writer's turn comes once this transaction has ended.
+                    drop(turn);
+                    outcome
+                }
+                None => run_transaction(conn, Begin::SqliteImmediate, f),
+            }
+        }
+        DbConnection::Postgresql(_) if !nested && plans != Plans::PerExecution => {
+            run_transaction(conn, Begin::Postgres(plans), f)
+        }
+        _ => run_transaction(conn, Begin::Plain, f),
+    }
+}
+
+/// How [`run_transaction`] opens its transaction.
+enum Begin {
+    SqliteImmediate,
+    Postgres(Plans),
+    /// The backend's own `BEGIN`, or a savepoint inside an open transaction.
+    Plain,
+}
+
+fn run_transaction<T, E>(
+    conn: &mut DbConnection,
+    begin: Begin,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match (begin, &mut *conn) {
+        (Begin::SqliteImmediate, DbConnection::Sqlite(lite)) => {
             AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
-            turn
         }
-        DbConnection::Postgresql(pg) if !nested && plans != Plans::PerExecution => {
+        (Begin::Postgres(plans), DbConnection::Postgresql(pg)) => {
             AnsiTransactionManager::begin_transaction_sql(pg, plans.begin_sql())?;
-            None
         }
-        _ => {
-            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?;
-            None
-        }
-    };
-    let outcome = match f(conn) {
+        _ => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
+    }
+    match f(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
@@ -642,10 +729,7 @@ where
                 Err(rollback_error) => Err(rollback_error.into()),
             }
         }
-    };
-    // The next writer's turn comes once this transaction has ended.
-    drop(turn);
-    outcome
+    }
 }
 
 /// The error SQLite gives when its busy timeout runs out, for a writer whose turn did not come
@@ -857,6 +941,73 @@ mod tests {
             .get_result(&mut conn)
             .expect("count");
         assert_eq!(count.n, 2);
+    }
+
+    /// A connection-local mark: a temporary table exists only on the connection that made it.
+    fn has_temp_mark(c: &mut DbConnection) -> Result<bool, diesel::result::Error> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let row: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM sqlite_temp_master WHERE name = 'writer_mark'",
+        )
+        .get_result(c)?;
+        Ok(row.n == 1)
+    }
+
+    #[test]
+    fn every_write_transaction_of_the_process_runs_on_the_one_writer_connection() {
+        let (_dir, target) = sqlite_file(10_000);
+        let mut first = target.connect().expect("connect");
+        let mut second = target.connect().expect("connect");
+        write_transaction(&mut first, |c| {
+            c.batch_execute("CREATE TEMP TABLE writer_mark (x INTEGER)")
+        })
+        .expect("mark the writer");
+        assert!(
+            !has_temp_mark(&mut first).expect("read"),
+            "the pooled connection is not the writer"
+        );
+        let seen = write_transaction(&mut second, has_temp_mark).expect("write");
+        assert!(
+            seen,
+            "a write through another pooled connection ran on the same writer"
+        );
+    }
+
+    #[test]
+    fn a_writer_that_panicked_inside_its_transaction_is_replaced() {
+        let (_dir, target) = sqlite_file(10_000);
+        let mut conn = target.connect().expect("connect");
+        let panicked = std::thread::spawn({
+            let target = target.clone();
+            move || {
+                let mut conn = target.connect().expect("connect");
+                let _ = write_transaction(&mut conn, |c| {
+                    diesel::sql_query("INSERT INTO t (n) VALUES (7)").execute(c)?;
+                    panic!("a writer fails half-way");
+                    #[expect(unreachable_code)]
+                    Ok::<_, diesel::result::Error>(())
+                });
+            }
+        })
+        .join();
+        assert!(panicked.is_err());
+        insert(&mut conn, 1).expect("the next writer commits on a new writer connection");
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result(&mut conn)
+            .expect("count");
+        assert_eq!(
+            count.n, 1,
+            "the panicked writer's insert was never committed"
+        );
     }
 
     #[test]
