@@ -177,8 +177,14 @@ impl Application {
         let mut jobs = Vec::new();
         let settings = self.state.settings.clone();
         let hub = self.state.events.clone();
+        // The hub reads through its own connection, so the live streams never wait behind
+        // request traffic for one.
+        let hub_pool = self.state.pool.dedicated(1).unwrap_or_else(|e| {
+            log::warn!("event hub: no connection of its own ({e}); sharing the pool");
+            self.state.pool.clone()
+        });
         jobs.push(actix_web::rt::spawn(hub.clone().run(
-            self.state.pool.clone(),
+            hub_pool,
             self.state.clock.clone(),
             Duration::from_millis(settings.events.poll_interval_ms),
             chrono::TimeDelta::seconds(settings.events.max_gap_wait_secs),

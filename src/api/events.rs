@@ -287,6 +287,37 @@ enum Ended {
     Failed,
 }
 
+/// What a heartbeat's bookkeeping found.
+enum Refreshed {
+    /// The stream's registration is gone (reclaimed as stale).
+    Unregistered,
+    /// The user was deactivated or deleted.
+    Revoked,
+    /// The user's rights as they are now: a changed role or scope applies from here on.
+    Rights(Actor),
+    /// The rights could not be read (a database error, logged); the old ones stay.
+    RightsUnread,
+}
+
+/// A heartbeat's bookkeeping: records it, then reads the user's rights again.
+async fn refresh_stream(
+    state: web::Data<AppState>,
+    stream_id: String,
+    user_id: String,
+) -> Refreshed {
+    if !touch(&state, &stream_id).await {
+        return Refreshed::Unregistered;
+    }
+    match active_user(&state, user_id).await {
+        Ok(fresh) => Refreshed::Rights(fresh),
+        Err(AppError::Unauthorized { .. }) => Refreshed::Revoked,
+        Err(e) => {
+            log::warn!("event stream {stream_id}: rights not re-read: {e}");
+            Refreshed::RightsUnread
+        }
+    }
+}
+
 /// Records a stream's heartbeat; false when its registration is gone. A database error
 /// keeps the stream (the registration then expires and is reclaimed, and this says so).
 async fn touch(state: &AppState, stream_id: &str) -> bool {
@@ -322,6 +353,7 @@ async fn pump(
         heartbeat,
     );
     let mut last_touch = actix_web::rt::time::Instant::now();
+    let mut refresh: Option<actix_web::rt::task::JoinHandle<Refreshed>> = None;
     let ended = 'stream: {
         if tx
             .send(Bytes::from_static(b"retry: 3000\n\n"))
@@ -381,15 +413,27 @@ async fn pump(
                             break 'stream Ended::ClientGone;
                         }
                         last_touch = actix_web::rt::time::Instant::now();
-                        if !touch(&state, &stream_id).await {
-                            break 'stream Ended::Unregistered;
+                        // The heartbeat's bookkeeping waits for a pooled connection (and, for
+                        // the touch, the writer's turn), up to hundreds of milliseconds at the
+                        // maximum rate: it runs beside the delivery of events, never in front.
+                        if refresh.is_none() {
+                            refresh = Some(actix_web::rt::spawn(refresh_stream(
+                                state.clone(),
+                                stream_id.clone(),
+                                actor.id.clone(),
+                            )));
                         }
-                        // Rights are read again at each heartbeat: a deactivated user's
-                        // stream ends, a changed role or scope applies from here on.
-                        match active_user(&state, actor.id.clone()).await {
-                            Ok(fresh) => actor = fresh,
-                            Err(AppError::Unauthorized { .. }) => break 'stream Ended::Revoked,
-                            Err(e) => log::warn!("event stream {stream_id}: rights not re-read: {e}"),
+                    }
+                    done = async { refresh.as_mut().expect("branch enabled only while running").await },
+                        if refresh.is_some() =>
+                    {
+                        refresh = None;
+                        match done {
+                            Ok(Refreshed::Unregistered) => break 'stream Ended::Unregistered,
+                            Ok(Refreshed::Revoked) => break 'stream Ended::Revoked,
+                            Ok(Refreshed::Rights(fresh)) => actor = fresh,
+                            Ok(Refreshed::RightsUnread) => {}
+                            Err(e) => log::warn!("event stream {stream_id}: heartbeat task failed: {e}"),
                         }
                     }
                     received = events.recv() => match received {
@@ -410,6 +454,9 @@ async fn pump(
             }
         }
     };
+    if let Some(bookkeeping) = refresh.take() {
+        bookkeeping.abort();
+    }
     match ended {
         Ended::Draining => {
             let _ = tx

@@ -100,6 +100,7 @@ impl<Q, Conn> RunQueryDsl<Conn> for KeptPrepared<Q> {}
 pub struct DbPool {
     pool: r2d2::Pool<ConnectionManager>,
     wait: Duration,
+    target: DbTarget,
 }
 
 /// r2d2's own timeout; its reconnect back-off is capped at half of it.
@@ -133,6 +134,14 @@ impl DbPool {
                 }
             }
         }
+    }
+
+    /// A separate pool of `size` connections to the same database, for a task that must not
+    /// wait behind request traffic for a connection (the event hub: at the maximum rate every
+    /// connection of the main pool is taken most of the time, and r2d2 hands a returned
+    /// connection to whoever asks first, not to the longest waiter).
+    pub fn dedicated(&self, size: u32) -> Result<DbPool, r2d2::Error> {
+        build_pool(&self.target, size, self.wait)
     }
 
     /// Runs `f` with a pooled connection on the runtime's blocking threads, never on the
@@ -461,6 +470,7 @@ pub fn build_pool(
     Ok(DbPool {
         pool,
         wait: timeout,
+        target: target.clone(),
     })
 }
 

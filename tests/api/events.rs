@@ -698,3 +698,54 @@ async fn a_deactivated_users_stream_ends_at_the_next_heartbeat() {
     assert!(ended, "the stream ended");
     assert_eq!(last_comment.as_deref(), Some("access withdrawn"));
 }
+
+/// At the maximum rate every pooled connection is taken most of the time. A stream's
+/// heartbeat bookkeeping (recording it, re-reading the user's rights) then waits for one, and
+/// so would the hub's read: neither may hold up the events (a supervisor's stream lagged up to
+/// 1.3 s behind SQLite's mix while its touch waited).
+#[actix_web::test]
+async fn events_flow_while_every_pooled_connection_is_taken() {
+    let app = spawn_app_with(|s| {
+        s.events.heartbeat_secs = 1;
+        s.database.pool_size = 4;
+        s.database.pool_timeout_secs = 20;
+    })
+    .await;
+    let c = cast(&app).await;
+    let order = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000000")
+        .await;
+    hub_reads(&app).await;
+    let mut stream = Sse::open(&app, &c.supervisor, None).await;
+    // Every connection of the pool, held by the test.
+    let mut held = Vec::new();
+    while let Ok(conn) = app.state.pool.get_timeout(Duration::from_millis(200)) {
+        held.push(conn);
+    }
+    assert_eq!(held.len(), 4, "the whole pool is held");
+    // The heartbeat comes first; its bookkeeping now waits for a connection.
+    let mut heartbeat = false;
+    for _ in 0..5 {
+        let Some(f) = stream.frame(Duration::from_secs(3)).await else {
+            break;
+        };
+        if f.comment.as_deref() == Some("heartbeat") {
+            heartbeat = true;
+            break;
+        }
+    }
+    assert!(heartbeat, "a heartbeat within 3 s");
+    gridcall::db::write_transaction(&mut held[0], |c| {
+        gridcall::db::events::insert(c, &note(&order, "while the pool is taken"))
+    })
+    .unwrap();
+    // The hub reads on its own connection and the stream delivers at once, long before the
+    // bookkeeping's wait for a connection (20 s) ends.
+    let f = stream
+        .event(Duration::from_secs(5))
+        .await
+        .expect("the event arrives while the pool is taken");
+    assert_eq!(f.event.as_deref(), Some("note"));
+    assert_eq!(f.data.unwrap()["work_order_id"], order.as_str());
+    drop(held);
+}
