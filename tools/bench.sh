@@ -12,7 +12,7 @@
 # The server runs on core 1 and the load tool on core 0; PostgreSQL floats. The server's
 # resident memory is sampled every 0.5 s. Everything it makes is removed at the end.
 #
-#     tools/bench.sh                       # ~12 min; SECONDS_PER_RUN=30 CONNECTIONS=16
+#     tools/bench.sh                       # ~15 min; SECONDS_PER_RUN=30 CONNECTIONS=16
 #     SEEDED_PG_URL=postgres://postgres@127.0.0.1:5432/year1 SEEDED_SQLITE=/tmp/y1.db tools/bench.sh
 #     ONLY=pg tools/bench.sh               # pg | sqlite | peer
 cd "$(dirname "$0")/.."
