@@ -911,6 +911,18 @@ mod tests {
         })
     }
 
+    fn rows_in_t(conn: &mut DbConnection) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result(conn)
+            .expect("count");
+        count.n
+    }
+
     /// Holds a write transaction on its own thread until told to commit.
     fn hold_write(target: &DbTarget) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -942,15 +954,7 @@ mod tests {
             .expect("waiter")
             .expect("the waiter commits after the holder");
         let mut conn = target.connect().expect("connect");
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM t")
-            .get_result(&mut conn)
-            .expect("count");
-        assert_eq!(count.n, 2);
+        assert_eq!(rows_in_t(&mut conn), 2);
     }
 
     /// A connection-local mark: a temporary table exists only on the connection that made it.
@@ -1006,16 +1010,9 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         insert(&mut conn, 1).expect("the next writer commits on a new writer connection");
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM t")
-            .get_result(&mut conn)
-            .expect("count");
         assert_eq!(
-            count.n, 1,
+            rows_in_t(&mut conn),
+            1,
             "the panicked writer's insert was never committed"
         );
     }
