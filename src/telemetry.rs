@@ -9,8 +9,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Instant;
 
@@ -27,6 +27,22 @@ pub struct Metrics {
     pool: IntGaugeVec,
     event_streams: IntGauge,
     event_position: IntGauge,
+    sqlite_writes: IntCounter,
+    sqlite_commits: IntCounter,
+    sqlite_registered: std::sync::Arc<std::sync::OnceLock<()>>,
+}
+
+/// What a scrape reads from the database and the process before rendering.
+#[derive(Debug, Default)]
+pub struct Readings {
+    pub open_orders: Vec<(String, i64)>,
+    pub timers: Vec<(String, i64)>,
+    pub outbox: Vec<(String, i64)>,
+    pub pool_idle: u32,
+    pub pool_total: u32,
+    pub event_position: Option<i64>,
+    /// SQLite only: write transactions and commits of this process (group commit).
+    pub sqlite_writes: Option<crate::db::WriteCounts>,
 }
 
 impl Metrics {
@@ -87,6 +103,16 @@ impl Metrics {
             "The id up to which this instance's event hub has delivered every event (compare with the newest event id for its lag)",
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let sqlite_writes = IntCounter::new(
+            "gridcall_sqlite_write_transactions_total",
+            "SQLite write transactions of this process",
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
+        let sqlite_commits = IntCounter::new(
+            "gridcall_sqlite_commits_total",
+            "SQLite commits of this process: write transactions queued behind each other share one (group commit)",
+        )
+        .unwrap_or_else(|e| panic!("metric definition: {e}"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(event_streams.clone()),
@@ -111,6 +137,9 @@ impl Metrics {
             pool,
             event_streams,
             event_position,
+            sqlite_writes,
+            sqlite_commits,
+            sqlite_registered: std::sync::Arc::default(),
         }
     }
 
@@ -128,34 +157,44 @@ impl Metrics {
     }
 
     /// Renders the registry after setting the gauges read at scrape time.
-    pub fn render(
-        &self,
-        open_orders: &[(String, i64)],
-        timers: &[(String, i64)],
-        outbox: &[(String, i64)],
-        pool_idle: u32,
-        pool_total: u32,
-        event_position: Option<i64>,
-    ) -> String {
-        self.event_position.set(event_position.unwrap_or(0));
+    pub fn render(&self, readings: &Readings) -> String {
+        self.event_position
+            .set(readings.event_position.unwrap_or(0));
         self.outbox.reset();
-        for (state, n) in outbox {
+        for (state, n) in &readings.outbox {
             self.outbox.with_label_values(&[state]).set(*n);
         }
         self.open_orders.reset();
-        for (status, n) in open_orders {
+        for (status, n) in &readings.open_orders {
             self.open_orders.with_label_values(&[status]).set(*n);
         }
         self.timers.reset();
-        for (state, n) in timers {
+        for (state, n) in &readings.timers {
             self.timers.with_label_values(&[state]).set(*n);
         }
         self.pool
             .with_label_values(&["idle"])
-            .set(i64::from(pool_idle));
-        self.pool
-            .with_label_values(&["in_use"])
-            .set(i64::from(pool_total.saturating_sub(pool_idle)));
+            .set(i64::from(readings.pool_idle));
+        self.pool.with_label_values(&["in_use"]).set(i64::from(
+            readings.pool_total.saturating_sub(readings.pool_idle),
+        ));
+        if let Some(writes) = readings.sqlite_writes {
+            // Shown from the first scrape that has them (on SQLite only).
+            self.sqlite_registered.get_or_init(|| {
+                for c in [&self.sqlite_writes, &self.sqlite_commits] {
+                    if let Err(e) = self.registry.register(Box::new(c.clone())) {
+                        log::warn!("metric registration: {e}");
+                    }
+                }
+            });
+            // The process's own counts, carried over as counters.
+            for (counter, now) in [
+                (&self.sqlite_writes, writes.transactions),
+                (&self.sqlite_commits, writes.commits),
+            ] {
+                counter.inc_by(now.saturating_sub(counter.get()));
+            }
+        }
         let mut buf = Vec::new();
         if TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

@@ -96,25 +96,27 @@ pub async fn metrics(
             detail: "a scrape token is required".into(),
         });
     }
-    let (open, timers, outbox) = state
+    let (open_orders, timers, outbox, sqlite_writes) = state
         .db(|conn| {
             Ok((
                 crate::db::work_orders::count_open_by_status(conn)?,
                 crate::db::timers::count_by_state(conn)?,
                 crate::db::outbox::counts(conn)?,
+                crate::db::sqlite_write_counts(conn)?,
             ))
         })
         .await
         .unwrap_or_default();
     let pool = state.pool.state();
-    let body = state.metrics.render(
-        &open,
-        &timers,
-        &outbox,
-        pool.idle_connections,
-        pool.connections,
-        state.events.position(),
-    );
+    let body = state.metrics.render(&crate::telemetry::Readings {
+        open_orders,
+        timers,
+        outbox,
+        pool_idle: pool.idle_connections,
+        pool_total: pool.connections,
+        event_position: state.events.position(),
+        sqlite_writes,
+    });
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

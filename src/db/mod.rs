@@ -136,6 +136,11 @@ impl DbPool {
         }
     }
 
+    /// Which database this pool talks to.
+    pub fn backend(&self) -> Backend {
+        self.target.backend
+    }
+
     /// A separate pool of `size` connections to the same database, for a task that must not
     /// wait behind request traffic for a connection (the event hub: at the maximum rate every
     /// connection of the main pool is taken most of the time, and r2d2 hands a returned
@@ -299,10 +304,31 @@ fn sqlite_main_file(conn: &mut diesel::SqliteConnection) -> Result<String, diese
         #[diesel(sql_type = diesel::sql_types::Text)]
         file: String,
     }
-    let row: MainFile =
-        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
-            .get_result(conn)?;
+    // Asked at every write transaction: kept prepared, not parsed each time.
+    let row: MainFile = KeptPrepared(diesel::sql_query(
+        "SELECT file FROM pragma_database_list WHERE name = 'main'",
+    ))
+    .get_result(conn)?;
     Ok(row.file)
+}
+
+/// Write transactions and commits of this process on one SQLite file: writers queued behind
+/// each other share one commit, so `transactions / commits` is the mean group size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub transactions: u64,
+    pub commits: u64,
+}
+
+/// The [`WriteCounts`] of the SQLite file behind `conn`; `None` on PostgreSQL (and for a file
+/// this process has not written).
+pub fn sqlite_write_counts(
+    conn: &mut DbConnection,
+) -> Result<Option<WriteCounts>, diesel::result::Error> {
+    match conn {
+        DbConnection::Sqlite(lite) => Ok(writer_queue::counts(&sqlite_main_file(lite)?)),
+        DbConnection::Postgresql(_) => Ok(None),
+    }
 }
 
 /// Writers of one SQLite database file queue here, in arrival order, and write through one
@@ -318,13 +344,27 @@ fn sqlite_main_file(conn: &mut diesel::SqliteConnection) -> Result<String, diese
 /// touched again from the file, one `pread` a page (kernel time was 43 % of a create's CPU,
 /// docs/benchmarks.md). The one writer's cache is only ever changed by its own commits, so
 /// it stays warm.
+///
+/// Writers that queue behind each other commit together (group commit). A commit with
+/// `synchronous = FULL` syncs the WAL to disk (0.3–0.6 ms on this machine kind's disk) while
+/// every other writer waits, and writes again the pages the previous commit wrote (the right
+/// edges of the same indexes). So a writer that finds the next one already waiting leaves
+/// the transaction open and hands the writer on: each writer's work is a savepoint inside one
+/// transaction, released when its work succeeds and rolled back to when it fails, and the
+/// last writer of the group (the one nobody waits behind, or the [`GROUP_LIMIT`]th) commits
+/// for all. No writer returns before the commit that made its work durable, so the contract
+/// of [`super::write_transaction`] is unchanged: `Ok` means committed. If that commit fails,
+/// or a writer's savepoint cannot be closed (the transaction is then in doubt), the whole
+/// group is rolled back and every writer of it gets the error: none of them was answered yet.
 mod writer_queue {
     use super::{DbConnection, DbTarget};
     use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
     use diesel::r2d2::R2D2Connection;
-    use parking_lot::{ArcMutexGuard, FairMutex, RawFairMutex};
+    use parking_lot::{ArcMutexGuard, Condvar, FairMutex, Mutex, RawFairMutex};
     use std::collections::HashMap;
-    use std::sync::{Arc, LazyLock, Mutex};
+    use std::num::NonZeroU32;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, LazyLock};
     use std::time::Duration;
 
     /// The writer's page cache, in KiB: the pages a year of writes keeps touching (the right
@@ -332,15 +372,66 @@ mod writer_queue {
     /// server's memory budget.
     const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
+    /// The most writers one commit makes durable. A writer waits for its group's commit, so
+    /// this bounds how long the first of a group waits for those behind it.
+    pub(super) const GROUP_LIMIT: u32 = 32;
+
+    /// How long a writer that handed its group on waits before it looks for itself whether the
+    /// group was left open with nobody to commit it (the writer it was handed to gave up
+    /// waiting for its turn at the same moment).
+    const SETTLE_CHECK: Duration = Duration::from_millis(20);
+
     /// One queue per database file, kept for the life of the process.
     struct Queue {
-        turn: Arc<FairMutex<Option<DbConnection>>>,
+        writer: Arc<FairMutex<Writer>>,
+        /// Writers waiting for their turn: a finished writer hands the group on only to one.
+        waiting: Arc<AtomicUsize>,
         wait: Duration,
         target: DbTarget,
+        counts: Arc<Counts>,
     }
 
-    static QUEUES: LazyLock<Mutex<HashMap<String, Queue>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
+    /// The writer connection and the group whose transaction is open on it.
+    struct Writer {
+        conn: Option<DbConnection>,
+        group: Option<Arc<Group>>,
+        /// Writers whose work the open group holds.
+        members: u32,
+    }
+
+    /// Write transactions and commits of one file since the process started: their ratio is
+    /// the mean group size.
+    #[derive(Default)]
+    pub(super) struct Counts {
+        pub(super) transactions: AtomicU64,
+        pub(super) commits: AtomicU64,
+    }
+
+    /// One group commit: how it ended, once it has, for every writer waiting on it.
+    #[derive(Default)]
+    struct Group {
+        outcome: Mutex<Option<Result<(), String>>>,
+        settled: Condvar,
+    }
+
+    impl Group {
+        fn settle(&self, outcome: Result<(), String>) {
+            *self.outcome.lock() = Some(outcome);
+            self.settled.notify_all();
+        }
+
+        /// The outcome, waiting at most `wait` for it.
+        fn outcome_within(&self, wait: Duration) -> Option<Result<(), String>> {
+            let mut outcome = self.outcome.lock();
+            if outcome.is_none() {
+                self.settled.wait_for(&mut outcome, wait);
+            }
+            outcome.clone()
+        }
+    }
+
+    static QUEUES: LazyLock<std::sync::Mutex<HashMap<String, Queue>>> =
+        LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
     /// Makes the queue of `file` (idempotent; the first connection's settings are kept).
     pub(super) fn register(file: String, target: &DbTarget) {
@@ -351,23 +442,145 @@ mod writer_queue {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         queues.entry(file).or_insert_with(|| Queue {
-            turn: Arc::new(FairMutex::new(None)),
+            writer: Arc::new(FairMutex::new(Writer {
+                conn: None,
+                group: None,
+                members: 0,
+            })),
+            waiting: Arc::new(AtomicUsize::new(0)),
             wait: Duration::from_millis(u64::from(target.busy_timeout_ms)),
             target: target.clone(),
+            counts: Arc::default(),
         });
     }
 
-    /// A writer's turn, holding the writer connection until its transaction ends.
-    pub(super) struct Turn {
-        guard: ArcMutexGuard<RawFairMutex, Option<DbConnection>>,
-        target: DbTarget,
+    /// The counts of `file`'s queue, if it has one.
+    pub(super) fn counts(file: &str) -> Option<super::WriteCounts> {
+        let queues = QUEUES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues.get(file).map(|q| super::WriteCounts {
+            transactions: q.counts.transactions.load(Ordering::Relaxed),
+            commits: q.counts.commits.load(Ordering::Relaxed),
+        })
     }
 
-    impl Turn {
-        /// The writer connection, opened on first use and opened again when the last one
-        /// broke or was left inside a transaction (a writer that panicked).
-        pub(super) fn writer(&mut self) -> Result<&mut DbConnection, diesel::result::Error> {
-            let usable = match self.guard.as_mut() {
+    /// Writers waiting for their turn on `file`.
+    #[cfg(test)]
+    pub(super) fn waiting(file: &str) -> usize {
+        of(file).map_or(0, |q| q.waiting.load(Ordering::SeqCst))
+    }
+
+    /// Counts a writer that is not there (a test of a group handed on to a writer that gave
+    /// up waiting): `true` to add one, `false` to take it away.
+    #[cfg(test)]
+    pub(super) fn pretend_waiting(file: &str, add: bool) {
+        if let Some(q) = of(file) {
+            if add {
+                q.waiting.fetch_add(1, Ordering::SeqCst);
+            } else {
+                q.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A handle on `file`'s queue; `None` for a file without one (in memory).
+    pub(super) fn of(file: &str) -> Option<Handle> {
+        let queues = QUEUES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues.get(file).map(|q| Handle {
+            writer: Arc::clone(&q.writer),
+            waiting: Arc::clone(&q.waiting),
+            wait: q.wait,
+            target: q.target.clone(),
+            counts: Arc::clone(&q.counts),
+        })
+    }
+
+    pub(super) struct Handle {
+        writer: Arc<FairMutex<Writer>>,
+        waiting: Arc<AtomicUsize>,
+        wait: Duration,
+        target: DbTarget,
+        counts: Arc<Counts>,
+    }
+
+    type Turn = ArcMutexGuard<RawFairMutex, Writer>;
+
+    /// How a writer's own work ended inside its group.
+    enum Work<T, E> {
+        /// Its savepoint was released (`Ok`) or rolled back to (`Err`): the group goes on.
+        Closed(Result<T, E>),
+        /// Its savepoint could not be closed, or it panicked: the group's transaction is in
+        /// doubt and is rolled back.
+        Broken(Result<T, E>, String),
+        Panicked(Box<dyn std::any::Any + Send>),
+    }
+
+    impl Handle {
+        /// Runs `f` as one writer of a group commit (see the module's documentation).
+        pub(super) fn write<T, E>(
+            &self,
+            f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+        ) -> Result<T, E>
+        where
+            E: From<diesel::result::Error>,
+        {
+            let mut turn = self.wait_turn()?;
+            let group = self.join(&mut turn)?;
+            let work = {
+                let conn = turn
+                    .conn
+                    .as_mut()
+                    .ok_or(diesel::result::Error::BrokenTransactionManager)?;
+                run_savepoint(conn, f)
+            };
+            self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+            let result = match work {
+                Work::Closed(result) => result,
+                Work::Broken(result, why) => {
+                    abandon(&mut turn, &why);
+                    drop(turn);
+                    return match result {
+                        Ok(_) => Err(group_failed(&why).into()),
+                        Err(e) => Err(e),
+                    };
+                }
+                Work::Panicked(payload) => {
+                    abandon(&mut turn, "a writer of the group panicked");
+                    drop(turn);
+                    std::panic::resume_unwind(payload);
+                }
+            };
+            turn.members += 1;
+            let hand_on = turn.members < GROUP_LIMIT && self.waiting.load(Ordering::SeqCst) > 0;
+            let outcome = if hand_on {
+                drop(turn);
+                self.outcome_of(&group)
+            } else {
+                self.commit(&mut turn)
+            };
+            match outcome {
+                Ok(()) => result,
+                Err(why) => Err(group_failed(&why).into()),
+            }
+        }
+
+        fn wait_turn(&self) -> Result<Turn, diesel::result::Error> {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let turn = self.writer.try_lock_arc_for(self.wait);
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            turn.ok_or_else(super::database_locked)
+        }
+
+        /// The open group, or a new one: the writer connection (opened on first use, and
+        /// opened again when the last one broke) with a transaction begun.
+        fn join(&self, turn: &mut Turn) -> Result<Arc<Group>, diesel::result::Error> {
+            if let Some(group) = &turn.group {
+                return Ok(Arc::clone(group));
+            }
+            let usable = match turn.conn.as_mut() {
                 Some(DbConnection::Sqlite(lite)) => {
                     !lite.is_broken()
                         && AnsiTransactionManager::transaction_manager_status_mut(lite)
@@ -377,7 +590,7 @@ mod writer_queue {
                 _ => false,
             };
             if !usable {
-                *self.guard = None;
+                turn.conn = None;
                 let mut conn = self.target.connect().map_err(|e| match e {
                     diesel::r2d2::Error::QueryError(e) => e,
                     diesel::r2d2::Error::ConnectionError(e) => {
@@ -388,28 +601,119 @@ mod writer_queue {
                     }
                 })?;
                 conn.batch_execute(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}"))?;
-                *self.guard = Some(conn);
+                turn.conn = Some(conn);
             }
-            self.guard
-                .as_mut()
-                .ok_or(diesel::result::Error::BrokenTransactionManager)
+            let Some(DbConnection::Sqlite(lite)) = turn.conn.as_mut() else {
+                return Err(diesel::result::Error::BrokenTransactionManager);
+            };
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+            let group = Arc::new(Group::default());
+            turn.group = Some(Arc::clone(&group));
+            turn.members = 0;
+            Ok(group)
+        }
+
+        /// Commits the open group and tells its writers how it ended.
+        fn commit(&self, turn: &mut Turn) -> Result<(), String> {
+            let Some(group) = turn.group.take() else {
+                return Err("the group was already closed".to_owned());
+            };
+            turn.members = 0;
+            let outcome = match turn.conn.as_mut() {
+                Some(conn) => {
+                    <DbConnection as diesel::Connection>::TransactionManager::commit_transaction(
+                        conn,
+                    )
+                    .map_err(|e| e.to_string())
+                }
+                None => Err("the writer connection was lost".to_owned()),
+            };
+            if outcome.is_err() {
+                // Replaced at the next turn if the failed commit left it unusable.
+                if let Some(DbConnection::Sqlite(lite)) = turn.conn.as_mut() {
+                    let open = AnsiTransactionManager::transaction_manager_status_mut(lite)
+                        .transaction_depth()
+                        .map_or(true, |depth| depth.is_some());
+                    if open {
+                        turn.conn = None;
+                    }
+                }
+            }
+            self.counts.commits.fetch_add(1, Ordering::Relaxed);
+            group.settle(outcome.clone());
+            outcome
+        }
+
+        /// Waits for the commit of a group this writer handed on. Should the group be left
+        /// open with the writer free (the writer it was handed to gave up waiting for its
+        /// turn), it commits the group itself.
+        fn outcome_of(&self, group: &Arc<Group>) -> Result<(), String> {
+            loop {
+                if let Some(outcome) = group.outcome_within(SETTLE_CHECK) {
+                    return outcome;
+                }
+                if let Some(mut turn) = self.writer.try_lock_arc() {
+                    let still_open = turn
+                        .group
+                        .as_ref()
+                        .is_some_and(|open| Arc::ptr_eq(open, group));
+                    if still_open {
+                        return self.commit(&mut turn);
+                    }
+                }
+            }
         }
     }
 
-    /// Waits for `file`'s turn, as long as the busy timeout would have waited. `Ok(None)` for a
-    /// file without a queue (in memory); `Err` when the wait ran out (the database is locked).
-    pub(super) fn wait_turn(file: &str) -> Result<Option<Turn>, ()> {
-        let (turn, wait, target) = {
-            let queues = QUEUES
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match queues.get(file) {
-                Some(q) => (Arc::clone(&q.turn), q.wait, q.target.clone()),
-                None => return Ok(None),
-            }
+    /// Runs a writer's work in a savepoint of the group's transaction.
+    fn run_savepoint<T, E>(
+        conn: &mut DbConnection,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Work<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        type Tm = <DbConnection as diesel::Connection>::TransactionManager;
+        if let Err(e) = Tm::begin_transaction(conn) {
+            return Work::Broken(Err(e.into()), "a savepoint could not be opened".to_owned());
+        }
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)))
+        {
+            Ok(result) => result,
+            Err(payload) => return Work::Panicked(payload),
         };
-        let guard = turn.try_lock_arc_for(wait).ok_or(())?;
-        Ok(Some(Turn { guard, target }))
+        let closed = match &result {
+            Ok(_) => Tm::commit_transaction(conn),
+            Err(_) => Tm::rollback_transaction(conn),
+        };
+        let depth = match conn {
+            DbConnection::Sqlite(lite) => {
+                AnsiTransactionManager::transaction_manager_status_mut(lite).transaction_depth()
+            }
+            DbConnection::Postgresql(_) => Ok(None),
+        };
+        match (closed, depth) {
+            (Ok(()), Ok(Some(depth))) if depth == NonZeroU32::MIN => Work::Closed(result),
+            (Err(e), _) => Work::Broken(result, format!("a savepoint could not be closed: {e}")),
+            _ => Work::Broken(result, "the group's transaction ended early".to_owned()),
+        }
+    }
+
+    /// Rolls back the open group (by dropping the connection: SQLite rolls back what a closed
+    /// connection left uncommitted) and tells its writers why.
+    fn abandon(turn: &mut Turn, why: &str) {
+        turn.conn = None;
+        turn.members = 0;
+        if let Some(group) = turn.group.take() {
+            group.settle(Err(why.to_owned()));
+        }
+    }
+
+    fn group_failed(why: &str) -> diesel::result::Error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(format!("the write transaction was rolled back: {why}")),
+        )
     }
 }
 
@@ -645,11 +949,13 @@ impl Plans {
     }
 }
 
-/// Runs `f` in a write transaction. On SQLite it opens with `BEGIN IMMEDIATE`, so the write
-/// lock is taken up front and a read-then-write cannot fail with "database is locked"; writers
-/// of this process wait for it in a fair queue and write through its one connection
-/// (`writer_queue`: `f` is handed that connection, not `conn`), other processes wait through
-/// the busy timeout. On PostgreSQL it is an ordinary transaction.
+/// Runs `f` in a write transaction; `Ok` means committed. On SQLite the transaction opens
+/// with `BEGIN IMMEDIATE`, so the write lock is taken up front and a read-then-write cannot
+/// fail with "database is locked"; writers of this process wait for it in a fair queue and
+/// write through its one connection (`writer_queue`: `f` is handed that connection, not
+/// `conn`), writers queued behind each other share one commit (`f` runs in a savepoint of
+/// it), and other processes wait through the busy timeout. On PostgreSQL it is an ordinary
+/// transaction.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -681,18 +987,12 @@ where
     };
     match conn {
         // The outermost write transaction waits its turn in this process's queue for the
-        // file, then takes SQLite's write lock at once on the writer connection; a nested one
-        // is a savepoint inside it.
+        // file, then runs on the writer connection as one writer of a group commit (the group's
+        // transaction took SQLite's write lock at once); a nested one is a savepoint inside it.
         DbConnection::Sqlite(lite) if !nested => {
             let file = sqlite_main_file(lite)?;
-            match writer_queue::wait_turn(&file).map_err(|()| database_locked())? {
-                Some(mut turn) => {
-                    let writer = turn.writer()?;
-                    let outcome = run_transaction(writer, Begin::SqliteImmediate, f);
-                    // The next writer's turn comes once this transaction has ended.
-                    drop(turn);
-                    outcome
-                }
+            match writer_queue::of(&file) {
+                Some(queue) => queue.write(f),
                 None => run_transaction(conn, Begin::SqliteImmediate, f),
             }
         }
@@ -1015,6 +1315,164 @@ mod tests {
             1,
             "the panicked writer's insert was never committed"
         );
+    }
+
+    fn main_file(target: &DbTarget) -> String {
+        match target.connect().expect("connect") {
+            DbConnection::Sqlite(mut lite) => sqlite_main_file(&mut lite).expect("file"),
+            DbConnection::Postgresql(_) => unreachable!("a SQLite target"),
+        }
+    }
+
+    fn counts(target: &DbTarget) -> WriteCounts {
+        writer_queue::counts(&main_file(target)).unwrap_or_default()
+    }
+
+    /// Starts `work` as a writer on its own thread and returns once it waits for its turn
+    /// (the queue is fair: writers started this way take their turns in this order).
+    fn queue_writer<T: Send + 'static>(
+        target: &DbTarget,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, diesel::result::Error> + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T, diesel::result::Error>> {
+        let file = main_file(target);
+        let before = writer_queue::waiting(&file);
+        let mut conn = target.connect().expect("connect");
+        let handle = std::thread::spawn(move || write_transaction(&mut conn, work));
+        while writer_queue::waiting(&file) == before {
+            std::thread::yield_now();
+        }
+        handle
+    }
+
+    fn insert_row(n: i32) -> impl FnOnce(&mut DbConnection) -> Result<(), diesel::result::Error> {
+        move |c| {
+            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({n})"))
+                .execute(c)
+                .map(drop)
+        }
+    }
+
+    fn rows(conn: &mut DbConnection) -> Vec<i32> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            n: i32,
+        }
+        let rows: Vec<Row> = diesel::sql_query("SELECT n FROM t ORDER BY n")
+            .load(conn)
+            .expect("rows");
+        rows.into_iter().map(|r| r.n).collect()
+    }
+
+    #[test]
+    fn writers_queued_behind_each_other_share_one_commit() {
+        let (_dir, target) = sqlite_file(10_000);
+        let (release, holder) = hold_write(&target);
+        let writers: Vec<_> = (1..=8)
+            .map(|n| queue_writer(&target, insert_row(n)))
+            .collect();
+        release.send(()).expect("release");
+        holder.join().expect("holder");
+        for w in writers {
+            w.join().expect("writer").expect("committed");
+        }
+        let mut conn = target.connect().expect("connect");
+        assert_eq!(rows(&mut conn), (0..=8).collect::<Vec<_>>());
+        assert_eq!(
+            counts(&target),
+            WriteCounts {
+                transactions: 9,
+                commits: 1
+            },
+            "the holder handed on to the eight waiting writers and the last committed for all"
+        );
+        insert(&mut conn, 9).expect("a writer alone");
+        assert_eq!(
+            counts(&target),
+            WriteCounts {
+                transactions: 10,
+                commits: 2
+            },
+            "with nobody waiting behind it a writer commits at once"
+        );
+    }
+
+    #[test]
+    fn a_writer_whose_work_fails_inside_a_group_takes_back_only_its_own_writes() {
+        let (_dir, target) = sqlite_file(10_000);
+        let (release, holder) = hold_write(&target);
+        let first = queue_writer(&target, insert_row(1));
+        let failing = queue_writer(&target, |c| {
+            insert_row(2)(c)?;
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
+        });
+        let last = queue_writer(&target, insert_row(3));
+        release.send(()).expect("release");
+        holder.join().expect("holder");
+        first.join().expect("first").expect("committed");
+        assert!(matches!(
+            failing.join().expect("failing"),
+            Err(diesel::result::Error::RollbackTransaction)
+        ));
+        last.join().expect("last").expect("committed");
+        let mut conn = target.connect().expect("connect");
+        assert_eq!(rows(&mut conn), vec![0, 1, 3]);
+        assert_eq!(counts(&target).commits, 1);
+    }
+
+    #[test]
+    fn a_writer_that_panics_inside_a_group_fails_the_group_and_no_write_of_it_is_committed() {
+        let (_dir, target) = sqlite_file(10_000);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let mut conn = target.connect().expect("connect");
+        let holder = std::thread::spawn(move || {
+            write_transaction(&mut conn, |c| {
+                insert_row(0)(c)?;
+                started_tx.send(()).expect("started");
+                release_rx.recv().expect("release");
+                Ok::<_, diesel::result::Error>(())
+            })
+        });
+        started_rx.recv().expect("holder started");
+        let panicking = queue_writer(&target, |c| {
+            insert_row(2)(c)?;
+            panic!("a writer fails half-way");
+            #[expect(unreachable_code)]
+            Ok(())
+        });
+        release_tx.send(()).expect("release");
+        let e = holder
+            .join()
+            .expect("no panic")
+            .expect_err("the holder handed on to the panicking writer: its group was rolled back");
+        assert!(e.to_string().contains("panicked"), "{e}");
+        assert!(
+            panicking.join().is_err(),
+            "the panic reaches its own caller"
+        );
+        let mut conn = target.connect().expect("connect");
+        insert(&mut conn, 3).expect("the next writer commits on a new writer connection");
+        assert_eq!(rows(&mut conn), vec![3]);
+    }
+
+    #[test]
+    fn a_group_handed_on_to_a_writer_that_gave_up_is_committed_by_the_writer_that_waits_for_it() {
+        let (_dir, target) = sqlite_file(10_000);
+        let file = main_file(&target);
+        let mut conn = target.connect().expect("connect");
+        // It finishes while one writer seems to wait behind it, which never takes its turn.
+        writer_queue::pretend_waiting(&file, true);
+        let waiter = std::thread::spawn(move || insert(&mut conn, 1));
+        std::thread::sleep(Duration::from_millis(100));
+        writer_queue::pretend_waiting(&file, false);
+        waiter
+            .join()
+            .expect("waiter")
+            .expect("committed by its own writer after the check interval");
+        let mut conn = target.connect().expect("connect");
+        assert_eq!(rows(&mut conn), vec![1]);
+        assert_eq!(counts(&target).commits, 1);
     }
 
     #[test]

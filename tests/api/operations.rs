@@ -33,6 +33,15 @@ async fn health_readiness_metrics_and_docs() {
         "routes are patterns, not raw paths"
     );
     assert!(text.contains("gridcall_db_pool_connections"));
+    // The failed create above was one write transaction; on SQLite the scrape counts the
+    // process's write transactions and the commits they shared.
+    let on_sqlite = app.state.pool.backend() == gridcall::db::Backend::Sqlite;
+    for family in [
+        "gridcall_sqlite_write_transactions_total",
+        "gridcall_sqlite_commits_total",
+    ] {
+        assert_eq!(text.contains(family), on_sqlite, "{family}: {text}");
+    }
     let doc = app
         .call(Method::GET, "/api/v1/openapi.json", None, None, &[])
         .await
