@@ -120,6 +120,9 @@ pub fn loads(
 ) -> Result<std::collections::HashMap<String, i64>, AppError> {
     let rows: Vec<(Option<String>, i64)> = work_orders::table
         .filter(work_orders::assigned_crew_id.eq_any(crew_ids))
+        // Stated, so that PostgreSQL's generic plan can prove the partial index applies: it
+        // cannot from `= ANY($1)` with the array a parameter.
+        .filter(work_orders::assigned_crew_id.is_not_null())
         .filter(work_orders::status.eq_any([
             "dispatched",
             "accepted",

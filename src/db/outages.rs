@@ -121,6 +121,9 @@ pub fn linked_counts(
     let masters: Vec<&str> = outages.iter().map(|(_, m)| m.as_str()).collect();
     let rows: Vec<(Option<String>, i64)> = work_orders::table
         .filter(work_orders::outage_id.eq_any(ids))
+        // Stated, so that PostgreSQL's generic plan can prove the partial index applies: it
+        // cannot from `= ANY($1)` with the array a parameter.
+        .filter(work_orders::outage_id.is_not_null())
         .filter(work_orders::id.ne_all(masters))
         .group_by(work_orders::outage_id)
         .select((work_orders::outage_id, diesel::dsl::count_star()))

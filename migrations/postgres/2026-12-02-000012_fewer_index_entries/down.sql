@@ -1,0 +1,11 @@
+DROP INDEX sla_timers_fire_idx;
+CREATE INDEX sla_timers_fire_idx ON sla_timers (next_fire_at);
+DROP INDEX work_orders_customer_idx;
+CREATE INDEX work_orders_customer_idx ON work_orders (customer_id, kind, created_at);
+DROP INDEX work_orders_crew_idx;
+CREATE INDEX work_orders_crew_idx ON work_orders (assigned_crew_id, status);
+DROP INDEX work_orders_outage_idx;
+CREATE INDEX work_orders_outage_idx ON work_orders (outage_id);
+DROP INDEX work_orders_master_idx;
+CREATE INDEX work_orders_master_idx ON work_orders (master_id);
+CREATE INDEX sla_timers_crew_stage_idx ON sla_timers (credited_crew_id, stage, started_at, state);
