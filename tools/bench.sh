@@ -9,8 +9,8 @@
 #      SEED=1 seeds them first with `gridcall seed`, ~9 min on PostgreSQL, ~12 on SQLite);
 #   4. the peer, django-helpdesk, in a throwaway virtualenv (tools/peer-helpdesk.sh), driven
 #      by the same load tool with the same connections, on both databases.
-# The load tool and pgbench run on core 0; the server (and the peer), like PostgreSQL, on
-# either core (SERVER_CPUS=1 pins them to core 1, see tools/lib.sh). The server's
+# The load tool and pgbench run on core 0, the server (and the peer) on core 1; PostgreSQL
+# floats (SERVER_CPUS=0,1 lets the server and the peer float too, see tools/lib.sh). The server's
 # resident memory is sampled every 0.5 s. Everything it makes is removed at the end.
 #
 #     tools/bench.sh                       # ~15 min; SECONDS_PER_RUN=30 CONNECTIONS=16

@@ -3,11 +3,11 @@
 set -euo pipefail
 
 PGURL_BASE=${PGURL_BASE:-postgres://postgres@127.0.0.1:5432}
-# The load tool (and pgbench) get core 0; the server, like PostgreSQL, may run on either core
-# (TOOLING.md: they share 2 cores). So gridcall is measured as pgbench is: the client pinned,
-# everything that serves it free. SERVER_CPUS=1 pins the server (and the peer) to core 1, the
-# layout of the first twelve sessions: the server then cannot use the time core 0 has left.
-SERVER_CPUS=${SERVER_CPUS:-0,1}
+# The server (and the peer) get core 1, the load tool (and pgbench) core 0; PostgreSQL floats
+# (TOOLING.md: they share 2 cores, pin them). SERVER_CPUS=0,1 lets the server (and the peer) use
+# either core, as PostgreSQL does: pinned, the server cannot use the time core 0 has left
+# (docs/benchmarks.md, thirteenth session).
+SERVER_CPUS=${SERVER_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
 ADMIN_PASSWORD=${GRIDCALL_LOAD_ADMIN_PASSWORD:-Load-admin-pass-1}
 export GRIDCALL_LOAD_ADMIN_PASSWORD=$ADMIN_PASSWORD
