@@ -26,6 +26,7 @@ pub fn connect(settings: &Settings) -> Result<DbPool, String> {
         db.pool_size,
         Duration::from_secs(db.pool_timeout_secs),
     )
+    .and_then(|pool| pool.with_write_sessions(db.pool_size))
     .map_err(|e| format!("database: {e}"))?;
     let mut conn = pool.get().map_err(|e| format!("database: {e}"))?;
     let applied = run_migrations(&mut conn).map_err(|e| format!("migrations: {e}"))?;

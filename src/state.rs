@@ -38,6 +38,16 @@ impl AppState {
         self.pool.run(f).await
     }
 
+    /// [`AppState::db`] for a create or an action: a connection of PostgreSQL's write sessions
+    /// ([`DbPool::run_indexed`]).
+    pub async fn db_write<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        self.pool.run_indexed(f).await
+    }
+
     /// The rules work-order use cases run under (settings, categories, the SLA policy in force).
     pub fn work_order_rules(&self) -> crate::service::work_orders::Rules {
         crate::service::work_orders::Rules {

@@ -268,7 +268,7 @@ pub async fn create(
     });
     let r = rules(&state);
     let answer = state
-        .db(move |conn| service::create_once(conn, &actor, order, now, request, &r))
+        .db_write(move |conn| service::create_once(conn, &actor, order, now, request, &r))
         .await?;
     // 200 is a repeat call: the open order it repeats, with an urge recorded
     let status = if answer.repeat_call {
@@ -689,7 +689,7 @@ pub async fn act(
     let now = state.clock.now();
     let r = rules(&state);
     let acted = state
-        .db(
+        .db_write(
             move |conn| match service::act(conn, &actor, &id, request, now, &r)? {
                 Acted::Done(row, routing, Some(timers)) => Ok(Some(((*row, timers), routing))),
                 Acted::Done(row, routing, None) => Ok(Some((with_timers(conn, *row)?, routing))),

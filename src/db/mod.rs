@@ -99,6 +99,10 @@ impl<Q, Conn> RunQueryDsl<Conn> for KeptPrepared<Q> {}
 #[derive(Clone)]
 pub struct DbPool {
     pool: r2d2::Pool<ConnectionManager>,
+    /// PostgreSQL: connections whose session plans as [`Plans::IndexedOnce`], for creates and
+    /// actions ([`DbPool::run_indexed`]); `None` where they share `pool` (SQLite, dedicated
+    /// pools).
+    indexed: Option<r2d2::Pool<ConnectionManager>>,
     wait: Duration,
     target: DbTarget,
 }
@@ -122,13 +126,20 @@ impl DbPool {
     /// at its first failure and new ones cannot be made), the request is refused after one
     /// slice as unavailable (503) instead of hanging for the whole wait.
     pub fn checkout(&self) -> Result<PooledConn, crate::errors::AppError> {
+        self.checkout_from(&self.pool)
+    }
+
+    fn checkout_from(
+        &self,
+        pool: &r2d2::Pool<ConnectionManager>,
+    ) -> Result<PooledConn, crate::errors::AppError> {
         let started = std::time::Instant::now();
         loop {
             let slice = CHECKOUT_SLICE.min(self.wait.saturating_sub(started.elapsed()));
-            match self.pool.get_timeout(slice.max(Duration::from_millis(1))) {
+            match pool.get_timeout(slice.max(Duration::from_millis(1))) {
                 Ok(conn) => return Ok(conn),
                 Err(e) => {
-                    if self.pool.state().connections == 0 || started.elapsed() >= self.wait {
+                    if pool.state().connections == 0 || started.elapsed() >= self.wait {
                         return Err(e.into());
                     }
                 }
@@ -149,6 +160,19 @@ impl DbPool {
         build_pool(&self.target, size, self.wait)
     }
 
+    /// This pool with a sibling of `size` connections for creates and actions, on PostgreSQL
+    /// (on SQLite they share the pool). The sibling's sessions plan as
+    /// [`Plans::IndexedOnce`] from the start, so the write transactions of creates and actions
+    /// open with a plain `BEGIN` instead of setting the plans for each transaction, and a
+    /// create whose writes are one statement needs no transaction at all
+    /// (`service::work_orders::create`): two round trips of four.
+    pub fn with_write_sessions(mut self, size: u32) -> Result<DbPool, r2d2::Error> {
+        if self.target.backend == Backend::Postgres {
+            self.indexed = Some(r2d2_pool(&self.target, Plans::IndexedOnce, size)?);
+        }
+        Ok(self)
+    }
+
     /// Runs `f` with a pooled connection on the runtime's blocking threads, never on the
     /// async executor (diesel's calls block). The one way async code reaches the database.
     pub async fn run<T, F>(&self, f: F) -> Result<T, crate::errors::AppError>
@@ -163,6 +187,58 @@ impl DbPool {
         })
         .await
         .map_err(|e| crate::errors::AppError::internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// [`DbPool::run`] for a create or an action: on PostgreSQL with a connection of the
+    /// write sessions ([`DbPool::with_write_sessions`]), whose plans [`session_plans`] tells
+    /// the code `f` runs while it runs.
+    pub async fn run_indexed<T, F>(&self, f: F) -> Result<T, crate::errors::AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, crate::errors::AppError> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || match &pool.indexed {
+            Some(indexed) => {
+                let mut conn = pool.checkout_from(indexed)?;
+                let _session = SessionPlans::set(Plans::IndexedOnce);
+                f(&mut conn)
+            }
+            None => f(&mut *pool.checkout()?),
+        })
+        .await
+        .map_err(|e| crate::errors::AppError::internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+thread_local! {
+    /// How the session of the connection this thread was handed by [`DbPool::run_indexed`]
+    /// plans; every other connection's is [`Plans::PerExecution`].
+    static SESSION_PLANS: std::cell::Cell<Plans> = const { std::cell::Cell::new(Plans::PerExecution) };
+}
+
+/// Marks this thread's connection as planning as `plans` until dropped.
+struct SessionPlans(Plans);
+
+impl SessionPlans {
+    fn set(plans: Plans) -> SessionPlans {
+        SessionPlans(SESSION_PLANS.with(|c| c.replace(plans)))
+    }
+}
+
+impl Drop for SessionPlans {
+    fn drop(&mut self) {
+        SESSION_PLANS.with(|c| c.set(self.0));
+    }
+}
+
+/// How PostgreSQL plans the statements `conn` runs outside a transaction: `Some` on
+/// PostgreSQL (what [`DbPool::run_indexed`] handed this thread, else the pool's
+/// per-execution planning), `None` on SQLite.
+pub fn session_plans(conn: &DbConnection) -> Option<Plans> {
+    match conn {
+        DbConnection::Postgresql(_) => Some(SESSION_PLANS.with(std::cell::Cell::get)),
+        DbConnection::Sqlite(_) => None,
     }
 }
 
@@ -241,6 +317,11 @@ impl DbTarget {
 
     /// Opens one connection, set up for this service (SQLite pragmas on every connection).
     pub fn connect(&self) -> Result<DbConnection, diesel::r2d2::Error> {
+        self.connect_planned(Plans::PerExecution)
+    }
+
+    /// [`DbTarget::connect`], with a PostgreSQL session that plans as `plans`.
+    fn connect_planned(&self, plans: Plans) -> Result<DbConnection, diesel::r2d2::Error> {
         match self.backend {
             Backend::Postgres => {
                 let mut conn = diesel::PgConnection::establish(&self.location)
@@ -251,8 +332,9 @@ impl DbTarget {
                 // next ANALYZE, which never comes where autovacuum is off (as on the machines
                 // these benchmarks ran on). Planning each execution with its own
                 // parameters and the tables as they are now costs a few microseconds and
-                // needs no luck (docs/benchmarks.md, "Plans that do not age").
-                conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+                // needs no luck (docs/benchmarks.md, "Plans that do not age"); the write
+                // sessions keep plans built from index scans only (`Plans::IndexedOnce`).
+                conn.batch_execute(plans.session_sql())
                     .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Postgresql(conn))
             }
@@ -728,6 +810,8 @@ struct JournalMode {
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     target: DbTarget,
+    /// How a PostgreSQL session of this pool plans.
+    session: Plans,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -735,7 +819,7 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
-        self.target.connect()
+        self.target.connect_planned(self.session)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
@@ -761,8 +845,21 @@ pub fn build_pool(
     max_size: u32,
     timeout: Duration,
 ) -> Result<DbPool, r2d2::Error> {
+    Ok(DbPool {
+        pool: r2d2_pool(target, Plans::PerExecution, max_size)?,
+        indexed: None,
+        wait: timeout,
+        target: target.clone(),
+    })
+}
+
+fn r2d2_pool(
+    target: &DbTarget,
+    session: Plans,
+    max_size: u32,
+) -> Result<r2d2::Pool<ConnectionManager>, r2d2::Error> {
     // SQLite allows one writer at a time; more connections only add readers.
-    let pool = r2d2::Pool::builder()
+    r2d2::Pool::builder()
         .max_size(max_size.max(1))
         .connection_timeout(RECONNECT_TIMEOUT)
         .max_lifetime(Some(CONNECTION_LIFETIME))
@@ -770,12 +867,8 @@ pub fn build_pool(
         .error_handler(Box::new(ConnectFailures))
         .build(ConnectionManager {
             target: target.clone(),
-        })?;
-    Ok(DbPool {
-        pool,
-        wait: timeout,
-        target: target.clone(),
-    })
+            session,
+        })
 }
 
 /// Logs a failed connect as one line (r2d2 retries about once a second while the database
@@ -935,15 +1028,33 @@ pub enum Plans {
 }
 
 impl Plans {
-    /// What opens the transaction on PostgreSQL: the settings travel with the `BEGIN`, in
-    /// the same round trip, and end with the transaction.
-    fn begin_sql(self) -> &'static str {
-        match self {
-            Plans::PerExecution => "BEGIN",
-            Plans::IndexedOnce => {
+    /// What opens a transaction whose statements plan as `self` on a session that plans as
+    /// `session`, on PostgreSQL: the settings travel with the `BEGIN`, in the same round trip,
+    /// and end with the transaction.
+    fn begin_sql(self, session: Plans) -> &'static str {
+        match (self, session) {
+            (Plans::PerExecution, Plans::PerExecution)
+            | (Plans::IndexedOnce, Plans::IndexedOnce) => "BEGIN",
+            (Plans::IndexedOnce, Plans::PerExecution) => {
                 "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
                  SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
                  SET LOCAL jit = off"
+            }
+            (Plans::PerExecution, Plans::IndexedOnce) => {
+                "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan; \
+                 SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT; \
+                 SET LOCAL jit TO DEFAULT"
+            }
+        }
+    }
+
+    /// The settings a PostgreSQL session that plans as `self` starts with.
+    fn session_sql(self) -> &'static str {
+        match self {
+            Plans::PerExecution => "SET plan_cache_mode = force_custom_plan",
+            Plans::IndexedOnce => {
+                "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+                 SET enable_bitmapscan = off; SET jit = off"
             }
         }
     }
@@ -996,8 +1107,9 @@ where
                 None => run_transaction(conn, Begin::SqliteImmediate, f),
             }
         }
-        DbConnection::Postgresql(_) if !nested && plans != Plans::PerExecution => {
-            run_transaction(conn, Begin::Postgres(plans), f)
+        DbConnection::Postgresql(_) if !nested => {
+            let session = SESSION_PLANS.with(std::cell::Cell::get);
+            run_transaction(conn, Begin::Postgres(plans.begin_sql(session)), f)
         }
         _ => run_transaction(conn, Begin::Plain, f),
     }
@@ -1006,7 +1118,8 @@ where
 /// How [`run_transaction`] opens its transaction.
 enum Begin {
     SqliteImmediate,
-    Postgres(Plans),
+    /// PostgreSQL's `BEGIN` with the plan settings the transaction needs.
+    Postgres(&'static str),
     /// The backend's own `BEGIN`, or a savepoint inside an open transaction.
     Plain,
 }
@@ -1023,8 +1136,8 @@ where
         (Begin::SqliteImmediate, DbConnection::Sqlite(lite)) => {
             AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
         }
-        (Begin::Postgres(plans), DbConnection::Postgresql(pg)) => {
-            AnsiTransactionManager::begin_transaction_sql(pg, plans.begin_sql())?;
+        (Begin::Postgres(sql), DbConnection::Postgresql(pg)) => {
+            AnsiTransactionManager::begin_transaction_sql(pg, sql)?;
         }
         _ => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
     }

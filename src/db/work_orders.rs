@@ -201,6 +201,26 @@ pub fn insert_opening(
     Ok(created)
 }
 
+/// [`insert_opening`] when it is one statement (PostgreSQL, the sequence value drawn, a shape
+/// [`insert_as_one`] knows), for a create that needs no transaction; `None`, with nothing
+/// written, otherwise.
+pub fn insert_opening_alone(
+    conn: &mut DbConnection,
+    row: &NewWorkOrder,
+    number_prefix: &str,
+    drawn: Option<i64>,
+    events: impl FnOnce(&str) -> Vec<NewEvent>,
+    timers: &[TimerRow],
+) -> Result<Option<WorkOrderRow>, AppError> {
+    match (conn, drawn) {
+        (DbConnection::Postgresql(pg), Some(seq)) => {
+            let number = format!("{number_prefix}{seq:06}");
+            insert_as_one(pg, row, (seq, &number), &events(&number), timers)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The order, one or two events and up to three running timers as one statement, or none
 /// for another shape. Each shape is a statement of fixed text, prepared once per connection.
 fn insert_as_one(

@@ -284,3 +284,64 @@ async fn plan_settings_of_a_transaction_end_with_it() {
     .unwrap();
     assert_eq!(nested, expect("force_custom_plan", "on"));
 }
+
+/// PostgreSQL's write sessions (creates and actions, `DbPool::run_indexed`) plan as
+/// `Plans::IndexedOnce` from the start: their statements outside a transaction and their
+/// `IndexedOnce` transactions plan so without settings of their own, and a transaction that
+/// plans per execution sets that back for itself alone. Other connections are untouched. On
+/// SQLite `run_indexed` is `run`.
+#[actix_web::test]
+async fn write_sessions_plan_once_and_a_per_execution_transaction_on_them_does_not() {
+    use diesel::prelude::*;
+    use gridcall::db::{session_plans, write_transaction, write_transaction_planned};
+    use gridcall::db::{DbConnection, Plans};
+    use gridcall::errors::AppError;
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    fn mode(conn: &mut DbConnection) -> Result<Option<(String, String)>, AppError> {
+        let DbConnection::Postgresql(pg) = conn else {
+            return Ok(None);
+        };
+        let mut read = |name: &str| {
+            diesel::sql_query("SELECT current_setting($1) AS value")
+                .bind::<diesel::sql_types::Text, _>(name)
+                .get_result::<Setting>(pg)
+                .map(|s| s.value)
+        };
+        Ok(Some((read("plan_cache_mode")?, read("enable_seqscan")?)))
+    }
+    let app = spawn_app().await;
+    let seen = app
+        .state
+        .pool
+        .run_indexed(|c| {
+            let session = session_plans(c);
+            let alone = mode(c)?;
+            let once = write_transaction_planned(c, Plans::IndexedOnce, mode)?;
+            let per_execution = write_transaction(c, mode)?;
+            let after = mode(c)?;
+            Ok((session, alone, once, per_execution, after))
+        })
+        .await
+        .unwrap();
+    let other = app
+        .state
+        .pool
+        .run(|c| Ok((session_plans(c), mode(c)?)))
+        .await
+        .unwrap();
+    let postgres = other.0.is_some();
+    let expect =
+        |plans: &str, seqscan: &str| postgres.then(|| (plans.to_owned(), seqscan.to_owned()));
+    let generic = expect("force_generic_plan", "off");
+    let custom = expect("force_custom_plan", "on");
+    assert_eq!(seen.0, postgres.then_some(Plans::IndexedOnce));
+    assert_eq!(seen.1, generic, "a statement alone on a write session");
+    assert_eq!(seen.2, generic, "an IndexedOnce transaction on it");
+    assert_eq!(seen.3, custom, "a per-execution transaction on it");
+    assert_eq!(seen.4, generic, "the session after that transaction");
+    assert_eq!(other, (postgres.then_some(Plans::PerExecution), custom));
+}
