@@ -88,7 +88,7 @@ impl Metrics {
         let pool = IntGaugeVec::new(
             Opts::new(
                 "gridcall_db_pool_connections",
-                "Database pool connections by state",
+                "Database pool connections by state (on PostgreSQL with the write sessions' pool)",
             ),
             &["state"],
         )

@@ -107,13 +107,13 @@ pub async fn metrics(
         })
         .await
         .unwrap_or_default();
-    let pool = state.pool.state();
+    let (pool_idle, pool_total) = state.pool.usage();
     let body = state.metrics.render(&crate::telemetry::Readings {
         open_orders,
         timers,
         outbox,
-        pool_idle: pool.idle_connections,
-        pool_total: pool.connections,
+        pool_idle,
+        pool_total,
         event_position: state.events.position(),
         sqlite_writes,
     });

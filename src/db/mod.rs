@@ -147,6 +147,17 @@ impl DbPool {
         }
     }
 
+    /// Connections (idle, open) of this pool and its write sessions together.
+    pub fn usage(&self) -> (u32, u32) {
+        let mut idle_open = (0, 0);
+        for pool in std::iter::once(&self.pool).chain(self.indexed.as_ref()) {
+            let state = pool.state();
+            idle_open.0 += state.idle_connections;
+            idle_open.1 += state.connections;
+        }
+        idle_open
+    }
+
     /// Which database this pool talks to.
     pub fn backend(&self) -> Backend {
         self.target.backend
