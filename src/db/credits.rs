@@ -67,21 +67,36 @@ pub fn record(
     } else {
         None
     };
-    let row = CreditRow {
-        id: crate::db::new_row_key(),
-        crew_id: crew_id.to_owned(),
-        fact: fact.as_str().to_owned(),
-        work_order_id: work_order_id.to_owned(),
-        at,
-        satisfaction: satisfaction.map(str::to_owned),
-        reopened_at: None,
-        repeat_of_at,
-        rollup_dirty: true,
-    };
+    let row = CreditRow::new(fact, crew_id, work_order_id, satisfaction, at, repeat_of_at);
     on_backend!(conn, |c| diesel::insert_into(crew_credits::table)
         .values(&row)
         .execute(c))?;
     Ok(())
+}
+
+impl CreditRow {
+    /// A new credit; `repeat_of_at` is when this crew last resolved the order, for a resolve
+    /// (none for the other facts).
+    pub fn new(
+        fact: Fact,
+        crew_id: &str,
+        work_order_id: &str,
+        satisfaction: Option<&str>,
+        at: NaiveDateTime,
+        repeat_of_at: Option<NaiveDateTime>,
+    ) -> CreditRow {
+        CreditRow {
+            id: crate::db::new_row_key(),
+            crew_id: crew_id.to_owned(),
+            fact: fact.as_str().to_owned(),
+            work_order_id: work_order_id.to_owned(),
+            at,
+            satisfaction: satisfaction.map(str::to_owned),
+            reopened_at: None,
+            repeat_of_at: repeat_of_at.filter(|_| fact == Fact::Resolve),
+            rollup_dirty: true,
+        }
+    }
 }
 
 /// Marks the order's credited resolves not yet reopened as reopened now (a reopen, or an

@@ -256,6 +256,13 @@ diesel::allow_tables_to_appear_in_same_query!(areas, sla_pauses);
 // An action's read of its order's timers (`timers::of_order_noting_pauses`): whether any
 // force-majeure window could apply, as a subquery.
 diesel::allow_tables_to_appear_in_same_query!(sla_timers, sla_pauses);
+// An action's one read of its order (`work_orders::find_for_action`): the order, its timers,
+// and as subqueries under it the force-majeure windows and its holder's last resolve.
+diesel::allow_tables_to_appear_in_same_query!(work_orders, sla_pauses);
+diesel::allow_tables_to_appear_in_same_query!(sla_timers, crew_credits);
+diesel::allow_tables_to_appear_in_same_query!(sla_timers, areas);
+diesel::allow_tables_to_appear_in_same_query!(sla_timers, customers);
+diesel::allow_tables_to_appear_in_same_query!(crew_credits, areas);
 
 diesel::table! {
     outages (id) {

@@ -171,12 +171,10 @@ pub fn of_order_noting_pauses(
     work_order_id: &str,
     since: NaiveDateTime,
 ) -> Result<(Vec<TimerRow>, Option<bool>), AppError> {
-    let windows = diesel::dsl::exists(
-        sla_pauses::table.filter(
-            sla_pauses::ends_at
-                .is_null()
-                .or(sla_pauses::ends_at.gt(since)),
-        ),
+    // Two probes of the `ends_at` index: as one `IS NULL OR >` filter the scan would walk
+    // every window that ended before.
+    let windows = diesel::dsl::exists(sla_pauses::table.filter(sla_pauses::ends_at.is_null())).or(
+        diesel::dsl::exists(sla_pauses::table.filter(sla_pauses::ends_at.gt(since))),
     );
     let rows: Vec<(TimerRow, bool)> = on_backend!(conn, |c| sla_timers::table
         .filter(sla_timers::work_order_id.eq(work_order_id))

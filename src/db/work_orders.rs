@@ -123,6 +123,121 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<WorkOrderRow>, A
         .optional())?)
 }
 
+/// An order as an action reads it, in one statement: the row, every timer of it (ordered as
+/// [`super::timers::of_order_noting_pauses`] orders them), whether any force-majeure window
+/// ends after the order was created or has not ended (only then are the windows read), and
+/// when the crew holding the order last resolved it (a resolve credited again is a repeat),
+/// and what picks the policy rule of timers it starts ([`rule_facts`]; none when its area
+/// does not exist).
+#[derive(Debug, Clone)]
+pub struct OrderForAction {
+    pub order: WorkOrderRow,
+    pub timers: Vec<TimerRow>,
+    pub any_window: bool,
+    pub holder_resolved_at: Option<NaiveDateTime>,
+    pub rule: Option<RuleFacts>,
+    /// Whether orders are merged into it and waiting on it ([`merged_into`] would find some).
+    pub has_merged: bool,
+}
+
+diesel::alias!(work_orders as merged_orders: MergedOrders);
+
+pub fn find_for_action(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Option<OrderForAction>, AppError> {
+    use super::schema::{areas, crew_credits, sla_pauses, sla_timers};
+    // The subqueries refer to the order's own columns: each is an index probe (the windows
+    // two, as one `IS NULL OR >` filter would walk every window that ended before).
+    let windows = exists(sla_pauses::table.filter(sla_pauses::ends_at.is_null())).or(exists(
+        sla_pauses::table.filter(sla_pauses::ends_at.gt(work_orders::created_at.nullable())),
+    ));
+    let holder_resolved_at = crew_credits::table
+        .filter(crew_credits::work_order_id.eq(work_orders::id))
+        .filter(crew_credits::fact.eq(super::credits::Fact::Resolve.as_str()))
+        .filter(
+            crew_credits::crew_id
+                .nullable()
+                .eq(work_orders::assigned_crew_id),
+        )
+        .select(diesel::dsl::max(crew_credits::at))
+        .single_value();
+    let customer_tier = customers::table
+        .filter(customers::id.nullable().eq(work_orders::customer_id))
+        .select(customers::tier)
+        .single_value();
+    let phone_tier = |tier: &'static str| {
+        exists(
+            customers::table
+                .filter(customers::phone.nullable().eq(work_orders::caller_phone))
+                .filter(customers::tier.eq(tier)),
+        )
+    };
+    let has_merged = exists(
+        merged_orders
+            .filter(
+                merged_orders
+                    .field(work_orders::master_id)
+                    .eq(work_orders::id.nullable()),
+            )
+            .filter(merged_orders.field(work_orders::status).eq("merged")),
+    );
+    type Row = (
+        WorkOrderRow,
+        Option<TimerRow>,
+        Option<super::areas::AreaRow>,
+        (bool, bool),
+        Option<NaiveDateTime>,
+        (Option<String>, bool, bool),
+    );
+    let rows: Vec<Row> = on_backend!(conn, |c| work_orders::table
+        .left_join(sla_timers::table.on(sla_timers::work_order_id.eq(work_orders::id)))
+        .left_join(areas::table.on(areas::code.eq(work_orders::area_code)))
+        .filter(work_orders::id.eq(id))
+        .select((
+            WorkOrderRow::as_select(),
+            Option::<TimerRow>::as_select(),
+            Option::<super::areas::AreaRow>::as_select(),
+            (windows, has_merged),
+            holder_resolved_at,
+            (
+                customer_tier,
+                phone_tier("important"),
+                phone_tier("sensitive"),
+            ),
+        ))
+        .order((
+            sla_timers::started_at,
+            sla_timers::stage,
+            sla_timers::instance,
+        ))
+        .load(c))?;
+    let mut rows = rows.into_iter();
+    let Some((order, first, area, (any_window, has_merged), holder_resolved_at, tiers)) =
+        rows.next()
+    else {
+        return Ok(None);
+    };
+    let timers = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, timer, ..)| timer))
+        .collect();
+    let (customer_tier, phone_tier_important, phone_tier_sensitive) = tiers;
+    Ok(Some(OrderForAction {
+        order,
+        timers,
+        any_window,
+        holder_resolved_at,
+        rule: area.map(|area| RuleFacts {
+            area,
+            customer_tier,
+            phone_tier_important,
+            phone_tier_sensitive,
+        }),
+        has_merged,
+    }))
+}
+
 /// Inserts an order and gives it its number: the kind letter, the local date and the row's
 /// sequence value. The sequence is the database's own (no counter row to contend on).
 /// `drawn` is a value [`opening_facts`] took from the sequence already.
@@ -323,6 +438,57 @@ pub fn guarded_update_returning(
                 .returning(WorkOrderRow::as_returning()),
         )
         .get_result(lite)
+        .optional()?,
+    })
+}
+
+/// [`guarded_update_returning`] with the action's event and its crew credit, if any. On
+/// PostgreSQL one statement: the inserts are data-modifying `WITH` queries, written even when
+/// the update finds the order moved on (`None`), so call it only inside a transaction that
+/// `None` rolls back. Elsewhere the inserts follow the update when it was applied.
+pub fn guarded_update_with(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i32,
+    changes: &WorkOrderChanges,
+    event: &NewEvent,
+    credit: Option<&super::credits::CreditRow>,
+) -> Result<Option<WorkOrderRow>, AppError> {
+    use super::cte::with_writes;
+    use super::schema::{crew_credits, work_order_events};
+    let DbConnection::Postgresql(pg) = conn else {
+        let changed = guarded_update_returning(conn, id, expected_version, changes)?;
+        if changed.is_some() {
+            super::events::insert(conn, event)?;
+            if let Some(credit) = credit {
+                on_backend!(conn, |c| diesel::insert_into(crew_credits::table)
+                    .values(credit)
+                    .execute(c))?;
+            }
+        }
+        return Ok(changed);
+    };
+    let update = diesel::update(
+        work_orders::table
+            .filter(work_orders::id.eq(id))
+            .filter(work_orders::version.eq(expected_version)),
+    )
+    .set(changes)
+    .returning(WorkOrderRow::as_returning());
+    let event = diesel::insert_into(work_order_events::table).values(event);
+    // One text per changeset shape and per credit or none: a bounded set, kept prepared.
+    Ok(match credit {
+        None => KeptPrepared(with_writes((event,), update))
+            .get_result(pg)
+            .optional()?,
+        Some(credit) => KeptPrepared(with_writes(
+            (
+                event,
+                diesel::insert_into(crew_credits::table).values(credit),
+            ),
+            update,
+        ))
+        .get_result(pg)
         .optional()?,
     })
 }
@@ -602,13 +768,9 @@ pub fn opening_facts(
                     exists(outages::table.filter(outages::status.eq("active"))),
                     phone_has_tier(tier_phone.clone(), "important"),
                     phone_has_tier(tier_phone, "sensitive"),
-                    exists(
-                        sla_pauses::table.filter(
-                            sla_pauses::ends_at
-                                .is_null()
-                                .or(sla_pauses::ends_at.gt(now)),
-                        ),
-                    ),
+                    exists(sla_pauses::table.filter(sla_pauses::ends_at.is_null())).or(exists(
+                        sla_pauses::table.filter(sla_pauses::ends_at.gt(now)),
+                    )),
                     $next_seq,
                 ))
                 .first::<(

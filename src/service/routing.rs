@@ -1,6 +1,7 @@
 //! Gathering the facts for automatic dispatch: every crew with its load and 30-day on-time
 //! arrivals (replies for units) by the crew credited, the order's area and needs; the ranking itself is `domain::routing::rank`.
 
+use crate::db::areas::AreaRow;
 use crate::db::work_orders::WorkOrderRow;
 use crate::db::{areas, crews, DbConnection};
 use crate::domain::categories::Categories;
@@ -19,24 +20,29 @@ pub struct Candidate {
     pub name: String,
 }
 
-/// Every crew ranked for this order (eligible first, best first).
+/// Every crew ranked for this order (eligible first, best first). `area`: the order's area
+/// when it was read already.
 pub fn candidates(
     conn: &mut DbConnection,
     order: &WorkOrderRow,
+    area: Option<&AreaRow>,
     categories: &Categories,
     weights: &RoutingWeights,
     now: DateTime<Utc>,
 ) -> Result<Vec<Ranked>, AppError> {
-    Ok(named_candidates(conn, order, categories, weights, now)?
-        .into_iter()
-        .map(|c| c.ranked)
-        .collect())
+    Ok(
+        named_candidates(conn, order, area, categories, weights, now)?
+            .into_iter()
+            .map(|c| c.ranked)
+            .collect(),
+    )
 }
 
 /// Every crew ranked for this order, with the crews' names.
 pub fn named_candidates(
     conn: &mut DbConnection,
     order: &WorkOrderRow,
+    area: Option<&AreaRow>,
     categories: &Categories,
     weights: &RoutingWeights,
     now: DateTime<Utc>,
@@ -50,9 +56,12 @@ pub fn named_candidates(
         CrewKind::Field => Stage::Arrival,
         CrewKind::Unit => Stage::Reply,
     };
-    let backup = areas::find(conn, &order.area_code)?
-        .map(|a| a.backup_area_codes.to_vec())
-        .unwrap_or_default();
+    let backup = match area.filter(|a| a.code == order.area_code) {
+        Some(a) => a.backup_area_codes.to_vec(),
+        None => areas::find(conn, &order.area_code)?
+            .map(|a| a.backup_area_codes.to_vec())
+            .unwrap_or_default(),
+    };
     let lists: Vec<(Vec<String>, Vec<String>)> = all
         .iter()
         .map(|c| (c.area_codes.to_vec(), c.skills.to_vec()))

@@ -4,7 +4,7 @@
 
 use crate::db::areas::AreaRow;
 use crate::db::timers::{self, PauseRow, TimerRow};
-use crate::db::work_orders::WorkOrderRow;
+use crate::db::work_orders::{RuleFacts, WorkOrderRow};
 use crate::db::{areas, customers, DbConnection};
 use crate::domain::areas::{with_ancestors, AreaTree};
 use crate::domain::calendar::{parse_duration, Calendar, Calendars};
@@ -193,18 +193,23 @@ fn order_sla_in(
     })
 }
 
-/// [`order_rule`] with its area and tier read in one statement.
+/// [`order_rule`] with its area and tier read in one statement (or read with the order:
+/// `known`, taken when it is of the order's area).
 fn order_rule_now(
     conn: &mut DbConnection,
     ctx: &SlaContext,
     order: &WorkOrderRow,
+    known: Option<RuleFacts>,
 ) -> Result<(Rule, String), AppError> {
-    let facts = crate::db::work_orders::rule_facts(
-        conn,
-        &order.area_code,
-        order.customer_id.as_deref(),
-        order.caller_phone.as_deref(),
-    )?;
+    let facts = match known.filter(|f| f.area.code == order.area_code) {
+        Some(f) => Some(f),
+        None => crate::db::work_orders::rule_facts(
+            conn,
+            &order.area_code,
+            order.customer_id.as_deref(),
+            order.caller_phone.as_deref(),
+        )?,
+    };
     let Some(f) = facts else {
         // no such area (any more): the defaults, as `order_rule` gives them
         return order_rule(conn, ctx, order, None);
@@ -621,10 +626,49 @@ pub fn apply(
     }
     // All of the order's timers in one read: the open ones to change, the instance numbers
     // of the stages to start, and the answer's list.
-    let (mut all, any_window) = timers::of_order_noting_pauses(conn, &order.id, order.created_at)?;
-    let pauses = match any_window {
-        Some(false) => Vec::new(),
-        Some(true) | None => order_pauses(conn, &OrderTerms::from(order))?,
+    let (all, any_window) = timers::of_order_noting_pauses(conn, &order.id, order.created_at)?;
+    let read = OrderTimers {
+        all,
+        any_window: any_window.unwrap_or(true),
+        rule: None,
+    };
+    apply_to_read(conn, ctx, order, plan, crew, now, read).map(Some)
+}
+
+/// Every timer of an order as read (with the order, before its action's update), whether
+/// a force-majeure window may bear on them (when not, the windows are not read), and what
+/// picks the rule of timers it starts when that was read with them.
+#[derive(Debug, Clone)]
+pub struct OrderTimers {
+    pub all: Vec<TimerRow>,
+    pub any_window: bool,
+    pub rule: Option<RuleFacts>,
+}
+
+/// [`apply`] on timers read already; returns them as they now stand, changed or not. A timer
+/// the scanner fired since the read is taken fresh before it is changed (its guarded update).
+pub fn apply_to_read(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    order: &WorkOrderRow,
+    plan: &TimerPlan,
+    crew: Option<&str>,
+    now: DateTime<Utc>,
+    read: OrderTimers,
+) -> Result<Vec<TimerRow>, AppError> {
+    let OrderTimers {
+        mut all,
+        any_window,
+        rule: rule_facts,
+    } = read;
+    if plan == &TimerPlan::default() {
+        in_read_order(&mut all);
+        return Ok(all);
+    }
+    let pauses = if any_window {
+        order_pauses(conn, &OrderTerms::from(order))?
+    } else {
+        Vec::new()
     };
     if plan.touches_open() {
         for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {
@@ -691,7 +735,7 @@ pub fn apply(
         }
     }
     if !plan.start.is_empty() {
-        let (rule, area_calendar) = order_rule_now(conn, ctx, order)?;
+        let (rule, area_calendar) = order_rule_now(conn, ctx, order, rule_facts)?;
         let osla = OrderSla {
             rule,
             area_calendar,
@@ -717,7 +761,7 @@ pub fn apply(
         }
     }
     in_read_order(&mut all);
-    Ok(Some(all))
+    Ok(all)
 }
 
 /// Re-targets an order's open timers under the current policy (its priority, category or

@@ -150,15 +150,18 @@ pub(super) fn validate_body(
 pub(super) fn crew_for(
     conn: &mut DbConnection,
     order: &WorkOrderRow,
+    area: Option<&crate::db::areas::AreaRow>,
     crew_id: &str,
     categories: &Categories,
 ) -> Result<(crate::db::crews::CrewRow, Vec<&'static str>), AppError> {
     let crew =
         crews::find(conn, crew_id)?.ok_or_else(|| AppError::invalid("crew_id", "no such crew"))?;
-    let area = areas::find(conn, &order.area_code)?;
-    let backup = area
-        .map(|a| a.backup_area_codes.to_vec())
-        .unwrap_or_default();
+    let backup = match area.filter(|a| a.code == order.area_code) {
+        Some(a) => a.backup_area_codes.to_vec(),
+        None => areas::find(conn, &order.area_code)?
+            .map(|a| a.backup_area_codes.to_vec())
+            .unwrap_or_default(),
+    };
     let kind = order.kind;
     let skill = categories
         .find(kind, &order.category)
@@ -211,8 +214,20 @@ pub fn act(
     // Every statement of an action has its index (the order and its timers by key, the
     // crews and their loads, routing's cells): one kept plan each, as for a create.
     write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
-        let order = load_visible(conn, actor, id)?;
-        let f = facts(&order, now, rules);
+        // The order with its timers and what its credit needs: one statement.
+        let read = repo::find_for_action(conn, id)?
+            .filter(|r| actor.sees_order(&r.order.area_code, r.order.assigned_crew_id.as_deref()))
+            .ok_or_else(order_not_found)?;
+        let repo::OrderForAction {
+            order,
+            timers: read_timers,
+            any_window,
+            holder_resolved_at,
+            rule,
+            has_merged,
+        } = read;
+        let order = &order;
+        let f = facts(order, now, rules);
         let decision = state_machine::decide(f, action, actor.role);
         if decision == Err(Refusal::RoleForbidden) {
             return Err(AppError::forbidden(format!(
@@ -227,18 +242,19 @@ pub fn act(
             allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
         })?;
         if matches!(action, Action::Cancel | Action::Merge) {
-            refuse_active_outage_master(conn, &order)?;
+            refuse_active_outage_master(conn, order)?;
         }
         let body = request.body?;
         validate_body(action, f.kind, &body, now)?;
 
-        let mut effect = Effect::new(&order, next, f.status, now);
+        let mut effect = Effect::new(order, next, f.status, now);
         if let Some(note) = &body.note {
             effect.data.insert("note".into(), note.clone().into());
         }
         let step = Step {
             actor,
-            order: &order,
+            order,
+            area: rule.as_ref().map(|r| &r.area),
             facts: f,
             body: &body,
             rules,
@@ -252,7 +268,7 @@ pub fn act(
             Action::Resolve => resolve(&step, &mut effect),
             Action::Callback => callback(&step, &mut effect),
             Action::Close | Action::Cancel => close(&step, action, &mut effect),
-            Action::Reopen => reopen(&order, &mut effect.changes, &mut effect.data),
+            Action::Reopen => reopen(order, &mut effect.changes, &mut effect.data),
             Action::Merge => merge(conn, &step, &mut effect)?,
             Action::Unmerge => unmerge(&step, &mut effect),
             Action::Urge => urge(conn, &step, &mut effect)?,
@@ -276,16 +292,9 @@ pub fn act(
             routing,
             retarget,
         } = effect;
-        let changed = repo::guarded_update_returning(conn, &order.id, order.version, &changes)?
-            .ok_or_else(concurrent)?;
         let from = (to != f.status || action != Action::Urge).then_some(f.status);
-        if retarget {
-            let recalculated = sla::recalculate(conn, &rules.sla, &changed, now)?;
-            data.insert("sla_recalculated".into(), json!(recalculated));
-        }
-        events::insert(
-            conn,
-            &event(
+        let event_of = |data| {
+            event(
                 &order.id,
                 action.as_str(),
                 Some(actor),
@@ -293,21 +302,55 @@ pub fn act(
                 body.reason.clone(),
                 serde_json::Value::Object(data),
                 now,
-            ),
-        )?;
-        record_credits(conn, action, (&order, &changed), to, now)?;
-        let timers = sla::apply(
-            conn,
-            &rules.sla,
-            &changed,
-            &sla_rules::plan(f.kind, action, to),
-            order.assigned_crew_id.as_deref(),
-            now,
-        )?;
-        if to == Status::Resolved {
+            )
+        };
+        let changed = if retarget {
+            // The event tells what the recalculation changed: written after it.
+            let changed = repo::guarded_update_returning(conn, &order.id, order.version, &changes)?
+                .ok_or_else(concurrent)?;
+            let recalculated = sla::recalculate(conn, &rules.sla, &changed, now)?;
+            data.insert("sla_recalculated".into(), json!(recalculated));
+            events::insert(conn, &event_of(data))?;
+            changed
+        } else {
+            // The update, its event and its credit: one statement on PostgreSQL.
+            let credit = credit_of(action, order, &changes, holder_resolved_at, now);
+            repo::guarded_update_with(
+                conn,
+                &order.id,
+                order.version,
+                &changes,
+                &event_of(data),
+                credit.as_ref(),
+            )?
+            .ok_or_else(concurrent)?
+        };
+        if action == Action::Reopen || (action == Action::Callback && to == Status::Reopened) {
+            credits::mark_reopened(conn, &order.id, now.naive_utc())?;
+        }
+        let plan = sla_rules::plan(f.kind, action, to);
+        let held = order.assigned_crew_id.as_deref();
+        let timers = if retarget {
+            // recalculated: the timers read with the order are stale
+            sla::apply(conn, &rules.sla, &changed, &plan, held, now)?
+        } else {
+            let read = sla::OrderTimers {
+                all: read_timers,
+                any_window,
+                rule,
+            };
+            Some(sla::apply_to_read(
+                conn, &rules.sla, &changed, &plan, held, now, read,
+            )?)
+        };
+        // A merge moves its master's version, so none came since the read (the update above
+        // would have found the order moved on); calls linked to an outage do not, so an
+        // outage's master looks again.
+        let has_merged = has_merged || order.outage_id.is_some();
+        if to == Status::Resolved && has_merged {
             resolve_merged(conn, &order.id, now, &rules.sla)?;
         }
-        if to == Status::Cancelled {
+        if to == Status::Cancelled && has_merged {
             release_merged(
                 conn,
                 &order.id,
@@ -324,10 +367,12 @@ pub fn act(
     })
 }
 
-/// What one action reads: who acts, on which order (as it was), with which body.
+/// What one action reads: who acts, on which order (as it was, with its area when that
+/// exists), with which body.
 struct Step<'a> {
     actor: &'a Actor,
     order: &'a WorkOrderRow,
+    area: Option<&'a crate::db::areas::AreaRow>,
     facts: OrderFacts,
     body: &'a ActionBody,
     rules: &'a Rules,
@@ -383,6 +428,7 @@ fn dispatch(
             let ranked = crate::service::routing::candidates(
                 conn,
                 order,
+                step.area,
                 &step.rules.categories,
                 &step.rules.routing,
                 step.now,
@@ -439,7 +485,8 @@ fn dispatch(
     let (crew_id, crew_code, overridden) = match &routed {
         Some(best) => (best.crew_id.clone(), best.code.clone(), Vec::new()),
         None => {
-            let (crew, overridden) = crew_for(conn, order, crew_id, &step.rules.categories)?;
+            let (crew, overridden) =
+                crew_for(conn, order, step.area, crew_id, &step.rules.categories)?;
             (crew.id, crew.code, overridden)
         }
     };
@@ -625,48 +672,49 @@ pub(super) fn refuse_active_outage_master(
     }
 }
 
-/// The facts an action credits to a crew (PRODUCT.md, "Metrics and crew performance"): a
-/// dispatch to the new crew, a return by the crew that held the order, a resolve by it, a
-/// callback on its resolve; a reopen (or an unhappy callback) marks its resolve as reworked.
-pub(super) fn record_credits(
-    conn: &mut DbConnection,
+/// The fact an action credits to a crew (PRODUCT.md, "Metrics and crew performance"), as the
+/// row written with the order's update: a dispatch to the new crew, a return by the crew that
+/// held the order, a resolve by it (`holder_resolved_at`: when it last resolved the order, so
+/// this one is a repeat), a callback on its resolve. A reopen (or an unhappy callback) marks
+/// the resolves as reworked instead ([`credits::mark_reopened`]).
+pub(super) fn credit_of(
     action: Action,
-    (before, after): (&WorkOrderRow, &WorkOrderRow),
-    to: Status,
+    before: &WorkOrderRow,
+    changes: &WorkOrderChanges,
+    holder_resolved_at: Option<chrono::NaiveDateTime>,
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    use credits::Fact;
+) -> Option<credits::CreditRow> {
+    use credits::{CreditRow, Fact};
     let at = now.naive_utc();
     let held = before.assigned_crew_id.as_deref();
+    let order = before.id.as_str();
     match action {
         Action::Dispatch | Action::Reassign => {
-            if let Some(crew) = &after.assigned_crew_id {
-                credits::record(conn, Fact::Dispatch, crew, &after.id, None, at)?;
-            }
+            let crew = changes.assigned_crew_id.as_ref()?.as_deref()?;
+            Some(CreditRow::new(Fact::Dispatch, crew, order, None, at, None))
         }
-        Action::Reject => {
-            if let Some(crew) = held {
-                credits::record(conn, Fact::Return, crew, &after.id, None, at)?;
-            }
-        }
-        Action::Resolve => {
-            if let Some(crew) = held {
-                credits::record(conn, Fact::Resolve, crew, &after.id, None, at)?;
-            }
-        }
+        Action::Reject => Some(CreditRow::new(Fact::Return, held?, order, None, at, None)),
+        Action::Resolve => Some(CreditRow::new(
+            Fact::Resolve,
+            held?,
+            order,
+            None,
+            at,
+            holder_resolved_at,
+        )),
         Action::Callback => {
-            if let Some(crew) = held {
-                let satisfaction = after.satisfaction.map(Satisfaction::as_str);
-                credits::record(conn, Fact::Callback, crew, &after.id, satisfaction, at)?;
-            }
-            if to == Status::Reopened {
-                credits::mark_reopened(conn, &after.id, at)?;
-            }
+            let satisfaction = changes.satisfaction.as_ref().and_then(|s| s.as_deref());
+            Some(CreditRow::new(
+                Fact::Callback,
+                held?,
+                order,
+                satisfaction,
+                at,
+                None,
+            ))
         }
-        Action::Reopen => credits::mark_reopened(conn, &after.id, at)?,
-        _ => {}
+        _ => None,
     }
-    Ok(())
 }
 
 /// The next priority up, if any.

@@ -58,5 +58,12 @@ pub fn dispatch_candidates(
             "only dispatchers see dispatch candidates",
         ));
     }
-    crate::service::routing::named_candidates(conn, &order, &rules.categories, &rules.routing, now)
+    crate::service::routing::named_candidates(
+        conn,
+        &order,
+        None,
+        &rules.categories,
+        &rules.routing,
+        now,
+    )
 }
