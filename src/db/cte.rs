@@ -62,3 +62,43 @@ impl<Writes, Main: Query> Query for WithWrites<Writes, Main> {
 }
 
 impl<Writes, Main, Conn> RunQueryDsl<Conn> for WithWrites<Writes, Main> {}
+
+/// [`WithWrites`] over a list of writes known only at run time (`w1`, `w2`, … in order, so
+/// the main statement may read `w1`'s `RETURNING`). Its text varies with the list: run it as
+/// [`super::KeptPrepared`] where the lists come from a bounded set of shapes.
+pub struct WithWriteList<'a, Main> {
+    writes: Vec<Box<dyn QueryFragment<Pg> + 'a>>,
+    main: Main,
+}
+
+/// `writes` (at least one), then `main`, as one statement.
+pub fn with_write_list<'a, Main>(
+    writes: Vec<Box<dyn QueryFragment<Pg> + 'a>>,
+    main: Main,
+) -> WithWriteList<'a, Main> {
+    WithWriteList { writes, main }
+}
+
+impl<Main: QueryFragment<Pg>> QueryFragment<Pg> for WithWriteList<'_, Main> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        for (i, write) in self.writes.iter().enumerate() {
+            out.push_sql(if i == 0 { "WITH " } else { ", " });
+            out.push_sql(&format!("w{} AS (", i + 1));
+            write.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        out.push_sql(" ");
+        self.main.walk_ast(out.reborrow())
+    }
+}
+
+impl<Main> QueryId for WithWriteList<'_, Main> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Main: Query> Query for WithWriteList<'_, Main> {
+    type SqlType = Main::SqlType;
+}
+
+impl<Main, Conn> RunQueryDsl<Conn> for WithWriteList<'_, Main> {}

@@ -62,7 +62,7 @@ pub struct TimerRow {
 }
 
 /// Marks an ended instance for the roll-up job: any write to it may change what it counts.
-fn mark(row: &TimerRow) -> std::borrow::Cow<'_, TimerRow> {
+pub(super) fn mark(row: &TimerRow) -> std::borrow::Cow<'_, TimerRow> {
     if row.ended_at.is_some() && !row.rollup_dirty {
         let mut r = row.clone();
         r.rollup_dirty = true;
@@ -130,6 +130,33 @@ pub fn update_guarded(
     .get_result::<i32>(c)
     .optional())?;
     Ok(written.is_some())
+}
+
+/// An action's timer writes, worked out before any is made, to go with the order's update
+/// ([`super::work_orders::guarded_update_with`]): rows to update (each carrying its next
+/// version, with the version it must still have) and rows to insert.
+#[derive(Debug, Clone, Default)]
+pub struct TimerWrites {
+    pub updates: Vec<(TimerRow, i32)>,
+    pub inserts: Vec<TimerRow>,
+}
+
+impl TimerWrites {
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.inserts.is_empty()
+    }
+
+    /// Writes them one statement each; false, after the first, when an updated timer had
+    /// moved on (the caller's transaction must not commit what was written before it).
+    pub fn write_each(&self, conn: &mut DbConnection) -> Result<bool, AppError> {
+        for (row, expected) in &self.updates {
+            if !update_guarded(conn, row, *expected)? {
+                return Ok(false);
+            }
+        }
+        insert_many(conn, &self.inserts)?;
+        Ok(true)
+    }
 }
 
 /// Timers of an order that have not ended.

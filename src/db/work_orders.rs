@@ -442,31 +442,92 @@ pub fn guarded_update_returning(
     })
 }
 
-/// [`guarded_update_returning`] with the action's event and its crew credit, if any. On
-/// PostgreSQL one statement: the inserts are data-modifying `WITH` queries, written even when
-/// the update finds the order moved on (`None`), so call it only inside a transaction that
-/// `None` rolls back. Elsewhere the inserts follow the update when it was applied.
+/// What [`guarded_update_with`] did.
+#[derive(Debug)]
+pub enum Applied {
+    /// Everything was written; the order as stored.
+    Done(Box<WorkOrderRow>),
+    /// The order had moved on from the expected version.
+    OrderMoved,
+    /// A timer to update had moved on from its expected version (the scanner fired it).
+    TimerMoved,
+}
+
+/// [`guarded_update_returning`] with the action's event, its crew credit (if any) and its
+/// timer writes. Call it inside a transaction, and roll back unless it answers `Done`: what
+/// it wrote before it found something moved on stays otherwise. On PostgreSQL, with at most
+/// one timer to update, it is one statement (the other writes as data-modifying `WITH`
+/// queries; the timer's guarded update is `w1`, whose rows the order's `RETURNING` counts);
+/// elsewhere one statement each, in that order.
 pub fn guarded_update_with(
     conn: &mut DbConnection,
-    id: &str,
-    expected_version: i32,
+    (id, expected_version): (&str, i32),
     changes: &WorkOrderChanges,
     event: &NewEvent,
     credit: Option<&super::credits::CreditRow>,
-) -> Result<Option<WorkOrderRow>, AppError> {
-    use super::cte::with_writes;
-    use super::schema::{crew_credits, work_order_events};
-    let DbConnection::Postgresql(pg) = conn else {
-        let changed = guarded_update_returning(conn, id, expected_version, changes)?;
-        if changed.is_some() {
+    timers: &super::timers::TimerWrites,
+) -> Result<Applied, AppError> {
+    use super::cte::with_write_list;
+    use super::schema::{crew_credits, sla_timers, work_order_events};
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment;
+    use diesel::sql_types::BigInt;
+    let pg = match conn {
+        DbConnection::Postgresql(pg) if timers.updates.len() <= 1 => pg,
+        _ => {
+            let Some(changed) = guarded_update_returning(conn, id, expected_version, changes)?
+            else {
+                return Ok(Applied::OrderMoved);
+            };
             super::events::insert(conn, event)?;
             if let Some(credit) = credit {
                 on_backend!(conn, |c| diesel::insert_into(crew_credits::table)
                     .values(credit)
                     .execute(c))?;
             }
+            if !timers.write_each(conn)? {
+                return Ok(Applied::TimerMoved);
+            }
+            return Ok(Applied::Done(Box::new(changed)));
         }
-        return Ok(changed);
+    };
+    let marked = timers
+        .updates
+        .first()
+        .map(|(row, expected)| (super::timers::mark(row), *expected));
+    let mut writes: Vec<Box<dyn QueryFragment<Pg> + '_>> = Vec::new();
+    if let Some((row, expected)) = &marked {
+        writes.push(Box::new(
+            diesel::update(
+                sla_timers::table
+                    .filter(sla_timers::id.eq(&row.id))
+                    .filter(sla_timers::version.eq(*expected)),
+            )
+            .set(row.as_ref().clone())
+            .returning(sla_timers::version),
+        ));
+    }
+    writes.push(Box::new(
+        diesel::insert_into(work_order_events::table).values(event),
+    ));
+    if let Some(credit) = credit {
+        writes.push(Box::new(
+            diesel::insert_into(crew_credits::table).values(credit),
+        ));
+    }
+    match timers.inserts.as_slice() {
+        [] => {}
+        [one] => writes.push(Box::new(
+            diesel::insert_into(sla_timers::table).values(one.clone()),
+        )),
+        many => writes.push(Box::new(
+            diesel::insert_into(sla_timers::table).values(many.to_vec()),
+        )),
+    }
+    let counted = if marked.is_some() {
+        "(SELECT count(*) FROM w1)"
+    } else {
+        "CAST(1 AS BIGINT)"
     };
     let update = diesel::update(
         work_orders::table
@@ -474,22 +535,18 @@ pub fn guarded_update_with(
             .filter(work_orders::version.eq(expected_version)),
     )
     .set(changes)
-    .returning(WorkOrderRow::as_returning());
-    let event = diesel::insert_into(work_order_events::table).values(event);
-    // One text per changeset shape and per credit or none: a bounded set, kept prepared.
-    Ok(match credit {
-        None => KeptPrepared(with_writes((event,), update))
-            .get_result(pg)
-            .optional()?,
-        Some(credit) => KeptPrepared(with_writes(
-            (
-                event,
-                diesel::insert_into(crew_credits::table).values(credit),
-            ),
-            update,
-        ))
+    .returning((
+        WorkOrderRow::as_returning(),
+        diesel::dsl::sql::<BigInt>(counted),
+    ));
+    // One text per changeset shape and list of writes: a bounded set, kept prepared.
+    let stored: Option<(WorkOrderRow, i64)> = KeptPrepared(with_write_list(writes, update))
         .get_result(pg)
-        .optional()?,
+        .optional()?;
+    Ok(match stored {
+        None => Applied::OrderMoved,
+        Some((_, 0)) => Applied::TimerMoved,
+        Some((changed, _)) => Applied::Done(Box::new(changed)),
     })
 }
 

@@ -3,7 +3,7 @@
 //! instance through the database.
 
 use crate::db::areas::AreaRow;
-use crate::db::timers::{self, PauseRow, TimerRow};
+use crate::db::timers::{self, PauseRow, TimerRow, TimerWrites};
 use crate::db::work_orders::{RuleFacts, WorkOrderRow};
 use crate::db::{areas, customers, DbConnection};
 use crate::domain::areas::{with_ancestors, AreaTree};
@@ -415,7 +415,7 @@ pub struct Opening {
 
 /// What an order's SLA rule and its new timers depend on: a stored order, or one about to be
 /// written (a create computes its opening timers before the statement that writes them all).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OrderTerms<'a> {
     pub id: &'a str,
     pub kind: Kind,
@@ -555,13 +555,12 @@ fn new_timer(
 
 /// Ends an open timer at its ending action: met if the target was not used up by now
 /// (held time excluded), else breached at the instant it was.
-fn end(
-    conn: &mut DbConnection,
+fn ended(
     ctx: &SlaContext,
     t: &mut TimerRow,
     (pauses, crew): (&[Hold], Option<&str>),
     now: DateTime<Utc>,
-) -> Result<(), AppError> {
+) {
     refresh(t, ctx, pauses, now);
     if matches!(t.state, TimerState::Running | TimerState::Paused) {
         let cal = ctx.calendar(&t.calendar);
@@ -588,7 +587,6 @@ fn end(
     t.next_fire_at = None;
     t.credited_crew_id = credit_for(t, crew);
     measure(t, ctx.calendar(&t.calendar));
-    save(conn, t)
 }
 
 /// Ends an open timer without a verdict (cancel, merge, reject, reassign, waived callback).
@@ -599,6 +597,17 @@ fn stop(
     (pauses, crew): (&[Hold], Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
+    stopped(ctx, t, (pauses, crew), now);
+    save(conn, t)
+}
+
+/// [`stop`] on the row alone (the caller saves it).
+fn stopped(
+    ctx: &SlaContext,
+    t: &mut TimerRow,
+    (pauses, crew): (&[Hold], Option<&str>),
+    now: DateTime<Utc>,
+) {
     if matches!(t.state, TimerState::Running | TimerState::Paused) {
         t.state = TimerState::Stopped;
     }
@@ -606,7 +615,6 @@ fn stop(
     t.credited_crew_id = credit_for(t, crew);
     refresh(t, ctx, pauses, now);
     t.next_fire_at = None;
-    save(conn, t)
 }
 
 /// Applies an action's timer plan to the order (already in its new state). `crew` is the crew
@@ -632,7 +640,7 @@ pub fn apply(
         any_window: any_window.unwrap_or(true),
         rule: None,
     };
-    apply_to_read(conn, ctx, order, plan, crew, now, read).map(Some)
+    apply_to_read(conn, ctx, order, plan, crew, now, read, None).map(Some)
 }
 
 /// Every timer of an order as read (with the order, before its action's update), whether
@@ -645,8 +653,11 @@ pub struct OrderTimers {
     pub rule: Option<RuleFacts>,
 }
 
-/// [`apply`] on timers read already; returns them as they now stand, changed or not. A timer
-/// the scanner fired since the read is taken fresh before it is changed (its guarded update).
+/// [`apply`] on timers read already; returns them as they now stand, changed or not. With
+/// `defer`, nothing is written: the changes are added to it, for the caller to write with
+/// the order's update (and to start over if a timer moved on meanwhile). Without, each is
+/// written at once, and a timer the scanner fired since the read is taken fresh and changed.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_to_read(
     conn: &mut DbConnection,
     ctx: &SlaContext,
@@ -655,6 +666,7 @@ pub fn apply_to_read(
     crew: Option<&str>,
     now: DateTime<Utc>,
     read: OrderTimers,
+    mut defer: Option<&mut TimerWrites>,
 ) -> Result<Vec<TimerRow>, AppError> {
     let OrderTimers {
         mut all,
@@ -678,56 +690,40 @@ pub fn apply_to_read(
                     order.id, slot.stage
                 ))
             })?;
-            let in_list = |list: &[Stage]| list.contains(&stage);
-            let (ends, stops) = (
-                in_list(&plan.end),
-                plan.stop_all || plan.stop_rest || in_list(&plan.stop),
-            );
-            // The scanner may have just fired this timer (a warning): take the fresh row and
-            // apply the action's change to it, rather than failing the user's action.
             let mut t = slot.clone();
-            for attempt in 0.. {
-                let result = if ends {
-                    end(conn, ctx, &mut t, (&pauses, crew), now)
-                } else if stops {
-                    stop(conn, ctx, &mut t, (&pauses, crew), now)
-                } else if plan.pause_all || plan.resume_all {
-                    let mut holds = holds_of(&t);
-                    if plan.pause_all {
-                        holds.push(Hold {
-                            kind: HoldKind::Paused,
-                            from: now,
-                            to: None,
-                        });
-                    } else {
-                        for h in holds
-                            .iter_mut()
-                            .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
-                        {
-                            h.to = Some(now);
+            if !change(ctx, &mut t, (plan, stage), (&pauses, crew), now) {
+                continue;
+            }
+            match defer.as_deref_mut() {
+                Some(writes) => {
+                    let expected = t.version;
+                    t.version += 1;
+                    writes.updates.push((t.clone(), expected));
+                }
+                None => {
+                    // The scanner may have just fired this timer (a warning): take the fresh
+                    // row and apply the action's change to it, rather than failing the action.
+                    for attempt in 0.. {
+                        match save(conn, &mut t) {
+                            Err(AppError::Conflict {
+                                code: ProblemCode::ConcurrentUpdate,
+                                ..
+                            }) if attempt < 3 => match timers::find(conn, &t.id)? {
+                                Some(fresh) if fresh.ended_at.is_none() => {
+                                    t = fresh;
+                                    change(ctx, &mut t, (plan, stage), (&pauses, crew), now);
+                                }
+                                Some(fresh) => {
+                                    t = fresh;
+                                    break;
+                                }
+                                None => break,
+                            },
+                            other => {
+                                other?;
+                                break;
+                            }
                         }
-                    }
-                    t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
-                    refresh(&mut t, ctx, &pauses, now);
-                    save(conn, &mut t)
-                } else {
-                    Ok(())
-                };
-                match result {
-                    Err(AppError::Conflict {
-                        code: ProblemCode::ConcurrentUpdate,
-                        ..
-                    }) if attempt < 3 => match timers::find(conn, &t.id)? {
-                        Some(fresh) if fresh.ended_at.is_none() => t = fresh,
-                        Some(fresh) => {
-                            t = fresh;
-                            break;
-                        }
-                        None => break,
-                    },
-                    other => {
-                        other?;
-                        break;
                     }
                 }
             }
@@ -755,13 +751,54 @@ pub fn apply_to_read(
                 .unwrap_or(0)
                 + 1;
             if let Some(t) = new_timer(ctx, &terms, &osla, (stage, instance), (started_at, now))? {
-                timers::insert(conn, &t)?;
+                match defer.as_deref_mut() {
+                    Some(writes) => writes.inserts.push(t.clone()),
+                    None => timers::insert(conn, &t)?,
+                }
                 all.push(t);
             }
         }
     }
     in_read_order(&mut all);
     Ok(all)
+}
+
+/// What an action's plan does to one open timer of `stage`, on the row alone: ends it,
+/// stops it, or pauses or resumes its clock. False when the plan leaves it as it is.
+fn change(
+    ctx: &SlaContext,
+    t: &mut TimerRow,
+    (plan, stage): (&TimerPlan, Stage),
+    (pauses, crew): (&[Hold], Option<&str>),
+    now: DateTime<Utc>,
+) -> bool {
+    let in_list = |list: &[Stage]| list.contains(&stage);
+    if in_list(&plan.end) {
+        ended(ctx, t, (pauses, crew), now);
+    } else if plan.stop_all || plan.stop_rest || in_list(&plan.stop) {
+        stopped(ctx, t, (pauses, crew), now);
+    } else if plan.pause_all || plan.resume_all {
+        let mut holds = holds_of(t);
+        if plan.pause_all {
+            holds.push(Hold {
+                kind: HoldKind::Paused,
+                from: now,
+                to: None,
+            });
+        } else {
+            for h in holds
+                .iter_mut()
+                .filter(|h| h.kind == HoldKind::Paused && h.to.is_none())
+            {
+                h.to = Some(now);
+            }
+        }
+        t.holds = serde_json::to_string(&holds).unwrap_or_else(|_| "[]".into());
+        refresh(t, ctx, pauses, now);
+    } else {
+        return false;
+    }
+    true
 }
 
 /// Re-targets an order's open timers under the current policy (its priority, category or

@@ -210,161 +210,275 @@ pub fn act(
     now: DateTime<Utc>,
     rules: &Rules,
 ) -> Result<Acted, AppError> {
-    let action = request.action;
-    // Every statement of an action has its index (the order and its timers by key, the
-    // crews and their loads, routing's cells): one kept plan each, as for a create.
-    write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
-        // The order with its timers and what its credit needs: one statement.
-        let read = repo::find_for_action(conn, id)?
-            .filter(|r| actor.sees_order(&r.order.area_code, r.order.assigned_crew_id.as_deref()))
-            .ok_or_else(order_not_found)?;
-        let repo::OrderForAction {
-            order,
-            timers: read_timers,
-            any_window,
-            holder_resolved_at,
-            rule,
-            has_merged,
-        } = read;
-        let order = &order;
-        let f = facts(order, now, rules);
-        let decision = state_machine::decide(f, action, actor.role);
-        if decision == Err(Refusal::RoleForbidden) {
-            return Err(AppError::forbidden(format!(
-                "a {} may not {action} a {} order",
-                actor.role, f.kind
-            )));
-        }
-        check_if_match(request.if_match, order.version)?;
-        let next = decision.map_err(|_| AppError::Conflict {
-            code: ProblemCode::ActionNotAllowed,
-            detail: format!("`{action}` is not allowed while the order is {}", f.status),
-            allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
-        })?;
-        if matches!(action, Action::Cancel | Action::Merge) {
-            refuse_active_outage_master(conn, order)?;
-        }
-        let body = request.body?;
-        validate_body(action, f.kind, &body, now)?;
-
-        let mut effect = Effect::new(order, next, f.status, now);
-        if let Some(note) = &body.note {
-            effect.data.insert("note".into(), note.clone().into());
-        }
-        let step = Step {
-            actor,
-            order,
-            area: rule.as_ref().map(|r| &r.area),
-            facts: f,
-            body: &body,
-            rules,
-            now,
-        };
-        let done = match action {
-            Action::Dispatch | Action::Reassign => dispatch(conn, &step, action, &mut effect)?,
-            Action::Reject => reject(&step, &mut effect),
-            Action::Suspend => suspend(&step, &mut effect),
-            Action::Resume => resume(&mut effect),
-            Action::Resolve => resolve(&step, &mut effect),
-            Action::Callback => callback(&step, &mut effect),
-            Action::Close | Action::Cancel => close(&step, action, &mut effect),
-            Action::Reopen => reopen(order, &mut effect.changes, &mut effect.data),
-            Action::Merge => merge(conn, &step, &mut effect)?,
-            Action::Unmerge => unmerge(&step, &mut effect),
-            Action::Urge => urge(conn, &step, &mut effect)?,
-            Action::Accept | Action::Depart | Action::Arrive | Action::Contact => {
-                Outcome::default()
-            }
-            Action::Note | Action::Update => {
-                return Err(AppError::internal(
-                    "note and update are not actions of this endpoint",
-                ));
-            }
-        };
-        if let Some(refused) = done.refused {
-            // Nothing of the order changes; what the refusal recorded is committed.
-            return Ok(refused);
-        }
-        let Effect {
-            changes,
-            mut data,
-            to,
-            routing,
-            retarget,
-        } = effect;
-        let from = (to != f.status || action != Action::Urge).then_some(f.status);
-        let event_of = |data| {
-            event(
-                &order.id,
-                action.as_str(),
-                Some(actor),
-                (from, Some(to)),
-                body.reason.clone(),
-                serde_json::Value::Object(data),
-                now,
-            )
-        };
-        let changed = if retarget {
-            // The event tells what the recalculation changed: written after it.
-            let changed = repo::guarded_update_returning(conn, &order.id, order.version, &changes)?
-                .ok_or_else(concurrent)?;
-            let recalculated = sla::recalculate(conn, &rules.sla, &changed, now)?;
-            data.insert("sla_recalculated".into(), json!(recalculated));
-            events::insert(conn, &event_of(data))?;
-            changed
-        } else {
-            // The update, its event and its credit: one statement on PostgreSQL.
-            let credit = credit_of(action, order, &changes, holder_resolved_at, now);
-            repo::guarded_update_with(
-                conn,
-                &order.id,
-                order.version,
-                &changes,
-                &event_of(data),
-                credit.as_ref(),
-            )?
-            .ok_or_else(concurrent)?
-        };
-        if action == Action::Reopen || (action == Action::Callback && to == Status::Reopened) {
-            credits::mark_reopened(conn, &order.id, now.naive_utc())?;
-        }
-        let plan = sla_rules::plan(f.kind, action, to);
-        let held = order.assigned_crew_id.as_deref();
-        let timers = if retarget {
-            // recalculated: the timers read with the order are stale
-            sla::apply(conn, &rules.sla, &changed, &plan, held, now)?
-        } else {
-            let read = sla::OrderTimers {
-                all: read_timers,
-                any_window,
-                rule,
+    let ActRequest {
+        action,
+        body,
+        if_match,
+    } = request;
+    let (body, mut body_error) = match body {
+        Ok(b) => (Some(b), None),
+        Err(e) => (None, Some(e)),
+    };
+    // A timer the scanner fired between the read and the write: start over from the read.
+    for _ in 0..3 {
+        // Every statement of an action has its index (the order and its timers by key, the
+        // crews and their loads, routing's cells): one kept plan each, as for a create.
+        let attempt = write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
+            let request = Attempt {
+                action,
+                body: body.as_ref(),
+                body_error: &mut body_error,
+                if_match,
             };
-            Some(sla::apply_to_read(
-                conn, &rules.sla, &changed, &plan, held, now, read,
-            )?)
-        };
-        // A merge moves its master's version, so none came since the read (the update above
-        // would have found the order moved on); calls linked to an outage do not, so an
-        // outage's master looks again.
-        let has_merged = has_merged || order.outage_id.is_some();
-        if to == Status::Resolved && has_merged {
-            resolve_merged(conn, &order.id, now, &rules.sla)?;
+            act_once(conn, actor, id, request, now, rules)
+        });
+        match attempt {
+            Ok(acted) => return Ok(acted),
+            Err(Failed::App(e)) => return Err(e),
+            Err(Failed::TimerMoved) => continue,
         }
-        if to == Status::Cancelled && has_merged {
-            release_merged(
-                conn,
-                &order.id,
-                now,
-                &rules.sla,
-                ("unmerge", "master cancelled"),
-            )?;
-        }
-        Ok(Acted::Done(
-            Box::new(changed),
-            routing.map(Box::new),
-            timers,
-        ))
+    }
+    Err(AppError::Conflict {
+        code: ProblemCode::ConcurrentUpdate,
+        detail: "a timer of this order was changed at the same time".into(),
+        allowed_actions: None,
     })
+}
+
+/// Why one attempt at an action did not commit.
+enum Failed {
+    App(AppError),
+    /// A timer to change had moved on since the read (the scanner fired it).
+    TimerMoved,
+}
+
+impl From<AppError> for Failed {
+    fn from(e: AppError) -> Failed {
+        Failed::App(e)
+    }
+}
+
+impl From<diesel::result::Error> for Failed {
+    fn from(e: diesel::result::Error) -> Failed {
+        Failed::App(e.into())
+    }
+}
+
+/// One attempt's view of the request: the body, or the error typing it (given out once).
+struct Attempt<'a> {
+    action: Action,
+    body: Option<&'a ActionBody>,
+    body_error: &'a mut Option<AppError>,
+    if_match: Option<Option<i32>>,
+}
+
+/// One attempt at [`act`], in its transaction.
+fn act_once(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+    request: Attempt<'_>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<Acted, Failed> {
+    let action = request.action;
+    // The order with its timers and what its credit needs: one statement.
+    let read = repo::find_for_action(conn, id)?
+        .filter(|r| actor.sees_order(&r.order.area_code, r.order.assigned_crew_id.as_deref()))
+        .ok_or_else(order_not_found)?;
+    let repo::OrderForAction {
+        order,
+        timers: read_timers,
+        any_window,
+        holder_resolved_at,
+        rule,
+        has_merged,
+    } = read;
+    let order = &order;
+    let f = facts(order, now, rules);
+    let decision = state_machine::decide(f, action, actor.role);
+    if decision == Err(Refusal::RoleForbidden) {
+        return Err(AppError::forbidden(format!(
+            "a {} may not {action} a {} order",
+            actor.role, f.kind
+        ))
+        .into());
+    }
+    check_if_match(request.if_match, order.version)?;
+    let next = decision.map_err(|_| AppError::Conflict {
+        code: ProblemCode::ActionNotAllowed,
+        detail: format!("`{action}` is not allowed while the order is {}", f.status),
+        allowed_actions: Some(state_machine::allowed_actions(f, actor.role)),
+    })?;
+    if matches!(action, Action::Cancel | Action::Merge) {
+        refuse_active_outage_master(conn, order)?;
+    }
+    let Some(body) = request.body else {
+        let typed = request.body_error.take();
+        return Err(typed
+            .unwrap_or_else(|| {
+                AppError::internal("the action's body was neither typed nor refused")
+            })
+            .into());
+    };
+    validate_body(action, f.kind, body, now)?;
+
+    let mut effect = Effect::new(order, next, f.status, now);
+    if let Some(note) = &body.note {
+        effect.data.insert("note".into(), note.clone().into());
+    }
+    let step = Step {
+        actor,
+        order,
+        area: rule.as_ref().map(|r| &r.area),
+        facts: f,
+        body,
+        rules,
+        now,
+    };
+    let done = match action {
+        Action::Dispatch | Action::Reassign => dispatch(conn, &step, action, &mut effect)?,
+        Action::Reject => reject(&step, &mut effect),
+        Action::Suspend => suspend(&step, &mut effect),
+        Action::Resume => resume(&mut effect),
+        Action::Resolve => resolve(&step, &mut effect),
+        Action::Callback => callback(&step, &mut effect),
+        Action::Close | Action::Cancel => close(&step, action, &mut effect),
+        Action::Reopen => reopen(order, &mut effect.changes, &mut effect.data),
+        Action::Merge => merge(conn, &step, &mut effect)?,
+        Action::Unmerge => unmerge(&step, &mut effect),
+        Action::Urge => urge(conn, &step, &mut effect)?,
+        Action::Accept | Action::Depart | Action::Arrive | Action::Contact => Outcome::default(),
+        Action::Note | Action::Update => {
+            return Err(
+                AppError::internal("note and update are not actions of this endpoint").into(),
+            );
+        }
+    };
+    if let Some(refused) = done.refused {
+        // Nothing of the order changes; what the refusal recorded is committed.
+        return Ok(refused);
+    }
+    let Effect {
+        changes,
+        mut data,
+        to,
+        routing,
+        retarget,
+    } = effect;
+    let from = (to != f.status || action != Action::Urge).then_some(f.status);
+    let event_of = |data| {
+        event(
+            &order.id,
+            action.as_str(),
+            Some(actor),
+            (from, Some(to)),
+            body.reason.clone(),
+            serde_json::Value::Object(data),
+            now,
+        )
+    };
+    let plan = sla_rules::plan(f.kind, action, to);
+    let held = order.assigned_crew_id.as_deref();
+    let (changed, timers) = if retarget {
+        // The event tells what the recalculation changed: written after it, and the
+        // timers read with the order are stale.
+        let changed = repo::guarded_update_returning(conn, &order.id, order.version, &changes)?
+            .ok_or_else(concurrent)?;
+        let recalculated = sla::recalculate(conn, &rules.sla, &changed, now)?;
+        data.insert("sla_recalculated".into(), json!(recalculated));
+        events::insert(conn, &event_of(data))?;
+        let timers = sla::apply(conn, &rules.sla, &changed, &plan, held, now)?;
+        (changed, timers)
+    } else {
+        // The timers' changes are worked out on the order as the update will store it,
+        // then written with the update, its event and its credit: one statement on
+        // PostgreSQL.
+        let planned_on = projected(order, &changes)?;
+        let read = sla::OrderTimers {
+            all: read_timers,
+            any_window,
+            rule,
+        };
+        let mut writes = TimerWrites::default();
+        let timers = sla::apply_to_read(
+            conn,
+            &rules.sla,
+            &planned_on,
+            &plan,
+            held,
+            now,
+            read,
+            Some(&mut writes),
+        )?;
+        let credit = credit_of(action, order, &changes, holder_resolved_at, now);
+        let changed = match repo::guarded_update_with(
+            conn,
+            (&order.id, order.version),
+            &changes,
+            &event_of(data),
+            credit.as_ref(),
+            &writes,
+        )? {
+            Applied::Done(changed) => *changed,
+            Applied::OrderMoved => return Err(concurrent().into()),
+            Applied::TimerMoved => return Err(Failed::TimerMoved),
+        };
+        if sla::OrderTerms::from(&planned_on) != sla::OrderTerms::from(&changed) {
+            return Err(AppError::internal(format!(
+                "order {}: its timers were planned on terms its update did not store",
+                order.id
+            ))
+            .into());
+        }
+        (changed, Some(timers))
+    };
+    if action == Action::Reopen || (action == Action::Callback && to == Status::Reopened) {
+        credits::mark_reopened(conn, &order.id, now.naive_utc())?;
+    }
+    // A merge moves its master's version, so none came since the read (the update above
+    // would have found the order moved on); calls linked to an outage do not, so an
+    // outage's master looks again.
+    let has_merged = has_merged || order.outage_id.is_some();
+    if to == Status::Resolved && has_merged {
+        resolve_merged(conn, &order.id, now, &rules.sla)?;
+    }
+    if to == Status::Cancelled && has_merged {
+        release_merged(
+            conn,
+            &order.id,
+            now,
+            &rules.sla,
+            ("unmerge", "master cancelled"),
+        )?;
+    }
+    Ok(Acted::Done(
+        Box::new(changed),
+        routing.map(Box::new),
+        timers,
+    ))
+}
+
+/// The order as its update will store it, in what its timers are planned from: the terms of
+/// `sla::OrderTerms` an action may change (its area, customer and phone it does not). The
+/// stored row is compared with it after the update.
+fn projected(order: &WorkOrderRow, changes: &WorkOrderChanges) -> Result<WorkOrderRow, AppError> {
+    let mut row = order.clone();
+    if let Some(category) = &changes.category {
+        row.category = category.clone();
+    }
+    if let Some(priority) = &changes.priority {
+        row.priority = priority
+            .parse()
+            .map_err(|_| AppError::internal(format!("unknown priority `{priority}`")))?;
+    }
+    if let Some(area) = &changes.area_code {
+        row.area_code = area.clone();
+    }
+    if let Some(count) = changes.reopen_count {
+        row.reopen_count = count;
+    }
+    Ok(row)
 }
 
 /// What one action reads: who acts, on which order (as it was, with its area when that

@@ -5,7 +5,8 @@
 //! and its mail. This file holds what they share.
 
 use crate::db::events::{self, NewEvent};
-use crate::db::work_orders::{self as repo, NewWorkOrder, WorkOrderChanges, WorkOrderRow};
+use crate::db::timers::TimerWrites;
+use crate::db::work_orders::{self as repo, Applied, NewWorkOrder, WorkOrderChanges, WorkOrderRow};
 use crate::db::{
     areas, credits, crews, customers, idempotency, to_json_list, write_transaction,
     write_transaction_planned, DbConnection, Plans,
