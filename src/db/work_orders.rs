@@ -467,10 +467,7 @@ pub fn guarded_update_with(
     credit: Option<&super::credits::CreditRow>,
     timers: &super::timers::TimerWrites,
 ) -> Result<Applied, AppError> {
-    use super::cte::with_write_list;
-    use super::schema::{crew_credits, sla_timers, work_order_events};
-    use diesel::pg::Pg;
-    use diesel::query_builder::QueryFragment;
+    use super::schema::crew_credits;
     use diesel::sql_types::BigInt;
     let pg = match conn {
         DbConnection::Postgresql(pg) if timers.updates.len() <= 1 => pg,
@@ -495,8 +492,136 @@ pub fn guarded_update_with(
         .updates
         .first()
         .map(|(row, expected)| (super::timers::mark(row), *expected));
-    let mut writes: Vec<Box<dyn QueryFragment<Pg> + '_>> = Vec::new();
-    if let Some((row, expected)) = &marked {
+    let writes = action_writes(marked.as_ref(), event, credit, &timers.inserts);
+    let counted = if marked.is_some() {
+        "(SELECT count(*) FROM w1)"
+    } else {
+        "CAST(1 AS BIGINT)"
+    };
+    let update = diesel::update(
+        work_orders::table
+            .filter(work_orders::id.eq(id))
+            .filter(work_orders::version.eq(expected_version)),
+    )
+    .set(changes)
+    .returning((
+        WorkOrderRow::as_returning(),
+        diesel::dsl::sql::<BigInt>(counted),
+    ));
+    // One text per changeset shape and list of writes: a bounded set, kept prepared.
+    let stored: Option<(WorkOrderRow, i64)> =
+        KeptPrepared(super::cte::with_write_list(writes, update))
+            .get_result(pg)
+            .optional()?;
+    Ok(match stored {
+        None => Applied::OrderMoved,
+        Some((_, 0)) => Applied::TimerMoved,
+        Some((changed, _)) => Applied::Done(Box::new(changed)),
+    })
+}
+
+/// [`guarded_update_with`] as one statement that needs no transaction (PostgreSQL, at most
+/// one timer to update, outside a transaction), or `None` with nothing written for any other
+/// case. The statement fails as a whole when the order or the timer moved on since it was
+/// read: the order's update finds the row by its key alone and sets its version through
+/// `gridcall_order_version`, which raises unless the stored version is the one read, and its
+/// `RETURNING` counts the timer's update through `gridcall_timers_updated` (migration
+/// `2026-12-03-000015_action_guards`). Under READ COMMITTED an update that waited on a racing
+/// one's row lock evaluates both on the row that one stored.
+pub fn guarded_update_alone(
+    conn: &mut DbConnection,
+    (id, expected_version): (&str, i32),
+    changes: &WorkOrderChanges,
+    event: &NewEvent,
+    credit: Option<&super::credits::CreditRow>,
+    timers: &super::timers::TimerWrites,
+) -> Result<Option<Applied>, AppError> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use diesel::sql_types::{BigInt, Integer};
+    let pg = match conn {
+        DbConnection::Postgresql(pg) if timers.updates.len() <= 1 => pg,
+        _ => return Ok(None),
+    };
+    if in_transaction(pg) {
+        return Ok(None);
+    }
+    if changes.version != Some(expected_version + 1) {
+        return Err(AppError::internal(format!(
+            "order {id}: an action's update must move the version from {expected_version} by one"
+        )));
+    }
+    let marked = timers
+        .updates
+        .first()
+        .map(|(row, expected)| (super::timers::mark(row), *expected));
+    let writes = action_writes(marked.as_ref(), event, credit, &timers.inserts);
+    let counted = if marked.is_some() {
+        "gridcall_timers_updated((SELECT count(*) FROM w1), 1)"
+    } else {
+        "CAST(1 AS BIGINT)"
+    };
+    let unversioned = WorkOrderChanges {
+        version: None,
+        ..changes.clone()
+    };
+    let version = diesel::dsl::sql::<Integer>("gridcall_order_version(version, ")
+        .bind::<Integer, _>(expected_version)
+        .sql(") + 1");
+    let update = diesel::update(work_orders::table.filter(work_orders::id.eq(id)))
+        .set((&unversioned, work_orders::version.eq(version)))
+        .returning((
+            WorkOrderRow::as_returning(),
+            diesel::dsl::sql::<BigInt>(counted),
+        ));
+    // One text per changeset shape and list of writes: a bounded set, kept prepared.
+    let stored: Result<Option<(WorkOrderRow, i64)>, Error> =
+        KeptPrepared(super::cte::with_write_list(writes, update))
+            .get_result(pg)
+            .optional();
+    Ok(Some(match stored {
+        Ok(Some((changed, _))) => Applied::Done(Box::new(changed)),
+        // Orders are never deleted, and the event's reference to it would have failed.
+        Ok(None) => Applied::OrderMoved,
+        Err(Error::DatabaseError(DatabaseErrorKind::CheckViolation, info)) => {
+            match info.constraint_name() {
+                Some("work_order_version_read") => Applied::OrderMoved,
+                Some("sla_timer_version_read") => Applied::TimerMoved,
+                _ => {
+                    return Err(
+                        Error::DatabaseError(DatabaseErrorKind::CheckViolation, info).into(),
+                    )
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }))
+}
+
+/// Whether `pg` is inside a transaction (then a statement is not atomic on its own: what
+/// follows it may still fail and roll it back, and it may not commit alone).
+fn in_transaction(pg: &mut diesel::PgConnection) -> bool {
+    use diesel::connection::{TransactionManager, TransactionManagerStatus};
+    type Manager = <diesel::PgConnection as diesel::Connection>::TransactionManager;
+    match Manager::transaction_manager_status_mut(pg) {
+        TransactionManagerStatus::Valid(valid) => valid.transaction_depth().is_some(),
+        TransactionManagerStatus::InError => true,
+    }
+}
+
+/// An action's writes in front of its order's update, as data-modifying `WITH` queries: the
+/// timer's guarded update (`w1`, returning a row when it matched), the event, the credit, the
+/// new timers.
+fn action_writes<'a>(
+    marked: Option<&'a (std::borrow::Cow<'a, super::timers::TimerRow>, i32)>,
+    event: &'a NewEvent,
+    credit: Option<&'a super::credits::CreditRow>,
+    inserts: &'a [super::timers::TimerRow],
+) -> Vec<Box<dyn diesel::query_builder::QueryFragment<diesel::pg::Pg> + 'a>> {
+    use super::schema::{crew_credits, sla_timers, work_order_events};
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment;
+    let mut writes: Vec<Box<dyn QueryFragment<Pg> + 'a>> = Vec::new();
+    if let Some((row, expected)) = marked {
         writes.push(Box::new(
             diesel::update(
                 sla_timers::table
@@ -515,7 +640,7 @@ pub fn guarded_update_with(
             diesel::insert_into(crew_credits::table).values(credit),
         ));
     }
-    match timers.inserts.as_slice() {
+    match inserts {
         [] => {}
         [one] => writes.push(Box::new(
             diesel::insert_into(sla_timers::table).values(one.clone()),
@@ -524,30 +649,7 @@ pub fn guarded_update_with(
             diesel::insert_into(sla_timers::table).values(many.to_vec()),
         )),
     }
-    let counted = if marked.is_some() {
-        "(SELECT count(*) FROM w1)"
-    } else {
-        "CAST(1 AS BIGINT)"
-    };
-    let update = diesel::update(
-        work_orders::table
-            .filter(work_orders::id.eq(id))
-            .filter(work_orders::version.eq(expected_version)),
-    )
-    .set(changes)
-    .returning((
-        WorkOrderRow::as_returning(),
-        diesel::dsl::sql::<BigInt>(counted),
-    ));
-    // One text per changeset shape and list of writes: a bounded set, kept prepared.
-    let stored: Option<(WorkOrderRow, i64)> = KeptPrepared(with_write_list(writes, update))
-        .get_result(pg)
-        .optional()?;
-    Ok(match stored {
-        None => Applied::OrderMoved,
-        Some((_, 0)) => Applied::TimerMoved,
-        Some((changed, _)) => Applied::Done(Box::new(changed)),
-    })
+    writes
 }
 
 /// Orders merged into `master_id` and still waiting on it.

@@ -183,3 +183,150 @@ async fn a_timer_fired_between_an_actions_read_and_its_write_leaves_nothing_half
     assert_eq!(order["status"], "accepted");
     assert_eq!(order["version"], 3);
 }
+
+/// On PostgreSQL an action whose writes are one statement runs without a transaction: the
+/// statement must then undo itself as a whole when the order or its timer moved on since the
+/// read, for its event and credit are data-modifying `WITH` queries that would otherwise stay.
+/// On SQLite (always a transaction) the statement is refused with nothing written.
+#[actix_web::test]
+async fn an_action_written_without_a_transaction_undoes_itself_when_anything_moved() {
+    use diesel::prelude::*;
+    use gridcall::db::credits::{CreditRow, Fact};
+    use gridcall::db::events::NewEvent;
+    use gridcall::db::schema::{crew_credits, sla_timers, work_order_events, work_orders};
+    use gridcall::db::timers::TimerWrites;
+    use gridcall::db::work_orders::{self as repo, Applied, WorkOrderChanges};
+    let app = spawn_app().await;
+    let on_postgres = app.state.pool.backend() == gridcall::db::Backend::Postgres;
+    let c = cast(&app).await;
+    let crew = app.crew("ALONE-1", "field", &["SZ-FT-01"]).await;
+    let id = app
+        .new_order(&c.agent, "repair", "SZ-FT-01", "13800000078")
+        .await;
+    app.act(&c.dispatcher, &id, "dispatch", json!({"crew_id": crew}))
+        .await
+        .expect(200);
+    let order_id = id.clone();
+    let crew_id = crew.clone();
+    let (outcomes, counts) = app
+        .state
+        .pool
+        .run(move |conn| {
+            let read = repo::find_for_action(conn, &order_id)?.expect("the order");
+            let open = read
+                .timers
+                .iter()
+                .find(|t| t.ended_at.is_none())
+                .expect("an open timer")
+                .clone();
+            let now = chrono::Utc::now().naive_utc();
+            let changes = WorkOrderChanges {
+                status: Some("accepted".into()),
+                version: Some(read.order.version + 1),
+                updated_at: Some(now),
+                ..Default::default()
+            };
+            let event = NewEvent {
+                work_order_id: order_id.clone(),
+                event_type: "accept".into(),
+                actor_id: None,
+                actor_username: None,
+                actor_role: None,
+                from_status: Some("dispatched".into()),
+                to_status: Some("accepted".into()),
+                reason: None,
+                data: "{}".into(),
+                at: now,
+            };
+            let credit = CreditRow::new(Fact::Dispatch, &crew_id, &order_id, None, now, None);
+            let mut ended = open.clone();
+            ended.ended_at = Some(now);
+            ended.version += 1;
+            let writes = TimerWrites {
+                updates: vec![(ended, open.version)],
+                inserts: Vec::new(),
+            };
+            let attempt = |conn: &mut gridcall::db::DbConnection| {
+                let applied = repo::guarded_update_alone(
+                    conn,
+                    (&read.order.id, read.order.version),
+                    &changes,
+                    &event,
+                    Some(&credit),
+                    &writes,
+                )
+                .expect("no other error");
+                match applied {
+                    None => "refused",
+                    Some(Applied::Done(_)) => "done",
+                    Some(Applied::TimerMoved) => "timer",
+                    Some(Applied::OrderMoved) => "order",
+                }
+            };
+            let count = |conn: &mut gridcall::db::DbConnection| -> QueryResult<(i64, i64)> {
+                let events = work_order_events::table
+                    .filter(work_order_events::work_order_id.eq(&order_id))
+                    .filter(work_order_events::event_type.eq("accept"))
+                    .count()
+                    .get_result(conn)?;
+                let credits = crew_credits::table
+                    .filter(crew_credits::work_order_id.eq(&order_id))
+                    .count()
+                    .get_result(conn)?;
+                Ok((events, credits))
+            };
+            let before = count(conn)?;
+            // The scanner fires the timer after the read.
+            diesel::update(sla_timers::table.filter(sla_timers::id.eq(&open.id)))
+                .set(sla_timers::version.eq(open.version + 1))
+                .execute(conn)?;
+            let timer_moved = attempt(conn);
+            let after_timer = count(conn)?;
+            diesel::update(sla_timers::table.filter(sla_timers::id.eq(&open.id)))
+                .set(sla_timers::version.eq(open.version))
+                .execute(conn)?;
+            // Another action moves the order after the read.
+            diesel::update(work_orders::table.filter(work_orders::id.eq(&order_id)))
+                .set(work_orders::version.eq(read.order.version + 5))
+                .execute(conn)?;
+            let order_moved = attempt(conn);
+            let after_order = count(conn)?;
+            diesel::update(work_orders::table.filter(work_orders::id.eq(&order_id)))
+                .set(work_orders::version.eq(read.order.version))
+                .execute(conn)?;
+            // As read: everything is written, once.
+            let applied = attempt(conn);
+            let after_applied = count(conn)?;
+            let again = attempt(conn);
+            let after_again = count(conn)?;
+            Ok::<_, gridcall::errors::AppError>((
+                (timer_moved, order_moved, applied, again),
+                (before, after_timer, after_order, after_applied, after_again),
+            ))
+        })
+        .await
+        .unwrap();
+    let (before, after_timer, after_order, after_applied, after_again) = counts;
+    assert_eq!(
+        after_timer, before,
+        "a moved timer undid the event and credit"
+    );
+    assert_eq!(
+        after_order, before,
+        "a moved order undid the event and credit"
+    );
+    if on_postgres {
+        assert_eq!(outcomes, ("timer", "order", "done", "order"));
+        assert_eq!(after_applied, (before.0 + 1, before.1 + 1));
+        assert_eq!(after_again, after_applied);
+        let order = app
+            .get(&format!("/api/v1/work-orders/{id}"), &c.dispatcher)
+            .await
+            .body;
+        assert_eq!(order["status"], "accepted");
+        assert_eq!(order["version"], 3);
+    } else {
+        assert_eq!(outcomes, ("refused", "refused", "refused", "refused"));
+        assert_eq!(after_again, before);
+    }
+}

@@ -219,23 +219,38 @@ pub fn act(
         Ok(b) => (Some(b), None),
         Err(e) => (None, Some(e)),
     };
+    // On PostgreSQL's write sessions an action whose writes are one statement needs no
+    // transaction: the read, then that statement, which fails whole if the order or a timer
+    // moved on (`repo::guarded_update_alone`). Under READ COMMITTED each statement of a
+    // transaction sees what was committed when it started, and the read takes no lock, so
+    // reading before the write is what reading inside a transaction would be. Any other
+    // action (or one that turns out to write more) runs in a transaction.
+    let mut alone =
+        crate::db::session_plans(conn) == Some(Plans::IndexedOnce) && may_act_alone(action);
     // A timer the scanner fired between the read and the write: start over from the read.
-    for _ in 0..3 {
-        // Every statement of an action has its index (the order and its timers by key, the
-        // crews and their loads, routing's cells): one kept plan each, as for a create.
-        let attempt = write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
-            let request = Attempt {
-                action,
-                body: body.as_ref(),
-                body_error: &mut body_error,
-                if_match,
-            };
+    let mut timer_moves = 0;
+    while timer_moves < 3 {
+        let request = Attempt {
+            action,
+            body: body.as_ref(),
+            body_error: &mut body_error,
+            if_match,
+            alone,
+        };
+        let attempt = if alone {
             act_once(conn, actor, id, request, now, rules)
-        });
+        } else {
+            // Every statement of an action has its index (the order and its timers by key,
+            // the crews and their loads, routing's cells): one kept plan each, as for a create.
+            write_transaction_planned(conn, Plans::IndexedOnce, |conn| {
+                act_once(conn, actor, id, request, now, rules)
+            })
+        };
         match attempt {
             Ok(acted) => return Ok(acted),
             Err(Failed::App(e)) => return Err(e),
-            Err(Failed::TimerMoved) => continue,
+            Err(Failed::TimerMoved) => timer_moves += 1,
+            Err(Failed::NeedsTransaction) => alone = false,
         }
     }
     Err(AppError::Conflict {
@@ -245,11 +260,21 @@ pub fn act(
     })
 }
 
+/// Whether an action may be written without a transaction when what it reads allows: merge
+/// touches its master, urge may re-target the timers, reopen marks the crew's resolves as
+/// reworked — each more than one statement.
+fn may_act_alone(action: Action) -> bool {
+    !matches!(action, Action::Merge | Action::Urge | Action::Reopen)
+}
+
 /// Why one attempt at an action did not commit.
 enum Failed {
     App(AppError),
     /// A timer to change had moved on since the read (the scanner fired it).
     TimerMoved,
+    /// Tried without a transaction, the action turned out to write more than one statement;
+    /// nothing was written.
+    NeedsTransaction,
 }
 
 impl From<AppError> for Failed {
@@ -270,9 +295,12 @@ struct Attempt<'a> {
     body: Option<&'a ActionBody>,
     body_error: &'a mut Option<AppError>,
     if_match: Option<Option<i32>>,
+    /// No transaction: the attempt may write one statement ([`repo::guarded_update_alone`])
+    /// and nothing else; it answers [`Failed::NeedsTransaction`] before writing otherwise.
+    alone: bool,
 }
 
-/// One attempt at [`act`], in its transaction.
+/// One attempt at [`act`], in its transaction or alone.
 fn act_once(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -282,6 +310,7 @@ fn act_once(
     rules: &Rules,
 ) -> Result<Acted, Failed> {
     let action = request.action;
+    let alone = request.alone;
     // The order with its timers and what its credit needs: one statement.
     let read = repo::find_for_action(conn, id)?
         .filter(|r| actor.sees_order(&r.order.area_code, r.order.assigned_crew_id.as_deref()))
@@ -335,6 +364,7 @@ fn act_once(
         body,
         rules,
         now,
+        alone,
     };
     let done = match action {
         Action::Dispatch | Action::Reassign => dispatch(conn, &step, action, &mut effect)?,
@@ -381,6 +411,9 @@ fn act_once(
     let plan = sla_rules::plan(f.kind, action, to);
     let held = order.assigned_crew_id.as_deref();
     let (changed, timers) = if retarget {
+        if alone {
+            return Err(Failed::NeedsTransaction);
+        }
         // The event tells what the recalculation changed: written after it, and the
         // timers read with the order are stale.
         let changed = repo::guarded_update_returning(conn, &order.id, order.version, &changes)?
@@ -412,14 +445,19 @@ fn act_once(
             Some(&mut writes),
         )?;
         let credit = credit_of(action, order, &changes, holder_resolved_at, now);
-        let changed = match repo::guarded_update_with(
-            conn,
-            (&order.id, order.version),
-            &changes,
-            &event_of(data),
-            credit.as_ref(),
-            &writes,
-        )? {
+        let write = (order.id.as_str(), order.version);
+        let applied = if alone {
+            if reworks(action, to) || cascades(to, has_merged, order) {
+                return Err(Failed::NeedsTransaction);
+            }
+            let event = event_of(data);
+            repo::guarded_update_alone(conn, write, &changes, &event, credit.as_ref(), &writes)?
+                .ok_or(Failed::NeedsTransaction)?
+        } else {
+            let event = event_of(data);
+            repo::guarded_update_with(conn, write, &changes, &event, credit.as_ref(), &writes)?
+        };
+        let changed = match applied {
             Applied::Done(changed) => *changed,
             Applied::OrderMoved => return Err(concurrent().into()),
             Applied::TimerMoved => return Err(Failed::TimerMoved),
@@ -433,17 +471,13 @@ fn act_once(
         }
         (changed, Some(timers))
     };
-    if action == Action::Reopen || (action == Action::Callback && to == Status::Reopened) {
+    if reworks(action, to) {
         credits::mark_reopened(conn, &order.id, now.naive_utc())?;
     }
-    // A merge moves its master's version, so none came since the read (the update above
-    // would have found the order moved on); calls linked to an outage do not, so an
-    // outage's master looks again.
-    let has_merged = has_merged || order.outage_id.is_some();
-    if to == Status::Resolved && has_merged {
+    if to == Status::Resolved && cascades(to, has_merged, order) {
         resolve_merged(conn, &order.id, now, &rules.sla)?;
     }
-    if to == Status::Cancelled && has_merged {
+    if to == Status::Cancelled && cascades(to, has_merged, order) {
         release_merged(
             conn,
             &order.id,
@@ -457,6 +491,20 @@ fn act_once(
         routing.map(Box::new),
         timers,
     ))
+}
+
+/// Whether the action marks the crew's resolves of the order as reworked (a reopen, or an
+/// unhappy callback).
+fn reworks(action: Action, to: Status) -> bool {
+    action == Action::Reopen || (action == Action::Callback && to == Status::Reopened)
+}
+
+/// Whether the action carries on to the orders waiting on this one (resolved or released
+/// with it). A merge moves its master's version, so none came since the read (the update
+/// would find the order moved on); calls linked to an outage do not, so an outage's master
+/// looks again.
+fn cascades(to: Status, has_merged: bool, order: &WorkOrderRow) -> bool {
+    matches!(to, Status::Resolved | Status::Cancelled) && (has_merged || order.outage_id.is_some())
 }
 
 /// The order as its update will store it, in what its timers are planned from: the terms of
@@ -491,6 +539,8 @@ struct Step<'a> {
     body: &'a ActionBody,
     rules: &'a Rules,
     now: DateTime<Utc>,
+    /// Without a transaction ([`Attempt::alone`]).
+    alone: bool,
 }
 
 /// What an action changes: the order's fields, its event's data, the status it ends in, and
@@ -534,7 +584,7 @@ fn dispatch(
     step: &Step<'_>,
     action: Action,
     effect: &mut Effect,
-) -> Result<Outcome, AppError> {
+) -> Result<Outcome, Failed> {
     let order = step.order;
     let routed = match &step.body.crew_id {
         Some(_) => None,
@@ -550,6 +600,8 @@ fn dispatch(
             let considered = ranked.len();
             match ranked.into_iter().find(|r| r.eligible) {
                 Some(best) => Some(best),
+                // The refusal's event and mail are two writes.
+                None if step.alone => return Err(Failed::NeedsTransaction),
                 None => {
                     let status = step.facts.status;
                     events::insert(
@@ -589,10 +641,9 @@ fn dispatch(
         .or(chosen.as_deref())
         .unwrap_or_default();
     if action == Action::Reassign && order.assigned_crew_id.as_deref() == Some(crew_id) {
-        return Err(AppError::invalid(
-            "crew_id",
-            "the order is already assigned to this crew",
-        ));
+        return Err(
+            AppError::invalid("crew_id", "the order is already assigned to this crew").into(),
+        );
     }
     // Routing ranked the crew it chose by the same rules, on the same reads: it is eligible,
     // so there is nothing to check again or to override.
