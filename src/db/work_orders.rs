@@ -488,12 +488,8 @@ pub fn guarded_update_with(
             return Ok(Applied::Done(Box::new(changed)));
         }
     };
-    let marked = timers
-        .updates
-        .first()
-        .map(|(row, expected)| (super::timers::mark(row), *expected));
-    let writes = action_writes(marked.as_ref(), event, credit, &timers.inserts);
-    let counted = if marked.is_some() {
+    let writes = action_writes(timers, event, credit);
+    let counted = if !timers.updates.is_empty() {
         "(SELECT count(*) FROM w1)"
     } else {
         "CAST(1 AS BIGINT)"
@@ -550,12 +546,8 @@ pub fn guarded_update_alone(
             "order {id}: an action's update must move the version from {expected_version} by one"
         )));
     }
-    let marked = timers
-        .updates
-        .first()
-        .map(|(row, expected)| (super::timers::mark(row), *expected));
-    let writes = action_writes(marked.as_ref(), event, credit, &timers.inserts);
-    let counted = if marked.is_some() {
+    let writes = action_writes(timers, event, credit);
+    let counted = if !timers.updates.is_empty() {
         "gridcall_timers_updated((SELECT count(*) FROM w1), 1)"
     } else {
         "CAST(1 AS BIGINT)"
@@ -609,26 +601,25 @@ fn in_transaction(pg: &mut diesel::PgConnection) -> bool {
 }
 
 /// An action's writes in front of its order's update, as data-modifying `WITH` queries: the
-/// timer's guarded update (`w1`, returning a row when it matched), the event, the credit, the
-/// new timers.
+/// timer's guarded update (`w1`, returning a row when it matched; at most one), the event, the
+/// credit, the new timers.
 fn action_writes<'a>(
-    marked: Option<&'a (std::borrow::Cow<'a, super::timers::TimerRow>, i32)>,
+    timers: &'a super::timers::TimerWrites,
     event: &'a NewEvent,
     credit: Option<&'a super::credits::CreditRow>,
-    inserts: &'a [super::timers::TimerRow],
 ) -> Vec<Box<dyn diesel::query_builder::QueryFragment<diesel::pg::Pg> + 'a>> {
     use super::schema::{crew_credits, sla_timers, work_order_events};
     use diesel::pg::Pg;
     use diesel::query_builder::QueryFragment;
     let mut writes: Vec<Box<dyn QueryFragment<Pg> + 'a>> = Vec::new();
-    if let Some((row, expected)) = marked {
+    if let Some((row, expected)) = timers.updates.first() {
         writes.push(Box::new(
             diesel::update(
                 sla_timers::table
                     .filter(sla_timers::id.eq(&row.id))
                     .filter(sla_timers::version.eq(*expected)),
             )
-            .set(row.as_ref().clone())
+            .set(super::timers::mark(row).into_owned())
             .returning(sla_timers::version),
         ));
     }
@@ -640,7 +631,7 @@ fn action_writes<'a>(
             diesel::insert_into(crew_credits::table).values(credit),
         ));
     }
-    match inserts {
+    match timers.inserts.as_slice() {
         [] => {}
         [one] => writes.push(Box::new(
             diesel::insert_into(sla_timers::table).values(one.clone()),

@@ -73,10 +73,8 @@ async fn concurrent_creates_get_distinct_numbers() {
 #[actix_web::test]
 async fn a_timer_fired_between_an_actions_read_and_its_write_leaves_nothing_half_written() {
     use diesel::prelude::*;
-    use gridcall::db::events::NewEvent;
     use gridcall::db::schema::sla_timers;
-    use gridcall::db::timers::TimerWrites;
-    use gridcall::db::work_orders::{self as repo, Applied, WorkOrderChanges};
+    use gridcall::db::work_orders::{self as repo, Applied};
     use gridcall::db::write_transaction;
     use gridcall::errors::AppError;
     let app = spawn_app().await;
@@ -94,38 +92,13 @@ async fn a_timer_fired_between_an_actions_read_and_its_write_leaves_nothing_half
         .pool
         .run(move |conn| {
             let read = repo::find_for_action(conn, &order_id)?.expect("the order");
-            let open = read
-                .timers
-                .iter()
-                .find(|t| t.ended_at.is_none())
-                .expect("an open timer")
-                .clone();
-            let now = chrono::Utc::now().naive_utc();
-            let changes = WorkOrderChanges {
-                status: Some("accepted".into()),
-                version: Some(read.order.version + 1),
-                updated_at: Some(now),
-                ..Default::default()
-            };
-            let event = NewEvent {
-                work_order_id: order_id.clone(),
-                event_type: "accept".into(),
-                actor_id: None,
-                actor_username: None,
-                actor_role: None,
-                from_status: Some("dispatched".into()),
-                to_status: Some("accepted".into()),
-                reason: None,
-                data: "{}".into(),
-                at: now,
-            };
-            let mut ended = open.clone();
-            ended.ended_at = Some(now);
-            ended.version += 1;
-            let writes = TimerWrites {
-                updates: vec![(ended, open.version)],
-                inserts: Vec::new(),
-            };
+            let Accept {
+                open,
+                now: _,
+                changes,
+                event,
+                writes,
+            } = accept_of(&read);
             let attempt = |conn: &mut gridcall::db::DbConnection| {
                 write_transaction(conn, |conn| {
                     let applied = repo::guarded_update_with(
@@ -192,10 +165,8 @@ async fn a_timer_fired_between_an_actions_read_and_its_write_leaves_nothing_half
 async fn an_action_written_without_a_transaction_undoes_itself_when_anything_moved() {
     use diesel::prelude::*;
     use gridcall::db::credits::{CreditRow, Fact};
-    use gridcall::db::events::NewEvent;
     use gridcall::db::schema::{crew_credits, sla_timers, work_order_events, work_orders};
-    use gridcall::db::timers::TimerWrites;
-    use gridcall::db::work_orders::{self as repo, Applied, WorkOrderChanges};
+    use gridcall::db::work_orders::{self as repo, Applied};
     let app = spawn_app().await;
     let on_postgres = app.state.pool.backend() == gridcall::db::Backend::Postgres;
     let c = cast(&app).await;
@@ -213,39 +184,14 @@ async fn an_action_written_without_a_transaction_undoes_itself_when_anything_mov
         .pool
         .run(move |conn| {
             let read = repo::find_for_action(conn, &order_id)?.expect("the order");
-            let open = read
-                .timers
-                .iter()
-                .find(|t| t.ended_at.is_none())
-                .expect("an open timer")
-                .clone();
-            let now = chrono::Utc::now().naive_utc();
-            let changes = WorkOrderChanges {
-                status: Some("accepted".into()),
-                version: Some(read.order.version + 1),
-                updated_at: Some(now),
-                ..Default::default()
-            };
-            let event = NewEvent {
-                work_order_id: order_id.clone(),
-                event_type: "accept".into(),
-                actor_id: None,
-                actor_username: None,
-                actor_role: None,
-                from_status: Some("dispatched".into()),
-                to_status: Some("accepted".into()),
-                reason: None,
-                data: "{}".into(),
-                at: now,
-            };
+            let Accept {
+                open,
+                now,
+                changes,
+                event,
+                writes,
+            } = accept_of(&read);
             let credit = CreditRow::new(Fact::Dispatch, &crew_id, &order_id, None, now, None);
-            let mut ended = open.clone();
-            ended.ended_at = Some(now);
-            ended.version += 1;
-            let writes = TimerWrites {
-                updates: vec![(ended, open.version)],
-                inserts: Vec::new(),
-            };
             let attempt = |conn: &mut gridcall::db::DbConnection| {
                 let applied = repo::guarded_update_alone(
                     conn,
@@ -328,5 +274,57 @@ async fn an_action_written_without_a_transaction_undoes_itself_when_anything_mov
     } else {
         assert_eq!(outcomes, ("refused", "refused", "refused", "refused"));
         assert_eq!(after_again, before);
+    }
+}
+
+/// An accept of a dispatched order as the action works it out from its read: the open timer
+/// it ends, and the order's changes, its event and the timer's update.
+struct Accept {
+    open: gridcall::db::timers::TimerRow,
+    now: chrono::NaiveDateTime,
+    changes: gridcall::db::work_orders::WorkOrderChanges,
+    event: gridcall::db::events::NewEvent,
+    writes: gridcall::db::timers::TimerWrites,
+}
+
+fn accept_of(read: &gridcall::db::work_orders::OrderForAction) -> Accept {
+    let open = read
+        .timers
+        .iter()
+        .find(|t| t.ended_at.is_none())
+        .expect("an open timer")
+        .clone();
+    let now = chrono::Utc::now().naive_utc();
+    let changes = gridcall::db::work_orders::WorkOrderChanges {
+        status: Some("accepted".into()),
+        version: Some(read.order.version + 1),
+        updated_at: Some(now),
+        ..Default::default()
+    };
+    let event = gridcall::db::events::NewEvent {
+        work_order_id: read.order.id.clone(),
+        event_type: "accept".into(),
+        actor_id: None,
+        actor_username: None,
+        actor_role: None,
+        from_status: Some("dispatched".into()),
+        to_status: Some("accepted".into()),
+        reason: None,
+        data: "{}".into(),
+        at: now,
+    };
+    let mut ended = open.clone();
+    ended.ended_at = Some(now);
+    ended.version += 1;
+    let writes = gridcall::db::timers::TimerWrites {
+        updates: vec![(ended, open.version)],
+        inserts: Vec::new(),
+    };
+    Accept {
+        open,
+        now,
+        changes,
+        event,
+        writes,
     }
 }
