@@ -956,15 +956,7 @@ pub fn read_snapshot<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let open = match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()?
-            .is_some(),
-        DbConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()?
-            .is_some(),
-    };
-    if open {
+    if in_transaction(conn)? {
         return f(conn);
     }
     match conn {
@@ -1071,6 +1063,20 @@ impl Plans {
     }
 }
 
+/// Whether `conn` is inside a transaction: then a statement is not atomic on its own (what
+/// follows may still roll it back). A connection whose transaction state is broken answers
+/// an error.
+pub fn in_transaction(conn: &mut DbConnection) -> Result<bool, diesel::result::Error> {
+    Ok(match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some(),
+        DbConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some(),
+    })
+}
+
 /// Runs `f` in a write transaction; `Ok` means committed. On SQLite the transaction opens
 /// with `BEGIN IMMEDIATE`, so the write lock is taken up front and a read-then-write cannot
 /// fail with "database is locked"; writers of this process wait for it in a fair queue and
@@ -1099,14 +1105,7 @@ pub fn write_transaction_planned<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let nested = match conn {
-        DbConnection::Sqlite(lite) => AnsiTransactionManager::transaction_manager_status_mut(lite)
-            .transaction_depth()?
-            .is_some(),
-        DbConnection::Postgresql(pg) => AnsiTransactionManager::transaction_manager_status_mut(pg)
-            .transaction_depth()?
-            .is_some(),
-    };
+    let nested = in_transaction(conn)?;
     match conn {
         // The outermost write transaction waits its turn in this process's queue for the
         // file, then runs on the writer connection as one writer of a group commit (the group's

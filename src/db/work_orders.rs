@@ -534,13 +534,13 @@ pub fn guarded_update_alone(
 ) -> Result<Option<Applied>, AppError> {
     use diesel::result::{DatabaseErrorKind, Error};
     use diesel::sql_types::{BigInt, Integer};
+    if super::in_transaction(conn)? {
+        return Ok(None);
+    }
     let pg = match conn {
         DbConnection::Postgresql(pg) if timers.updates.len() <= 1 => pg,
         _ => return Ok(None),
     };
-    if in_transaction(pg) {
-        return Ok(None);
-    }
     if changes.version != Some(expected_version + 1) {
         return Err(AppError::internal(format!(
             "order {id}: an action's update must move the version from {expected_version} by one"
@@ -574,30 +574,19 @@ pub fn guarded_update_alone(
         Ok(Some((changed, _))) => Applied::Done(Box::new(changed)),
         // Orders are never deleted, and the event's reference to it would have failed.
         Ok(None) => Applied::OrderMoved,
-        Err(Error::DatabaseError(DatabaseErrorKind::CheckViolation, info)) => {
-            match info.constraint_name() {
-                Some("work_order_version_read") => Applied::OrderMoved,
-                Some("sla_timer_version_read") => Applied::TimerMoved,
-                _ => {
-                    return Err(
-                        Error::DatabaseError(DatabaseErrorKind::CheckViolation, info).into(),
-                    )
-                }
-            }
+        // The guard functions' errors name what moved on.
+        Err(Error::DatabaseError(DatabaseErrorKind::CheckViolation, info))
+            if info.constraint_name() == Some("work_order_version_read") =>
+        {
+            Applied::OrderMoved
+        }
+        Err(Error::DatabaseError(DatabaseErrorKind::CheckViolation, info))
+            if info.constraint_name() == Some("sla_timer_version_read") =>
+        {
+            Applied::TimerMoved
         }
         Err(e) => return Err(e.into()),
     }))
-}
-
-/// Whether `pg` is inside a transaction (then a statement is not atomic on its own: what
-/// follows it may still fail and roll it back, and it may not commit alone).
-fn in_transaction(pg: &mut diesel::PgConnection) -> bool {
-    use diesel::connection::{TransactionManager, TransactionManagerStatus};
-    type Manager = <diesel::PgConnection as diesel::Connection>::TransactionManager;
-    match Manager::transaction_manager_status_mut(pg) {
-        TransactionManagerStatus::Valid(valid) => valid.transaction_depth().is_some(),
-        TransactionManagerStatus::InError => true,
-    }
 }
 
 /// An action's writes in front of its order's update, as data-modifying `WITH` queries: the
