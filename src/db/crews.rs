@@ -89,18 +89,22 @@ pub fn list(
     Ok(q.load(conn)?)
 }
 
+/// The statuses of an order that count toward its crew's load: assigned and still being
+/// worked.
+pub const LOAD_STATUSES: [&str; 6] = [
+    "dispatched",
+    "accepted",
+    "en_route",
+    "on_site",
+    "contacted",
+    "suspended",
+];
+
 /// Orders assigned to the crew that are still being worked (its load).
 pub fn open_load(conn: &mut DbConnection, crew_id: &str) -> Result<i64, AppError> {
     Ok(work_orders::table
         .filter(work_orders::assigned_crew_id.eq(crew_id))
-        .filter(work_orders::status.eq_any([
-            "dispatched",
-            "accepted",
-            "en_route",
-            "on_site",
-            "contacted",
-            "suspended",
-        ]))
+        .filter(work_orders::status.eq_any(LOAD_STATUSES))
         .count()
         .get_result(conn)?)
 }
@@ -113,71 +117,71 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<CrewRow>, AppError> {
         .load(conn)?)
 }
 
-/// Open assigned orders per crew.
-pub fn loads(
-    conn: &mut DbConnection,
-    crew_ids: &[&str],
-) -> Result<std::collections::HashMap<String, i64>, AppError> {
-    let rows: Vec<(Option<String>, i64)> = work_orders::table
-        .filter(work_orders::assigned_crew_id.eq_any(crew_ids))
-        // Stated, so that PostgreSQL's generic plan can prove the partial index applies: it
-        // cannot from `= ANY($1)` with the array a parameter.
-        .filter(work_orders::assigned_crew_id.is_not_null())
-        .filter(work_orders::status.eq_any([
-            "dispatched",
-            "accepted",
-            "en_route",
-            "on_site",
-            "contacted",
-            "suspended",
-        ]))
-        .group_by(work_orders::assigned_crew_id)
-        .select((work_orders::assigned_crew_id, diesel::dsl::count_star()))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(c, n)| c.map(|c| (c, n)))
-        .collect())
+/// A crew's standing for routing: its load and its recent on-time record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Orders assigned to it that are still being worked.
+    pub load: i64,
+    /// Instances of the stage it was credited with that met their target.
+    pub met: i64,
+    /// Instances of the stage it was credited with that were timed (met or breached).
+    pub timed: i64,
 }
 
-/// Per credited crew: instances of `stage` met and timed (met or breached) among those that
-/// started in the local days (Asia/Shanghai, as the reports count) from `since`'s day to
-/// `until`'s — routing's recent performance (arrivals, or replies for units).
+/// Per crew of `crew_ids`: its load, and the instances of `stage` it was credited with that
+/// met and that were timed (met or breached) among those that started in the local days
+/// (Asia/Shanghai, as the reports count) from `since`'s day to `until`'s — routing's recent
+/// performance (arrivals, or replies for units). One statement: each crew's load and cells
+/// are correlated subqueries, so a dispatch reads them in one round trip.
 ///
-/// Read from the day roll-up cells of these crews (`sla_rollups_crew_idx`: a few cells per
-/// crew and day, however busy the crew), as of the roll-up job's last pass (it runs every
-/// second by default). Instances it has not folded yet are left out: a ranking score can be
-/// a second old, and reading them cost more than the rest of a dispatch under load (the
-/// partial index over the roll-up flag fills with entries of folded rows until a vacuum:
-/// 2.9 ms a dispatch after 30 s of the lifecycle mix).
-pub fn on_time_stats(
+/// The load is counted through `work_orders_crew_idx` (crew, status; the subquery's
+/// `assigned_crew_id = crews.id` proves its `IS NOT NULL` predicate). The record is read from
+/// the day roll-up cells of these crews (`sla_rollups_crew_idx`: a few cells per crew and
+/// day, however busy the crew), as of the roll-up job's last pass (it runs every second by
+/// default). Instances it has not folded yet are left out: a ranking score can be a second
+/// old, and reading them cost more than the rest of a dispatch under load (the partial index
+/// over the roll-up flag fills with entries of folded rows until a vacuum: 2.9 ms a dispatch
+/// after 30 s of the lifecycle mix). Crews not in `crew_ids` are not read.
+pub fn standings(
     conn: &mut DbConnection,
     stage: &str,
     (since, until): (NaiveDateTime, NaiveDateTime),
     crew_ids: &[&str],
-) -> Result<std::collections::HashMap<String, (i64, i64)>, AppError> {
-    use super::schema::sla_rollups;
+) -> Result<std::collections::HashMap<String, Standing>, AppError> {
     use crate::domain::reports::local_day;
     use crate::domain::rollup::DAY;
-    let first_day = local_day(since.and_utc());
-    let last_day = local_day(until.and_utc());
-    let mut out: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
-    let cells: Vec<(String, i64, i64)> = sla_rollups::table
-        .filter(sla_rollups::crew_id.eq_any(crew_ids))
-        .filter(sla_rollups::stage.eq(stage))
-        .filter(sla_rollups::grain.eq(DAY))
-        .filter(sla_rollups::period.ge(first_day.format("%Y-%m-%d").to_string()))
-        .filter(sla_rollups::period.le(last_day.format("%Y-%m-%d").to_string()))
-        .select((
-            sla_rollups::crew_id,
-            sla_rollups::met,
-            sla_rollups::breached,
-        ))
-        .load(conn)?;
-    for (crew, met, breached) in cells {
-        let e = out.entry(crew).or_default();
-        e.0 += met;
-        e.1 += met + breached;
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Text};
+    if crew_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
     }
-    Ok(out)
+    let first_day = local_day(since.and_utc()).format("%Y-%m-%d").to_string();
+    let last_day = local_day(until.and_utc()).format("%Y-%m-%d").to_string();
+    let statuses = LOAD_STATUSES.map(|s| format!("'{s}'")).join(", ");
+    let load = sql::<BigInt>(&format!(
+        "(SELECT count(*) FROM work_orders w \
+         WHERE w.assigned_crew_id = crews.id AND w.status IN ({statuses}))"
+    ));
+    let cells = |sum: &str| {
+        sql::<BigInt>(&format!(
+            "(SELECT CAST(COALESCE(SUM({sum}), 0) AS BIGINT) FROM sla_rollups r \
+             WHERE r.crew_id = crews.id AND r.stage = "
+        ))
+        .bind::<Text, _>(stage.to_owned())
+        .sql(" AND r.grain = ")
+        .bind::<Text, _>(DAY)
+        .sql(" AND r.period >= ")
+        .bind::<Text, _>(first_day.clone())
+        .sql(" AND r.period <= ")
+        .bind::<Text, _>(last_day.clone())
+        .sql(")")
+    };
+    let rows: Vec<(String, i64, i64, i64)> = crews::table
+        .filter(crews::id.eq_any(crew_ids))
+        .select((crews::id, load, cells("r.met"), cells("r.met + r.breached")))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, load, met, timed)| (id, Standing { load, met, timed }))
+        .collect())
 }

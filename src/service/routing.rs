@@ -91,12 +91,12 @@ pub fn named_candidates(
         })
         .map(|(c, _)| c.id.as_str())
         .collect();
-    let loads = crews::loads(conn, &relevant)?;
-    let arrivals = crews::on_time_stats(conn, stage.as_str(), (since, now.naive_utc()), &relevant)?;
+    let standings = crews::standings(conn, stage.as_str(), (since, now.naive_utc()), &relevant)?;
     let skill = categories
         .find(kind, &order.category)
         .and_then(|c| c.skill.clone());
     let returned = order.returned_crew_ids.to_vec();
+    let standing = |id: &str| standings.get(id).copied().unwrap_or_default();
     let inputs: Vec<CandidateInput<'_>> = all
         .iter()
         .zip(&lists)
@@ -108,11 +108,11 @@ pub fn named_candidates(
                 area_codes,
                 skills,
                 capacity: i64::from(c.capacity),
-                load: loads.get(&c.id).copied().unwrap_or(0),
+                load: standing(&c.id).load,
             },
             code: &c.code,
             position: c.lat.zip(c.lon),
-            arrivals: arrivals.get(&c.id).copied().unwrap_or((0, 0)),
+            arrivals: (standing(&c.id).met, standing(&c.id).timed),
         })
         .collect();
     let needs = OrderNeeds {

@@ -304,3 +304,80 @@ async fn recent_performance_is_read_from_what_the_roll_up_has_folded() {
     let rate = on_time_rate(&app, &c, "13800000007").await;
     assert!((rate.as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "{rate}");
 }
+
+#[actix_web::test]
+async fn a_crews_load_counts_its_orders_still_being_worked_and_a_full_crew_is_passed_over() {
+    let app = spawn_app().await;
+    app.area("SZ-FT-01", "urban").await;
+    let agent = app.user("agent1", "agent", json!({})).await;
+    let disp = app.user("disp1", "dispatcher", json!({})).await;
+    let near = crew(&app, "NEAR", "field", &["repair"], true, (22.541, 114.051)).await;
+    let far = crew(&app, "FAR", "field", &["repair"], true, (22.70, 114.30)).await;
+    let member = app.user("near1", "crew", json!({"crew_id": near})).await;
+    let mut orders = Vec::new();
+    for phone in ["13800000001", "13800000002", "13800000003", "13800000004"] {
+        orders.push(app.new_order(&agent, "repair", "SZ-FT-01", phone).await);
+    }
+    let candidate = |body: &serde_json::Value, code: &str| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"] == code)
+            .unwrap()
+            .clone()
+    };
+    // three of them assigned to NEAR (its capacity): dispatched, accepted, and on its way
+    for id in &orders[..3] {
+        app.act(&disp, id, "dispatch", json!({"crew_id": near}))
+            .await
+            .expect(200);
+    }
+    app.act(&member, &orders[1], "accept", json!({}))
+        .await
+        .expect(200);
+    app.act(&member, &orders[2], "accept", json!({}))
+        .await
+        .expect(200);
+    app.act(&member, &orders[2], "depart", json!({}))
+        .await
+        .expect(200);
+    let last = &orders[3];
+    let cands = app
+        .get(&format!("/api/v1/work-orders/{last}/candidates"), &disp)
+        .await
+        .expect(200)
+        .body;
+    let near_now = candidate(&cands, "NEAR");
+    assert_eq!(near_now["load"], 3);
+    assert_eq!(near_now["capacity"], 3);
+    assert_eq!(near_now["why_not"], json!(["capacity"]));
+    assert_eq!(candidate(&cands, "FAR")["load"], 0);
+    assert_eq!(candidate(&cands, "FAR")["eligible"], true);
+    let r = app
+        .act(&disp, last, "dispatch", json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        r["assigned_crew_id"],
+        far.as_str(),
+        "the full crew passed over"
+    );
+
+    // a cancelled order is no longer NEAR's load: it is eligible again
+    app.act(&agent, &orders[0], "cancel", json!({"reason": "误报"}))
+        .await
+        .expect(200);
+    let another = app
+        .new_order(&agent, "repair", "SZ-FT-01", "13800000005")
+        .await;
+    let cands = app
+        .get(&format!("/api/v1/work-orders/{another}/candidates"), &disp)
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(candidate(&cands, "NEAR")["load"], 2);
+    assert_eq!(candidate(&cands, "NEAR")["eligible"], true);
+    assert_eq!(candidate(&cands, "FAR")["load"], 1);
+}
