@@ -1,7 +1,7 @@
 //! Crews: field crews and handling units.
 
 use super::schema::{crews, work_orders};
-use super::{is_unique_violation, DbConnection};
+use super::{is_unique_violation, DbConnection, KeptPrepared};
 use crate::errors::AppError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -131,17 +131,21 @@ pub struct Standing {
 /// Per crew of `crew_ids`: its load, and the instances of `stage` it was credited with that
 /// met and that were timed (met or breached) among those that started in the local days
 /// (Asia/Shanghai, as the reports count) from `since`'s day to `until`'s — routing's recent
-/// performance (arrivals, or replies for units). One statement: each crew's load and cells
-/// are correlated subqueries, so a dispatch reads them in one round trip.
+/// performance (arrivals, or replies for units). One statement, so a dispatch reads both in
+/// one round trip: the loads grouped by crew, `UNION ALL` each crew's record.
 ///
-/// The load is counted through `work_orders_crew_idx` (crew, status; the subquery's
-/// `assigned_crew_id = crews.id` proves its `IS NOT NULL` predicate). The record is read from
-/// the day roll-up cells of these crews (`sla_rollups_crew_idx`: a few cells per crew and
-/// day, however busy the crew), as of the roll-up job's last pass (it runs every second by
+/// The loads are counted through `work_orders_crew_idx` (crew, status), both columns index
+/// conditions (`assigned_crew_id IS NOT NULL` is stated so that PostgreSQL's generic plan can
+/// prove the partial index applies: it cannot from `= ANY($1)` with the array a parameter):
+/// only orders still being worked are read, however many a crew has closed. (A count per crew
+/// as a correlated subquery was tried: its plan took the status as a filter and read every
+/// order the crew ever had.) The record is read from the day roll-up cells of each crew, a
+/// correlated subquery per crew (`sla_rollups_crew_idx`: a few cells per crew and day,
+/// however busy the crew), as of the roll-up job's last pass (it runs every second by
 /// default). Instances it has not folded yet are left out: a ranking score can be a second
 /// old, and reading them cost more than the rest of a dispatch under load (the partial index
 /// over the roll-up flag fills with entries of folded rows until a vacuum: 2.9 ms a dispatch
-/// after 30 s of the lifecycle mix). Crews not in `crew_ids` are not read.
+/// after 30 s of the lifecycle mix).
 pub fn standings(
     conn: &mut DbConnection,
     stage: &str,
@@ -157,11 +161,21 @@ pub fn standings(
     }
     let first_day = local_day(since.and_utc()).format("%Y-%m-%d").to_string();
     let last_day = local_day(until.and_utc()).format("%Y-%m-%d").to_string();
-    let statuses = LOAD_STATUSES.map(|s| format!("'{s}'")).join(", ");
-    let load = sql::<BigInt>(&format!(
-        "(SELECT count(*) FROM work_orders w \
-         WHERE w.assigned_crew_id = crews.id AND w.status IN ({statuses}))"
-    ));
+    let loads = work_orders::table
+        .filter(work_orders::assigned_crew_id.eq_any(crew_ids))
+        .filter(work_orders::assigned_crew_id.is_not_null())
+        .filter(work_orders::status.eq_any(LOAD_STATUSES))
+        .group_by(work_orders::assigned_crew_id)
+        .select((
+            work_orders::assigned_crew_id,
+            diesel::dsl::count_star(),
+            sql::<BigInt>("0"),
+            sql::<BigInt>("0"),
+        ));
+    // Per crew, one range of `sla_rollups_crew_idx` (crew, stage, grain, period), every
+    // condition an index condition. Grouped over `crew_id = ANY(…)` instead, the plan depended
+    // on the statistics: without them the primary key (grain, period, …) looked cheaper, and
+    // it reads the window's cells of every crew.
     let cells = |sum: &str| {
         sql::<BigInt>(&format!(
             "(SELECT CAST(COALESCE(SUM({sum}), 0) AS BIGINT) FROM sla_rollups r \
@@ -176,12 +190,28 @@ pub fn standings(
         .bind::<Text, _>(last_day.clone())
         .sql(")")
     };
-    let rows: Vec<(String, i64, i64, i64)> = crews::table
-        .filter(crews::id.eq_any(crew_ids))
-        .select((crews::id, load, cells("r.met"), cells("r.met + r.breached")))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, load, met, timed)| (id, Standing { load, met, timed }))
-        .collect())
+    let records = crews::table.filter(crews::id.eq_any(crew_ids)).select((
+        crews::id.nullable(),
+        sql::<BigInt>("0"),
+        cells("r.met"),
+        cells("r.met + r.breached"),
+    ));
+    let standings = loads.union_all(records);
+    let rows: Vec<(Option<String>, i64, i64, i64)> = match conn {
+        // Its text is one on PostgreSQL (`= ANY($1)`), kept prepared as the two queries were
+        // (diesel would prepare it anew each time: it holds SQL literals).
+        DbConnection::Postgresql(c) => KeptPrepared(standings).load(c)?,
+        // On SQLite the text varies with the number of crews (`IN (?, ?, …)`).
+        DbConnection::Sqlite(c) => standings.load(c)?,
+    };
+    let mut out: std::collections::HashMap<String, Standing> = std::collections::HashMap::new();
+    for (crew, load, met, timed) in rows {
+        if let Some(crew) = crew {
+            let s = out.entry(crew).or_default();
+            s.load += load;
+            s.met += met;
+            s.timed += timed;
+        }
+    }
+    Ok(out)
 }
