@@ -116,7 +116,9 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some((at, id)) = after {
-        q = q.filter(
+        // The bound is implied by the `OR`; stated, it bounds the index range (a deep page
+        // starts at the cursor).
+        q = q.filter(appeals::filed_at.le(at)).filter(
             appeals::filed_at
                 .lt(at)
                 .or(appeals::filed_at.eq(at).and(appeals::id.lt(id))),

@@ -89,7 +89,9 @@ pub fn page(
         q = q.filter(outages::status.eq("active"));
     }
     if let Some((at, id)) = after {
-        q = q.filter(
+        // The bound is implied by the `OR`; stated, it bounds the index range (a deep page
+        // starts at the cursor).
+        q = q.filter(outages::started_at.le(at)).filter(
             outages::started_at
                 .lt(at)
                 .or(outages::started_at.eq(at).and(outages::id.lt(id))),

@@ -233,7 +233,9 @@ pub fn breaches(
         ))
         .into_boxed();
     if let Some((at, id)) = after {
-        q = q.filter(
+        // The bound is implied by the `OR`; stated, it bounds the index range (a deep page
+        // starts at the cursor).
+        q = q.filter(sla_timers::started_at.ge(at)).filter(
             sla_timers::started_at
                 .gt(at)
                 .or(sla_timers::started_at.eq(at).and(sla_timers::id.gt(id))),

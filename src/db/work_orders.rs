@@ -679,7 +679,9 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some((at, id)) = after {
-        q = q.filter(
+        // `created_at <= at` is implied by the `OR` but, unlike it, bounds an index range: a
+        // deep page's scan starts at the cursor instead of walking the earlier pages' entries.
+        q = q.filter(work_orders::created_at.le(at)).filter(
             work_orders::created_at
                 .lt(at)
                 .or(work_orders::created_at.eq(at).and(work_orders::id.lt(id))),
