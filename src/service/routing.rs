@@ -96,23 +96,26 @@ pub fn named_candidates(
         .find(kind, &order.category)
         .and_then(|c| c.skill.clone());
     let returned = order.returned_crew_ids.to_vec();
-    let standing = |id: &str| standings.get(id).copied().unwrap_or_default();
     let inputs: Vec<CandidateInput<'_>> = all
         .iter()
         .zip(&lists)
-        .map(|(c, (area_codes, skills))| CandidateInput {
-            facts: CrewFacts {
-                id: &c.id,
-                kind: c.kind,
-                on_duty: c.on_duty,
-                area_codes,
-                skills,
-                capacity: i64::from(c.capacity),
-                load: standing(&c.id).load,
-            },
-            code: &c.code,
-            position: c.lat.zip(c.lon),
-            arrivals: (standing(&c.id).met, standing(&c.id).timed),
+        .map(|(c, (area_codes, skills))| {
+            // A crew that was not read (it could not take the order) has no load or history.
+            let standing = standings.get(&c.id).copied().unwrap_or_default();
+            CandidateInput {
+                facts: CrewFacts {
+                    id: &c.id,
+                    kind: c.kind,
+                    on_duty: c.on_duty,
+                    area_codes,
+                    skills,
+                    capacity: i64::from(c.capacity),
+                    load: standing.load,
+                },
+                code: &c.code,
+                position: c.lat.zip(c.lon),
+                arrivals: (standing.met, standing.timed),
+            }
         })
         .collect();
     let needs = OrderNeeds {

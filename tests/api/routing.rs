@@ -23,6 +23,17 @@ async fn crew(
     .id()
 }
 
+/// The candidate `code` in a candidates answer.
+fn candidate(body: &serde_json::Value, code: &str) -> serde_json::Value {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == code)
+        .unwrap()
+        .clone()
+}
+
 #[actix_web::test]
 async fn dispatch_without_a_crew_routes_to_the_best_and_skips_returned_crews() {
     let app = spawn_app().await;
@@ -59,7 +70,7 @@ async fn dispatch_without_a_crew_routes_to_the_best_and_skips_returned_crews() {
     assert!(items[0]["score"].as_f64().unwrap() > items[1]["score"].as_f64().unwrap());
     assert!(items[0]["distance_km"].as_f64().unwrap() < 1.0);
     assert_eq!(items[0]["parts"]["home_area"], true);
-    let why = |code: &str| items.iter().find(|c| c["code"] == code).unwrap()["why_not"].clone();
+    let why = |code: &str| candidate(&cands, code)["why_not"].clone();
     assert_eq!(why("OFF"), json!(["on_duty"]));
     assert_eq!(why("METER"), json!(["skill"]));
     assert_eq!(why("UNIT"), json!(["kind", "skill"]));
@@ -104,14 +115,7 @@ async fn dispatch_without_a_crew_routes_to_the_best_and_skips_returned_crews() {
         .get(&format!("/api/v1/work-orders/{id}/candidates"), &disp)
         .await
         .body;
-    let near_now = cands["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["code"] == "NEAR")
-        .unwrap()
-        .clone();
-    assert!(near_now["why_not"]
+    assert!(candidate(&cands, "NEAR")["why_not"]
         .as_array()
         .unwrap()
         .contains(&json!("returned_before")));
@@ -318,15 +322,6 @@ async fn a_crews_load_counts_its_orders_still_being_worked_and_a_full_crew_is_pa
     for phone in ["13800000001", "13800000002", "13800000003", "13800000004"] {
         orders.push(app.new_order(&agent, "repair", "SZ-FT-01", phone).await);
     }
-    let candidate = |body: &serde_json::Value, code: &str| {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["code"] == code)
-            .unwrap()
-            .clone()
-    };
     // three of them assigned to NEAR (its capacity): dispatched, accepted, and on its way
     for id in &orders[..3] {
         app.act(&disp, id, "dispatch", json!({"crew_id": near}))
