@@ -98,9 +98,14 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[TimerRow]) -> Result<(), App
                 Err(rows) => rows,
             };
             match <[TimerRow; 1]>::try_from(rows) {
-                Ok([one]) => into().values(one).execute(pg)?,
-                Err(rows) if !rows.is_empty() => into().values(rows).execute(pg)?,
-                Err(_) => 0,
+                Ok([one]) => into().values(one).execute(pg).map(drop)?,
+                // Many (an outage's linked orders resolving): 500 rows a statement, well
+                // inside PostgreSQL's 65,535 bound parameters.
+                Err(rows) => {
+                    for chunk in rows.chunks(500) {
+                        into().values(chunk.to_vec()).execute(pg)?;
+                    }
+                }
             };
         }
         _ => {

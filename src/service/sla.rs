@@ -639,8 +639,76 @@ pub fn apply(
         all,
         any_window: any_window.unwrap_or(true),
         rule: None,
+        pauses: None,
     };
     apply_to_read(conn, ctx, order, plan, crew, now, read, None).map(Some)
+}
+
+/// [`apply`] to many orders at once, each with its own plan and no crew (an outage's linked
+/// orders resolving or going back to `new` together): their timers, the force-majeure windows
+/// and what picks their rules read in a few statements for all of them, the changes written
+/// together in a few more (a timer it changes is written at once, as [`apply`] writes it).
+/// False when a timer moved on meanwhile (the caller's transaction must not commit).
+pub fn apply_to_many(
+    conn: &mut DbConnection,
+    ctx: &SlaContext,
+    orders: &[(WorkOrderRow, TimerPlan)],
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let orders: Vec<_> = orders
+        .iter()
+        .filter(|(_, plan)| plan != &TimerPlan::default())
+        .collect();
+    let Some(since) = orders.iter().map(|(o, _)| o.created_at).min() else {
+        return Ok(true);
+    };
+    let ids: Vec<String> = orders.iter().map(|(o, _)| o.id.clone()).collect();
+    let mut timers_of: std::collections::HashMap<String, Vec<TimerRow>> = Default::default();
+    for t in timers::for_orders(conn, &ids)? {
+        timers_of
+            .entry(t.work_order_id.clone())
+            .or_default()
+            .push(t);
+    }
+    // Every window that can overlap a timer of any of them; each order takes those that
+    // can overlap its own (as `order_pauses` reads them for one).
+    let windows = timers::pauses_since(conn, since)?;
+    let tree = areas_for(conn, &windows)?;
+    let facts = if orders.iter().any(|(_, plan)| !plan.start.is_empty()) {
+        let keys: Vec<_> = orders
+            .iter()
+            .map(|(o, _)| {
+                (
+                    o.area_code.as_str(),
+                    o.customer_id.as_deref(),
+                    o.caller_phone.as_deref(),
+                )
+            })
+            .collect();
+        crate::db::work_orders::rule_facts_many(conn, &keys)?
+    } else {
+        vec![None; orders.len()]
+    };
+    let mut writes = TimerWrites::default();
+    for ((order, plan), rule) in orders.into_iter().zip(facts) {
+        let own: Vec<PauseRow> = windows
+            .iter()
+            .filter(|w| w.ends_at.is_none_or(|end| end > order.created_at))
+            .cloned()
+            .collect();
+        let read = OrderTimers {
+            all: timers_of.remove(&order.id).unwrap_or_default(),
+            any_window: true,
+            rule,
+            pauses: Some(pause_holds(&own, &tree, &order.area_code)),
+        };
+        // An open timer the plan changes is written at once, as `apply` does (taking the
+        // fresh row if the scanner fired it since the read); new timers go together.
+        let touched = plan.touches_open() && read.all.iter().any(|t| t.ended_at.is_none());
+        let defer = (!touched).then_some(&mut writes);
+        apply_to_read(conn, ctx, order, plan, None, now, read, defer)?;
+    }
+    writes.write_each(conn)
 }
 
 /// Every timer of an order as read (with the order, before its action's update), whether
@@ -651,6 +719,9 @@ pub struct OrderTimers {
     pub all: Vec<TimerRow>,
     pub any_window: bool,
     pub rule: Option<RuleFacts>,
+    /// The order's force-majeure windows when read already (for many orders at once);
+    /// otherwise they are read here if `any_window`.
+    pub pauses: Option<Vec<Hold>>,
 }
 
 /// [`apply`] on timers read already; returns them as they now stand, changed or not. With
@@ -672,15 +743,16 @@ pub fn apply_to_read(
         mut all,
         any_window,
         rule: rule_facts,
+        pauses,
     } = read;
     if plan == &TimerPlan::default() {
         in_read_order(&mut all);
         return Ok(all);
     }
-    let pauses = if any_window {
-        order_pauses(conn, &OrderTerms::from(order))?
-    } else {
-        Vec::new()
+    let pauses = match pauses {
+        Some(known) => known,
+        None if any_window => order_pauses(conn, &OrderTerms::from(order))?,
+        None => Vec::new(),
     };
     if plan.touches_open() {
         for slot in all.iter_mut().filter(|t| t.ended_at.is_none()) {

@@ -289,3 +289,122 @@ async fn a_patch_keeps_the_restore_estimate_after_the_start() {
     // An empty body changes nothing and is not an error.
     app.patch(&path, &c.dispatcher, json!({})).await.expect(200);
 }
+
+/// An outage over `areas`; new repair calls from each link to it.
+async fn declare_over(app: &TestApp, token: &str, areas: &[&str]) -> String {
+    let outage = app
+        .post(
+            "/api/v1/outages",
+            token,
+            json!({"area_codes": areas, "cause": "110kV 变电站失压", "started_at": start_time().to_rfc3339()}),
+        )
+        .await
+        .expect(201)
+        .body;
+    outage["id"].as_str().unwrap().to_owned()
+}
+
+/// A repair call from each (area, phone), each answered as linked to an outage; their ids.
+async fn linked_calls(app: &TestApp, agent: &str, calls: &[(&str, &str)]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (area, phone) in calls {
+        let body = json!({"kind": "repair", "channel": "phone", "caller": {"phone": phone},
+                          "area_code": area, "description": "停电"});
+        let r = app
+            .post("/api/v1/work-orders", agent, body)
+            .await
+            .expect(201);
+        assert_eq!(r.body["status"], "merged");
+        ids.push(r.id());
+    }
+    ids
+}
+
+fn stage<'a>(order: &'a serde_json::Value, stage: &str) -> &'a serde_json::Value {
+    order["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["stage"] == stage)
+        .unwrap_or_else(|| panic!("no {stage} timer in {order}"))
+}
+
+/// Restore and cancel move all linked orders together, yet each one's timers start under its
+/// own area's rule and force-majeure windows.
+#[actix_web::test]
+async fn linked_orders_of_several_areas_move_together_each_under_its_own_areas_rules() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    app.area("SZ-RU-01", "rural").await;
+    app.area("SZ-NS-01", "urban").await;
+    // cancel: each order's arrival target is its own area's (urban 45 min, rural 90 min)
+    let oid = declare_over(&app, &c.dispatcher, &["SZ-FT-01", "SZ-RU-01"]).await;
+    let ids = linked_calls(
+        &app,
+        &c.agent,
+        &[("SZ-FT-01", "13900000011"), ("SZ-RU-01", "13900000012")],
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/outages/{oid}/cancel"),
+        &c.dispatcher,
+        json!({"reason": "误报"}),
+    )
+    .await
+    .expect(200);
+    let mut due = Vec::new();
+    for id in &ids {
+        let o = app
+            .get(&format!("/api/v1/work-orders/{id}"), &c.agent)
+            .await
+            .body;
+        assert_eq!(o["status"], "new");
+        let arrival = stage(&o, "arrival");
+        assert_eq!(arrival["state"], "running");
+        due.push(
+            chrono::DateTime::parse_from_rfc3339(arrival["due_at"].as_str().unwrap()).unwrap(),
+        );
+    }
+    assert_eq!(
+        due[1] - due[0],
+        TimeDelta::minutes(45),
+        "rural 90 − urban 45"
+    );
+    // restore: a window open over one area holds that order's callback, not the other's
+    let oid = declare_over(&app, &c.dispatcher, &["SZ-FT-01", "SZ-NS-01"]).await;
+    let ids = linked_calls(
+        &app,
+        &c.agent,
+        &[("SZ-FT-01", "13900000021"), ("SZ-NS-01", "13900000022")],
+    )
+    .await;
+    app.post(
+        "/api/v1/sla/pauses",
+        &c.supervisor,
+        json!({"area_codes": ["SZ-FT-01"], "starts_at": start_time().to_rfc3339(), "reason": "台风"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/outages/{oid}/restore"),
+        &c.dispatcher,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let held = app
+        .get(&format!("/api/v1/work-orders/{}", ids[0]), &c.agent)
+        .await
+        .body;
+    let free = app
+        .get(&format!("/api/v1/work-orders/{}", ids[1]), &c.agent)
+        .await
+        .body;
+    assert_eq!(held["status"], "resolved");
+    assert_eq!(free["status"], "resolved");
+    assert!(
+        stage(&held, "callback")["due_at"].is_null(),
+        "held while the window over its area is open"
+    );
+    assert!(stage(&free, "callback")["due_at"].is_string());
+}

@@ -432,6 +432,7 @@ fn act_once(
             all: read_timers,
             any_window,
             rule,
+            pauses: None,
         };
         let mut writes = TimerWrites::default();
         let timers = sla::apply_to_read(

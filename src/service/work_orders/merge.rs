@@ -49,85 +49,96 @@ pub(crate) fn release_merged(
     sla_context: &SlaContext,
     (event_type, reason): (&str, &str),
 ) -> Result<(), AppError> {
-    for child in repo::merged_into(conn, master_id)? {
-        let changes = WorkOrderChanges {
-            status: Some(Status::New.as_str().to_owned()),
-            master_id: Some(None),
-            outage_id: Some(None),
-            version: Some(child.version + 1),
-            updated_at: Some(now.naive_utc()),
-            ..Default::default()
-        };
-        if !repo::guarded_update(conn, &child.id, child.version, &changes)? {
-            return Err(concurrent());
-        }
-        events::insert(
-            conn,
-            &event(
-                &child.id,
-                event_type,
-                None,
-                (Some(Status::Merged), Some(Status::New)),
-                Some(reason.to_owned()),
-                json!({"master_id": master_id, "outage_id": child.outage_id}),
-                now,
-            ),
-        )?;
-        let released = repo::find(conn, &child.id)?.ok_or_else(order_not_found)?;
-        let kind = released.kind;
-        sla::apply(
-            conn,
-            sla_context,
-            &released,
-            &sla_rules::plan(kind, Action::Unmerge, Status::New),
+    let changes = WorkOrderChanges {
+        status: Some(Status::New.as_str().to_owned()),
+        master_id: Some(None),
+        outage_id: Some(None),
+        updated_at: Some(now.naive_utc()),
+        ..Default::default()
+    };
+    move_merged(conn, master_id, &changes, sla_context, now, |child| {
+        let event = event(
+            &child.id,
+            event_type,
             None,
+            (Some(Status::Merged), Some(Status::New)),
+            Some(reason.to_owned()),
+            json!({"master_id": master_id, "outage_id": child.outage_id}),
             now,
-        )?;
-    }
-    Ok(())
+        );
+        (event, Action::Unmerge, Status::New)
+    })
 }
 
-/// When a master resolves, the orders merged into it resolve too (system events).
+/// When a master resolves, the orders merged into it resolve too (system events); each
+/// linked order still gets its callback.
 pub(crate) fn resolve_merged(
     conn: &mut DbConnection,
     master_id: &str,
     now: DateTime<Utc>,
     sla_context: &SlaContext,
 ) -> Result<(), AppError> {
-    for child in repo::merged_into(conn, master_id)? {
-        let changes = WorkOrderChanges {
-            status: Some(Status::Resolved.as_str().to_owned()),
-            resolved_at: Some(Some(now.naive_utc())),
-            version: Some(child.version + 1),
-            updated_at: Some(now.naive_utc()),
-            ..Default::default()
-        };
-        if !repo::guarded_update(conn, &child.id, child.version, &changes)? {
-            return Err(concurrent());
-        }
-        events::insert(
-            conn,
-            &event(
-                &child.id,
-                "master_resolved",
-                None,
-                (Some(Status::Merged), Some(Status::Resolved)),
-                None,
-                json!({"master_id": master_id}),
-                now,
-            ),
-        )?;
-        // Each linked order still gets its callback.
-        let resolved = repo::find(conn, &child.id)?.ok_or_else(order_not_found)?;
-        let kind = resolved.kind;
-        sla::apply(
-            conn,
-            sla_context,
-            &resolved,
-            &sla_rules::plan(kind, Action::Resolve, Status::Resolved),
+    let changes = WorkOrderChanges {
+        status: Some(Status::Resolved.as_str().to_owned()),
+        resolved_at: Some(Some(now.naive_utc())),
+        updated_at: Some(now.naive_utc()),
+        ..Default::default()
+    };
+    move_merged(conn, master_id, &changes, sla_context, now, |child| {
+        let event = event(
+            &child.id,
+            "master_resolved",
             None,
+            (Some(Status::Merged), Some(Status::Resolved)),
+            None,
+            json!({"master_id": master_id}),
             now,
-        )?;
+        );
+        (event, Action::Resolve, Status::Resolved)
+    })
+}
+
+/// Moves every order merged into `master_id` at once — an outage's master can have
+/// thousands: one read, one update of them all, their events and their timers in a few
+/// statements each (one statement per order per step before, which made a restore of 10,000
+/// linked orders take 45 s). `what` gives, from an order as read, its event and the action
+/// and status its timers follow. A concurrent update is refused (409) as for one order: an
+/// order read here must be the one updated, one version on.
+fn move_merged(
+    conn: &mut DbConnection,
+    master_id: &str,
+    changes: &WorkOrderChanges,
+    sla_context: &SlaContext,
+    now: DateTime<Utc>,
+    what: impl Fn(&WorkOrderRow) -> (NewEvent, Action, Status),
+) -> Result<(), AppError> {
+    let children = repo::merged_into(conn, master_id)?;
+    if children.is_empty() {
+        return Ok(());
+    }
+    let mut moved: std::collections::HashMap<String, WorkOrderRow> =
+        repo::update_merged_into(conn, master_id, changes)?
+            .into_iter()
+            .map(|row| (row.id.clone(), row))
+            .collect();
+    if moved.len() != children.len() {
+        return Err(concurrent());
+    }
+    let mut events = Vec::with_capacity(children.len());
+    let mut plans = Vec::with_capacity(children.len());
+    for child in &children {
+        let row = moved
+            .remove(&child.id)
+            .filter(|row| row.version == child.version + 1)
+            .ok_or_else(concurrent)?;
+        let (event, action, status) = what(child);
+        events.push(event);
+        let plan = sla_rules::plan(row.kind, action, status);
+        plans.push((row, plan));
+    }
+    events::insert_many(conn, &events)?;
+    if !sla::apply_to_many(conn, sla_context, &plans, now)? {
+        return Err(concurrent());
     }
     Ok(())
 }
