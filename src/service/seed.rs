@@ -901,7 +901,7 @@ pub fn seed(
         bulk::credit_cells(conn, &credit_cells)
     })?;
     report.cells = sla_cells.len() + credit_cells.len();
-    // A bulk load leaves PostgreSQL without statistics until autovacuum gets to the tables
+    // A bulk load leaves PostgreSQL without statistics or vacuum until autovacuum gets to the tables
     // (seen: still none 20 minutes after a seed): a server started at once planned the order's
     // timers read as a parallel scan (17 ms a create).
     bulk::analyze(conn)?;
